@@ -1,0 +1,40 @@
+# Model Hub: one entry point for installing, testing, benchmarking and the demo.
+# Every target installs what is missing first; a second run skips the installs.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+
+# The npm packages carry anvil, forge, cast and solc; tools/solc lets ape-solidity use solc.
+export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
+export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
+export APE_DATA_FOLDER ?= $(CURDIR)/.ape
+
+.PHONY: install compile test test-fast bench demo clean
+
+install: $(PY_STAMP) $(NPM_STAMP)
+
+$(PY_STAMP): requirements.lock pyproject.toml
+	@echo "==> installing Python packages into $(VENV) (first run only)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	@echo "==> installing npm tools: solc, anvil, forge, cast, OpenZeppelin (first run only)"
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+compile: install
+	$(BIN)/ape compile
+
+test: compile
+	$(BIN)/ape test tests
+
+clean:
+	rm -rf .build .ape .pytest_cache .hypothesis

@@ -1,0 +1,519 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
+import {ExactTransfer} from "./libraries/ExactTransfer.sol";
+import {FeeSplit} from "./libraries/FeeSplit.sol";
+
+/// @title InferenceEscrow: prepaid credit, one escrowed fee per call, and its release
+/// @notice Callers deposit fee tokens as credit. A call locks the model's current price from
+/// that credit; a bonded relayer's signed attestation releases it to the treasury, the relayer
+/// and the model's payees (see FeeSplit for the rounding rule); a rejection or a missed deadline
+/// returns it to the caller's credit. Everyone is paid by pull (`withdrawEarnings`).
+contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+    using ExactTransfer for IERC20;
+
+    // ------------------------------------------------------------------ errors
+
+    error InferenceEscrow_ZeroAmount();
+    error InferenceEscrow_ZeroAddress();
+    error InferenceEscrow_InsufficientCredit(address account, uint256 credit, uint256 required);
+    error InferenceEscrow_NothingToWithdraw(address account);
+    error InferenceEscrow_ModelInactive(uint256 modelId);
+    error InferenceEscrow_UnknownVersion(uint256 modelId, uint32 version, uint32 latestVersion);
+    error InferenceEscrow_PriceAboveMax(uint256 modelId, uint256 price, uint256 maxPrice);
+    error InferenceEscrow_UnknownRequest(uint256 requestId);
+    error InferenceEscrow_NotPending(uint256 requestId, uint8 status);
+    error InferenceEscrow_DeadlinePassed(uint256 requestId, uint64 deadline);
+    error InferenceEscrow_DeadlineNotPassed(uint256 requestId, uint64 deadline);
+    error InferenceEscrow_AttestationMismatch(uint256 requestId);
+    error InferenceEscrow_InvalidSignature(uint256 requestId);
+    error InferenceEscrow_NotActiveRelayer(address account);
+    error InferenceEscrow_InvalidRejectReason(uint8 reason);
+    error InferenceEscrow_LengthMismatch(uint256 attestations, uint256 signatures);
+    error InferenceEscrow_FeeTooHigh(uint256 bps, uint256 maxBps);
+
+    // ------------------------------------------------------------------ events
+
+    event Deposited(address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+    event InferenceRequested(
+        uint256 indexed requestId,
+        uint256 indexed modelId,
+        uint32 version,
+        address indexed caller,
+        uint256 price,
+        bytes32 inputHash,
+        bytes input
+    );
+    event InferenceFulfilled(uint256 indexed requestId, address indexed relayer, bytes32 outputHash);
+    event InferenceRejected(uint256 indexed requestId, address indexed relayer, uint8 reason);
+    event InferenceRefunded(uint256 indexed requestId);
+    /// @notice An item of `fulfillBatch` that could not settle; `reason` is a `SkipReason`.
+    event InferenceSkipped(uint256 indexed requestId, uint8 reason);
+    event EarningsWithdrawn(address indexed account, uint256 amount);
+    event ProtocolFeeChanged(uint16 oldBps, uint16 newBps);
+    event RelayerFeeChanged(uint16 oldBps, uint16 newBps);
+    event TreasuryChanged(address indexed oldTreasury, address indexed newTreasury);
+
+    // ------------------------------------------------------------------ types and constants
+
+    /// @notice What a relayer signs: it ran `version` of `modelId` on the input hashing to
+    /// `inputHash` for request `requestId`, and delivered output hashing to `outputHash`.
+    struct Attestation {
+        uint256 requestId;
+        uint256 modelId;
+        uint32 version;
+        bytes32 inputHash;
+        bytes32 outputHash;
+    }
+
+    /// @notice Why an item of `fulfillBatch` was skipped (the single `fulfill` reverts instead).
+    enum SkipReason {
+        None,
+        NotPending, // unknown, or already fulfilled, rejected or refunded
+        DeadlinePassed,
+        Mismatch, // model, version or input hash differ from the request
+        InvalidSignature,
+        NotActiveRelayer // the signer is not (or no longer) a bonded, active relayer
+    }
+
+    uint8 public constant STATUS_PENDING = 1;
+    uint8 public constant STATUS_FULFILLED = 2;
+    uint8 public constant STATUS_REJECTED = 3;
+    uint8 public constant STATUS_REFUNDED = 4;
+
+    uint8 public constant REJECT_BAD_INPUT = 1;
+    uint8 public constant REJECT_MODEL_ERROR = 2;
+    uint8 public constant REJECT_ARTIFACT_UNAVAILABLE = 3;
+    uint8 public constant REJECT_OTHER = 4;
+
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = 1_000;
+    uint16 public constant MAX_RELAYER_FEE_BPS = 3_000;
+
+    bytes32 public constant ATTESTATION_TYPEHASH = keccak256(
+        "Attestation(uint256 requestId,uint256 modelId,uint32 version,bytes32 inputHash,bytes32 outputHash)"
+    );
+
+    // ------------------------------------------------------------------ storage
+
+    /// @dev One call. Slot 0 and the input hash are all that settlement reads; the caller sits
+    /// in its own slot because only rejections and refunds need it. When a request ends, slot 0
+    /// keeps only the status and the input hash is cleared, for the storage refund.
+    struct Request {
+        uint128 price;
+        uint48 modelId;
+        uint32 version;
+        uint40 deadline;
+        uint8 status;
+        bytes32 inputHash;
+        address caller;
+    }
+
+    struct ModelStats {
+        uint64 calls;
+        uint192 revenue;
+    }
+
+    struct FeeConfig {
+        address treasury;
+        uint16 protocolFeeBps;
+        uint16 relayerFeeBps;
+    }
+
+    /// @dev Placed first so it shares a slot with Pausable's flag, which every request reads anyway.
+    uint64 private _requestCount;
+
+    /// @notice The fee token.
+    IERC20 public immutable token;
+    /// @notice The model registry prices and payees are read from.
+    IModelRegistry public immutable registry;
+    /// @notice The relayer registry that says who may attest and reject.
+    IRelayerRegistry public immutable relayers;
+    /// @notice Seconds a relayer has to serve a call before the caller can take a refund.
+    uint64 public immutable requestTimeout;
+
+    FeeConfig private _fees;
+
+    /// @notice Free prepaid credit of each caller.
+    mapping(address account => uint256) public balanceOf;
+    /// @notice Released revenue waiting for `withdrawEarnings` (payees, relayers, treasury).
+    mapping(address account => uint256) public earningsOf;
+
+    mapping(uint256 requestId => Request) private _requests;
+    mapping(uint256 modelId => ModelStats) private _stats;
+
+    /// @dev What a settlement run keeps in memory, so that a batch reads each setting once,
+    /// asks the relayer registry once per signer, the model registry once per model, and
+    /// books the treasury's and each relayer's earnings with one storage write.
+    struct Settlement {
+        FeeConfig fees;
+        uint256 treasuryEarned;
+        address relayer;
+        uint256 relayerEarned;
+        address activeRelayer;
+        uint256 modelId;
+        address[] payees;
+        uint16[] shares;
+    }
+
+    // ------------------------------------------------------------------ constructor
+
+    /// @param token_ The fee token.
+    /// @param registry_ The ModelRegistry.
+    /// @param relayers_ The RelayerRegistry.
+    /// @param treasury_ Receives the protocol fee.
+    /// @param protocolFeeBps_ At most 1_000 (10%).
+    /// @param relayerFeeBps_ At most 3_000 (30%).
+    /// @param requestTimeout_ Seconds from a request to its deadline.
+    constructor(
+        IERC20 token_,
+        IModelRegistry registry_,
+        IRelayerRegistry relayers_,
+        address treasury_,
+        uint16 protocolFeeBps_,
+        uint16 relayerFeeBps_,
+        uint64 requestTimeout_
+    ) EIP712("ModelHub", "1") Ownable(msg.sender) {
+        token = token_;
+        registry = registry_;
+        relayers = relayers_;
+        requestTimeout = requestTimeout_;
+        setTreasury(treasury_);
+        setProtocolFeeBps(protocolFeeBps_);
+        setRelayerFeeBps(relayerFeeBps_);
+    }
+
+    // ------------------------------------------------------------------ external: credit
+
+    /// @notice Adds `amount` tokens to the caller's credit.
+    function deposit(uint256 amount) external {
+        depositFor(msg.sender, amount);
+    }
+
+    /// @notice Adds `amount` tokens, paid by the caller, to `account`'s credit.
+    function depositFor(address account, uint256 amount) public nonReentrant {
+        if (amount == 0) revert InferenceEscrow_ZeroAmount();
+        if (account == address(0)) revert InferenceEscrow_ZeroAddress();
+        balanceOf[account] += amount;
+        emit Deposited(account, amount);
+        token.pullExact(msg.sender, amount);
+    }
+
+    /// @notice Sends `amount` of the caller's free credit back to it.
+    function withdraw(uint256 amount) external nonReentrant {
+        if (amount == 0) revert InferenceEscrow_ZeroAmount();
+        uint256 credit = balanceOf[msg.sender];
+        if (credit < amount) revert InferenceEscrow_InsufficientCredit(msg.sender, credit, amount);
+        unchecked {
+            balanceOf[msg.sender] = credit - amount;
+        }
+        emit Withdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ external: calls
+
+    /// @notice Pays for one call: locks the model's current price from the caller's credit.
+    /// @param modelId The model to run.
+    /// @param version The version to run; 0 means the latest, resolved now.
+    /// @param input The input JSON, UTF-8; relayers read it from the event.
+    /// @param maxPrice The most the caller accepts to pay; protects against a price change.
+    /// @return requestId The id relayers and the caller refer to the call by.
+    function requestInference(uint256 modelId, uint32 version, bytes calldata input, uint256 maxPrice)
+        external
+        whenNotPaused
+        returns (uint256 requestId)
+    {
+        (uint256 price, uint32 latestVersion, bool active) = registry.callTerms(modelId);
+        if (!active) revert InferenceEscrow_ModelInactive(modelId);
+        if (version == 0) version = latestVersion;
+        else if (version > latestVersion) revert InferenceEscrow_UnknownVersion(modelId, version, latestVersion);
+        if (price > maxPrice) revert InferenceEscrow_PriceAboveMax(modelId, price, maxPrice);
+
+        uint256 credit = balanceOf[msg.sender];
+        if (credit < price) revert InferenceEscrow_InsufficientCredit(msg.sender, credit, price);
+        unchecked {
+            balanceOf[msg.sender] = credit - price;
+            requestId = ++_requestCount;
+        }
+
+        bytes32 inputHash = keccak256(input);
+        // The registry caps prices at 2**128 - 1 and numbers models from 1, so neither cast
+        // truncates; uint40 seconds last until the year 36812.
+        _requests[requestId] = Request({
+            price: uint128(price),
+            modelId: uint48(modelId),
+            version: version,
+            deadline: uint40(block.timestamp + requestTimeout),
+            status: STATUS_PENDING,
+            inputHash: inputHash,
+            caller: msg.sender
+        });
+        emit InferenceRequested(requestId, modelId, version, msg.sender, price, inputHash, input);
+    }
+
+    /// @notice Settles one call with a relayer's signed attestation; anyone may submit it.
+    /// @param att The attestation; must match the request's model, version and input hash.
+    /// @param signature An active relayer's EIP-712 signature of `att` (65 bytes).
+    function fulfill(Attestation calldata att, bytes calldata signature) external {
+        Settlement memory run = _startSettlement();
+        (SkipReason reason, address signer) = _settle(run, att, signature);
+        if (reason != SkipReason.None) _revertFor(reason, att, signer);
+        _finishSettlement(run);
+    }
+
+    /// @notice Settles many calls; an item that cannot settle is skipped with `InferenceSkipped`.
+    function fulfillBatch(Attestation[] calldata atts, bytes[] calldata signatures) external {
+        uint256 count = atts.length;
+        if (signatures.length != count) revert InferenceEscrow_LengthMismatch(count, signatures.length);
+        Settlement memory run = _startSettlement();
+        for (uint256 i; i < count; ++i) {
+            (SkipReason reason,) = _settle(run, atts[i], signatures[i]);
+            if (reason != SkipReason.None) emit InferenceSkipped(atts[i].requestId, uint8(reason));
+        }
+        _finishSettlement(run);
+    }
+
+    /// @notice A relayer declares a pending call unservable; the caller gets the full price back.
+    /// @param reason 1 input does not fit the model, 2 model error, 3 model file unavailable or
+    /// not matching its digest, 4 other.
+    function reject(uint256 requestId, uint8 reason) external {
+        if (reason < REJECT_BAD_INPUT || reason > REJECT_OTHER) revert InferenceEscrow_InvalidRejectReason(reason);
+        if (!relayers.isActive(msg.sender)) revert InferenceEscrow_NotActiveRelayer(msg.sender);
+        _returnToCaller(requestId, STATUS_REJECTED);
+        emit InferenceRejected(requestId, msg.sender, reason);
+    }
+
+    /// @notice Returns the price of a call nobody served in time to its caller's credit.
+    function refund(uint256 requestId) external {
+        uint64 deadline = _requests[requestId].deadline;
+        if (block.timestamp <= deadline) revert InferenceEscrow_DeadlineNotPassed(requestId, deadline);
+        _returnToCaller(requestId, STATUS_REFUNDED);
+        emit InferenceRefunded(requestId);
+    }
+
+    /// @notice Pays out all of the caller's released earnings.
+    function withdrawEarnings() external nonReentrant {
+        uint256 amount = earningsOf[msg.sender];
+        if (amount == 0) revert InferenceEscrow_NothingToWithdraw(msg.sender);
+        earningsOf[msg.sender] = 0;
+        emit EarningsWithdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ external: owner
+
+    /// @notice Sets the treasury's share of each fee, at most 1_000 bps; applies to settlements from now on.
+    function setProtocolFeeBps(uint16 bps) public onlyOwner {
+        if (bps > MAX_PROTOCOL_FEE_BPS) revert InferenceEscrow_FeeTooHigh(bps, MAX_PROTOCOL_FEE_BPS);
+        emit ProtocolFeeChanged(_fees.protocolFeeBps, bps);
+        _fees.protocolFeeBps = bps;
+    }
+
+    /// @notice Sets the serving relayer's share of each fee, at most 3_000 bps; applies to settlements from now on.
+    function setRelayerFeeBps(uint16 bps) public onlyOwner {
+        if (bps > MAX_RELAYER_FEE_BPS) revert InferenceEscrow_FeeTooHigh(bps, MAX_RELAYER_FEE_BPS);
+        emit RelayerFeeChanged(_fees.relayerFeeBps, bps);
+        _fees.relayerFeeBps = bps;
+    }
+
+    /// @notice Sets the account that earns the protocol fee from now on; past earnings stay where they are.
+    function setTreasury(address newTreasury) public onlyOwner {
+        if (newTreasury == address(0)) revert InferenceEscrow_ZeroAddress();
+        emit TreasuryChanged(_fees.treasury, newTreasury);
+        _fees.treasury = newTreasury;
+    }
+
+    /// @notice Stops new requests. Deposits, withdrawals, settlement, rejections and refunds go on.
+    function pause() external onlyOwner {
+        _pause();
+    }
+
+    /// @notice Lets new requests in again.
+    function unpause() external onlyOwner {
+        _unpause();
+    }
+
+    // ------------------------------------------------------------------ external: views
+
+    /// @notice One request. After it ends only `status` is kept; the rest reads as zero except the caller.
+    /// @dev status: 1 pending, 2 fulfilled, 3 rejected, 4 refunded; unknown ids revert.
+    function getRequest(uint256 requestId)
+        external
+        view
+        returns (
+            address caller,
+            uint256 modelId,
+            uint32 version,
+            uint256 price,
+            bytes32 inputHash,
+            uint64 deadline,
+            uint8 status
+        )
+    {
+        Request storage r = _requests[requestId];
+        if (r.status == 0) revert InferenceEscrow_UnknownRequest(requestId);
+        return (r.caller, r.modelId, r.version, r.price, r.inputHash, r.deadline, r.status);
+    }
+
+    /// @notice Number of requests made; ids run from 1 to `requestCount()`.
+    function requestCount() external view returns (uint256) {
+        return _requestCount;
+    }
+
+    /// @notice Settled calls of a model and the total price they paid.
+    function modelStats(uint256 modelId) external view returns (uint256 calls, uint256 revenue) {
+        ModelStats storage stats = _stats[modelId];
+        return (stats.calls, stats.revenue);
+    }
+
+    /// @notice The account earning the protocol fee.
+    function treasury() external view returns (address) {
+        return _fees.treasury;
+    }
+
+    /// @notice The treasury's share of each fee, in bps.
+    function protocolFeeBps() external view returns (uint16) {
+        return _fees.protocolFeeBps;
+    }
+
+    /// @notice The serving relayer's share of each fee, in bps.
+    function relayerFeeBps() external view returns (uint16) {
+        return _fees.relayerFeeBps;
+    }
+
+    /// @notice The EIP-712 digest a relayer signs for `att` (domain "ModelHub", version "1").
+    function hashAttestation(Attestation calldata att) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(abi.encode(ATTESTATION_TYPEHASH, att.requestId, att.modelId, att.version, att.inputHash, att.outputHash))
+        );
+    }
+
+    // ------------------------------------------------------------------ internal: settlement
+
+    function _startSettlement() private view returns (Settlement memory run) {
+        run.fees = _fees;
+    }
+
+    /// @dev Checks one attestation and, if it holds, releases its request's price. Returns why
+    /// it did not settle (SkipReason.None when it did) and the recovered signer.
+    function _settle(Settlement memory run, Attestation calldata att, bytes calldata signature)
+        private
+        returns (SkipReason, address)
+    {
+        Request storage request = _requests[att.requestId];
+        if (request.status != STATUS_PENDING) return (SkipReason.NotPending, address(0));
+        if (block.timestamp > request.deadline) return (SkipReason.DeadlinePassed, address(0));
+        uint256 modelId = request.modelId;
+        if (att.modelId != modelId || att.version != request.version || att.inputHash != request.inputHash) {
+            return (SkipReason.Mismatch, address(0));
+        }
+        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(hashAttestation(att), signature);
+        if (error != ECDSA.RecoverError.NoError) return (SkipReason.InvalidSignature, address(0));
+        if (signer != run.activeRelayer) {
+            if (!relayers.isActive(signer)) return (SkipReason.NotActiveRelayer, signer);
+            run.activeRelayer = signer;
+        }
+
+        // Effects: end the request (keeping only its status) before booking the money.
+        uint256 price = request.price;
+        request.price = 0;
+        request.modelId = 0;
+        request.version = 0;
+        request.deadline = 0;
+        request.status = STATUS_FULFILLED;
+        request.inputHash = bytes32(0);
+
+        ModelStats storage stats = _stats[modelId];
+        stats.calls += 1;
+        stats.revenue += uint192(price);
+
+        _book(run, signer, modelId, price);
+        emit InferenceFulfilled(att.requestId, signer, att.outputHash);
+        return (SkipReason.None, signer);
+    }
+
+    /// @dev Splits `price` by FeeSplit: treasury and relayer parts accumulate in `run`, payee
+    /// parts go straight to earnings (in a batch their slots are warm after the first item).
+    function _book(Settlement memory run, address relayer, uint256 modelId, uint256 price) private {
+        (uint256 protocolPart, uint256 relayerPart, uint256 payeePart) =
+            FeeSplit.split(price, run.fees.protocolFeeBps, run.fees.relayerFeeBps);
+
+        run.treasuryEarned += protocolPart;
+        if (relayer != run.relayer) {
+            _credit(run.relayer, run.relayerEarned);
+            run.relayer = relayer;
+            run.relayerEarned = 0;
+        }
+        run.relayerEarned += relayerPart;
+
+        if (modelId != run.modelId) {
+            // Payees are read at settlement: the model's payees now are the ones paid.
+            (run.payees, run.shares) = registry.getPayees(modelId);
+            run.modelId = modelId;
+        }
+        address[] memory payees = run.payees;
+        uint256 rest = payeePart;
+        for (uint256 i = 1; i < payees.length; ++i) {
+            uint256 part = FeeSplit.shareOf(payeePart, run.shares[i]);
+            rest -= part;
+            _credit(payees[i], part);
+        }
+        _credit(payees[0], rest);
+    }
+
+    function _finishSettlement(Settlement memory run) private {
+        _credit(run.relayer, run.relayerEarned);
+        _credit(run.fees.treasury, run.treasuryEarned);
+    }
+
+    function _credit(address account, uint256 amount) private {
+        if (amount != 0) earningsOf[account] += amount;
+    }
+
+    function _revertFor(SkipReason reason, Attestation calldata att, address signer) private view {
+        uint256 requestId = att.requestId;
+        if (reason == SkipReason.NotPending) {
+            uint8 status = _requests[requestId].status;
+            if (status == 0) revert InferenceEscrow_UnknownRequest(requestId);
+            revert InferenceEscrow_NotPending(requestId, status);
+        }
+        if (reason == SkipReason.DeadlinePassed) {
+            revert InferenceEscrow_DeadlinePassed(requestId, _requests[requestId].deadline);
+        }
+        if (reason == SkipReason.Mismatch) revert InferenceEscrow_AttestationMismatch(requestId);
+        if (reason == SkipReason.InvalidSignature) revert InferenceEscrow_InvalidSignature(requestId);
+        revert InferenceEscrow_NotActiveRelayer(signer);
+    }
+
+    // ------------------------------------------------------------------ internal: refunds
+
+    /// @dev Ends a pending request as rejected or refunded and returns its price to the caller's credit.
+    function _returnToCaller(uint256 requestId, uint8 newStatus) private {
+        Request storage request = _requests[requestId];
+        uint8 status = request.status;
+        if (status == 0) revert InferenceEscrow_UnknownRequest(requestId);
+        if (status != STATUS_PENDING) revert InferenceEscrow_NotPending(requestId, status);
+
+        uint256 price = request.price;
+        address caller = request.caller;
+        request.price = 0;
+        request.modelId = 0;
+        request.version = 0;
+        request.deadline = 0;
+        request.status = newStatus;
+        request.inputHash = bytes32(0);
+
+        balanceOf[caller] += price;
+    }
+}

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+
+/// @title ModelRegistry: who owns each model, what a call costs, and which file each version is
+/// @notice Anyone may register a model. Its owner sets the price per call, publishes versions
+/// (each the sha-256 digest of an ONNX file), chooses co-authors who share the revenue, and can
+/// switch the model off. The contract owner can only pause new registrations.
+contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
+    // ------------------------------------------------------------------ errors
+
+    error ModelRegistry_UnknownModel(uint256 modelId);
+    error ModelRegistry_UnknownVersion(uint256 modelId, uint32 version);
+    error ModelRegistry_NotModelOwner(uint256 modelId, address account);
+    error ModelRegistry_EmptyName();
+    error ModelRegistry_ZeroDigest();
+    error ModelRegistry_PriceTooHigh(uint256 pricePerCall, uint256 maxPricePerCall);
+    error ModelRegistry_ZeroAddress();
+    error ModelRegistry_PayeeCount(uint256 count, uint256 maxCount);
+    error ModelRegistry_LengthMismatch(uint256 accounts, uint256 shares);
+    error ModelRegistry_ZeroShare(address account);
+    error ModelRegistry_DuplicatePayee(address account);
+    error ModelRegistry_SharesTotal(uint256 total, uint256 required);
+
+    // ------------------------------------------------------------------ events
+
+    event ModelRegistered(
+        uint256 indexed modelId,
+        address indexed owner,
+        string name,
+        bytes32 artifactDigest,
+        uint256 pricePerCall,
+        string metadataURI
+    );
+    event VersionPublished(uint256 indexed modelId, uint32 version, bytes32 artifactDigest, string metadataURI);
+    event PriceChanged(uint256 indexed modelId, uint256 oldPrice, uint256 newPrice);
+    event PayeesChanged(uint256 indexed modelId, address[] accounts, uint16[] shares);
+    event ModelActiveChanged(uint256 indexed modelId, bool active);
+    event ModelTransferred(uint256 indexed modelId, address indexed from, address indexed to);
+
+    // ------------------------------------------------------------------ storage
+
+    /// @notice Shares are basis points of the payees' part of a fee.
+    uint16 public constant TOTAL_SHARES = 10_000;
+    /// @notice At most this many payees per model, so that settling a call stays bounded.
+    uint256 public constant MAX_PAYEES = 8;
+    /// @notice Prices are stored in 128 bits; no token supply comes near this.
+    uint256 public constant MAX_PRICE = type(uint128).max;
+
+    struct Model {
+        // Slot 0 holds everything a new call reads, so `callTerms` costs one storage read.
+        uint128 pricePerCall;
+        uint32 latestVersion;
+        bool active;
+        uint8 payeeCount; // 0 = the default payee: whoever owns the model
+        // Slot 1 onwards
+        address owner;
+        string name;
+        string metadataURI; // of the latest version
+    }
+
+    struct Payee {
+        address account;
+        uint16 share;
+    }
+
+    struct Version {
+        bytes32 artifactDigest;
+        uint64 publishedAt;
+    }
+
+    /// @notice Number of models registered; ids run from 1 to `modelCount`.
+    uint256 public modelCount;
+
+    mapping(uint256 modelId => Model) private _models;
+    mapping(uint256 modelId => mapping(uint32 version => Version)) private _versions;
+    mapping(uint256 modelId => Payee[MAX_PAYEES]) private _payees;
+
+    // ------------------------------------------------------------------ modifiers
+
+    modifier onlyModelOwner(uint256 modelId) {
+        address owner_ = _existing(modelId).owner;
+        if (msg.sender != owner_) revert ModelRegistry_NotModelOwner(modelId, msg.sender);
+        _;
+    }
+
+    // ------------------------------------------------------------------ constructor
+
+    constructor() Ownable(msg.sender) {}
+
+    // ------------------------------------------------------------------ external: uploaders
+
+    /// @notice Registers a model whose version 1 is the file with sha-256 `artifactDigest`.
+    /// @param name A human-readable name; not unique.
+    /// @param artifactDigest sha-256 of the ONNX file (its CIDv1 names the same bytes).
+    /// @param metadataURI Where the model card lives.
+    /// @param pricePerCall Fee per call in token base units; 0 makes a free model.
+    /// @return modelId The new model's id (ids start at 1).
+    function registerModel(string calldata name, bytes32 artifactDigest, string calldata metadataURI, uint256 pricePerCall)
+        external
+        whenNotPaused
+        returns (uint256 modelId)
+    {
+        if (bytes(name).length == 0) revert ModelRegistry_EmptyName();
+        if (artifactDigest == bytes32(0)) revert ModelRegistry_ZeroDigest();
+        _checkPrice(pricePerCall);
+
+        modelId = ++modelCount;
+        Model storage model = _models[modelId];
+        model.pricePerCall = uint128(pricePerCall);
+        model.latestVersion = 1;
+        model.active = true;
+        model.owner = msg.sender;
+        model.name = name;
+        model.metadataURI = metadataURI;
+        _versions[modelId][1] = Version(artifactDigest, uint64(block.timestamp));
+
+        emit ModelRegistered(modelId, msg.sender, name, artifactDigest, pricePerCall, metadataURI);
+    }
+
+    /// @notice Publishes a new file for the model; it becomes the latest version.
+    /// @return version The new version number.
+    function publishVersion(uint256 modelId, bytes32 artifactDigest, string calldata metadataURI)
+        external
+        onlyModelOwner(modelId)
+        returns (uint32 version)
+    {
+        if (artifactDigest == bytes32(0)) revert ModelRegistry_ZeroDigest();
+        Model storage model = _models[modelId];
+        version = model.latestVersion + 1;
+        model.latestVersion = version;
+        model.metadataURI = metadataURI;
+        _versions[modelId][version] = Version(artifactDigest, uint64(block.timestamp));
+        emit VersionPublished(modelId, version, artifactDigest, metadataURI);
+    }
+
+    /// @notice Sets the price of future calls; calls already paid keep the price they locked.
+    function setPrice(uint256 modelId, uint256 pricePerCall) external onlyModelOwner(modelId) {
+        _checkPrice(pricePerCall);
+        Model storage model = _models[modelId];
+        uint256 oldPrice = model.pricePerCall;
+        model.pricePerCall = uint128(pricePerCall);
+        emit PriceChanged(modelId, oldPrice, pricePerCall);
+    }
+
+    /// @notice Sets who shares the model's revenue: 1 to 8 distinct accounts, non-zero shares
+    /// summing to 10_000. Explicit payees stay when the model is transferred.
+    function setPayees(uint256 modelId, address[] calldata accounts, uint16[] calldata shares)
+        external
+        onlyModelOwner(modelId)
+    {
+        uint256 count = accounts.length;
+        if (count == 0 || count > MAX_PAYEES) revert ModelRegistry_PayeeCount(count, MAX_PAYEES);
+        if (shares.length != count) revert ModelRegistry_LengthMismatch(count, shares.length);
+
+        uint256 total;
+        Payee[MAX_PAYEES] storage payees = _payees[modelId];
+        for (uint256 i; i < count; ++i) {
+            address account = accounts[i];
+            if (account == address(0)) revert ModelRegistry_ZeroAddress();
+            if (shares[i] == 0) revert ModelRegistry_ZeroShare(account);
+            // At most 8 payees, so the quadratic duplicate check is bounded (28 comparisons).
+            for (uint256 j; j < i; ++j) {
+                if (accounts[j] == account) revert ModelRegistry_DuplicatePayee(account);
+            }
+            total += shares[i];
+            payees[i] = Payee(account, shares[i]);
+        }
+        if (total != TOTAL_SHARES) revert ModelRegistry_SharesTotal(total, TOTAL_SHARES);
+        // Entries past `count` from an earlier, longer list are stale but never read.
+        _models[modelId].payeeCount = uint8(count);
+        emit PayeesChanged(modelId, accounts, shares);
+    }
+
+    /// @notice Switches the model on or off; an inactive model accepts no new calls.
+    function setActive(uint256 modelId, bool active) external onlyModelOwner(modelId) {
+        _models[modelId].active = active;
+        emit ModelActiveChanged(modelId, active);
+    }
+
+    /// @notice Hands the model to `newOwner`. Default payees follow the owner; explicit ones stay.
+    function transferModel(uint256 modelId, address newOwner) external onlyModelOwner(modelId) {
+        if (newOwner == address(0)) revert ModelRegistry_ZeroAddress();
+        _models[modelId].owner = newOwner;
+        emit ModelTransferred(modelId, msg.sender, newOwner);
+    }
+
+    // ------------------------------------------------------------------ external: contract owner
+
+    /// @notice Stops new model registrations; everything else keeps working.
+    function pause() external onlyOwner {
+        _pause();
+    }
+
+    /// @notice Lets new model registrations in again.
+    function unpause() external onlyOwner {
+        _unpause();
+    }
+
+    // ------------------------------------------------------------------ external: views
+
+    /// @notice A model's owner, price, latest version, active flag, name and latest model card.
+    function getModel(uint256 modelId)
+        external
+        view
+        returns (
+            address owner,
+            uint256 pricePerCall,
+            uint32 latestVersion,
+            bool active,
+            string memory name,
+            string memory metadataURI
+        )
+    {
+        Model storage model = _existing(modelId);
+        return (model.owner, model.pricePerCall, model.latestVersion, model.active, model.name, model.metadataURI);
+    }
+
+    /// @notice The file digest of one version and when it was published.
+    function getVersion(uint256 modelId, uint32 version) external view returns (bytes32 artifactDigest, uint64 publishedAt) {
+        Version storage v = _versions[modelId][version];
+        if (v.artifactDigest == bytes32(0)) {
+            _existing(modelId);
+            revert ModelRegistry_UnknownVersion(modelId, version);
+        }
+        return (v.artifactDigest, v.publishedAt);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getPayees(uint256 modelId) external view returns (address[] memory accounts, uint16[] memory shares) {
+        Model storage model = _existing(modelId);
+        uint256 count = model.payeeCount;
+        if (count == 0) {
+            accounts = new address[](1);
+            shares = new uint16[](1);
+            accounts[0] = model.owner;
+            shares[0] = TOTAL_SHARES;
+            return (accounts, shares);
+        }
+        accounts = new address[](count);
+        shares = new uint16[](count);
+        Payee[MAX_PAYEES] storage payees = _payees[modelId];
+        for (uint256 i; i < count; ++i) {
+            accounts[i] = payees[i].account;
+            shares[i] = payees[i].share;
+        }
+    }
+
+    /// @inheritdoc IModelRegistry
+    function callTerms(uint256 modelId) external view returns (uint256 pricePerCall, uint32 latestVersion, bool active) {
+        Model storage model = _models[modelId];
+        latestVersion = model.latestVersion;
+        // Every registered model has version 1, so a zero here means the id is unknown.
+        if (latestVersion == 0) revert ModelRegistry_UnknownModel(modelId);
+        return (model.pricePerCall, latestVersion, model.active);
+    }
+
+    // ------------------------------------------------------------------ internal
+
+    function _existing(uint256 modelId) private view returns (Model storage model) {
+        model = _models[modelId];
+        if (model.latestVersion == 0) revert ModelRegistry_UnknownModel(modelId);
+    }
+
+    function _checkPrice(uint256 pricePerCall) private pure {
+        if (pricePerCall > MAX_PRICE) revert ModelRegistry_PriceTooHigh(pricePerCall, MAX_PRICE);
+    }
+}

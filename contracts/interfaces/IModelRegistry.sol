@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title What the escrow reads from the model registry
+/// @notice The terms of a call and the payees of a model, as the registry holds them now.
+interface IModelRegistry {
+    /// @notice Price, latest version and active flag of `modelId`, read from one storage slot.
+    /// @dev Reverts for an unknown model.
+    function callTerms(uint256 modelId) external view returns (uint256 pricePerCall, uint32 latestVersion, bool active);
+
+    /// @notice The accounts sharing a model's revenue and their shares in basis points.
+    /// @dev Reverts for an unknown model. The first payee takes any rounding remainder.
+    function getPayees(uint256 modelId) external view returns (address[] memory accounts, uint16[] memory shares);
+}
