@@ -54,7 +54,8 @@ def identity_model() -> ModelFactory:
             [helper.make_tensor_value_info("X", elem_type, shape)],
             [helper.make_tensor_value_info("Y", elem_type, shape)],
         )
-        return _serialize(graph)
+        # onnx's checker insists on shapes; onnxruntime, the judge that matters, does not.
+        return _serialize(graph, check=shape is not None)
 
     return build
 
@@ -85,7 +86,7 @@ def slow_model() -> bytes:
 
 
 @pytest.fixture
-def external_weights_model(tmp_path: Path) -> bytes:
+def external_weights_model() -> bytes:
     """A model whose weights point at a file beside it, as onnx's external data format does."""
     weights = onnx.TensorProto(name="W", data_type=TensorProto.UINT8, dims=[4],
                                data_location=TensorProto.EXTERNAL)
@@ -95,11 +96,12 @@ def external_weights_model(tmp_path: Path) -> bytes:
         [helper.make_node("Identity", ["W"], ["Y"])], "external", [],
         [helper.make_tensor_value_info("Y", TensorProto.UINT8, [4])], [weights],
     )
-    return _serialize(graph)
+    return _serialize(graph, check=False)  # the checker would look for weights.bin
 
 
-def _serialize(graph: onnx.GraphProto) -> bytes:
+def _serialize(graph: onnx.GraphProto, check: bool = True) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                               ir_version=ONNXRUNTIME_IR_VERSION)
-    onnx.checker.check_model(model)
+    if check:
+        onnx.checker.check_model(model)
     return model.SerializeToString()
