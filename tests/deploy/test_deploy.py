@@ -1,0 +1,157 @@
+"""`ape run deploy` against chains of its own, and a deployment driven by outside tools only:
+Foundry's `cast` for every transaction and eth_account's EIP-712 encoder for the attestation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_utils import keccak
+
+from modelhub.attestation import Attestation, sign_attestation
+from modelhub.devchain import Anvil
+
+ROOT = Path(__file__).resolve().parents[2]
+# anvil's dev accounts come from this well-known mnemonic, each funded with 10,000 ETH.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+Account.enable_unaudited_hdwallet_features()
+DEV_KEYS = [
+    "0x" + Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.hex().removeprefix("0x")
+    for i in range(3)
+]
+SEPOLIA = 11155111
+
+
+def run_deploy(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ape", "run", "deploy", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def cast(*args: str, rpc_url: str) -> str:
+    command, *rest = args
+    result = subprocess.run(["cast", command, "--rpc-url", rpc_url, *rest], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def cast_send(rpc_url: str, key: str, to: str, signature: str, *args: str) -> dict:
+    receipt = json.loads(cast("send", "--json", "--private-key", key, to, signature, *args, rpc_url=rpc_url))
+    assert int(receipt["status"], 16) == 1, receipt
+    return receipt
+
+
+def cast_uint(rpc_url: str, to: str, signature: str, *args: str) -> int:
+    # cast prints large numbers with a scientific hint: "850000000000000000 [8.5e17]"
+    return int(cast("call", to, signature, *args, rpc_url=rpc_url).split()[0])
+
+
+@pytest.fixture
+def deployments_dir(tmp_path):
+    return tmp_path / "deployments"
+
+
+def test_deploying_on_a_dev_chain_writes_the_deployment_file_and_the_test_token(deployments_dir):
+    with Anvil() as anvil:
+        result = run_deploy("--network", anvil.url, env={"MODELHUB_DEPLOYMENTS": str(deployments_dir)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        deployment = json.loads((deployments_dir / "31337.json").read_text())
+        assert set(deployment) == {"chainId", "token", "ModelRegistry", "RelayerRegistry", "InferenceEscrow", "startBlock"}
+        assert deployment["chainId"] == 31337
+        assert deployment["startBlock"] == 1
+        assert cast("call", deployment["token"], "symbol()(string)", rpc_url=anvil.url) == '"tOPG"'
+        escrow = deployment["InferenceEscrow"]
+        assert cast("call", escrow, "token()(address)", rpc_url=anvil.url).lower() == deployment["token"].lower()
+        assert cast("call", escrow, "registry()(address)", rpc_url=anvil.url).lower() == deployment["ModelRegistry"].lower()
+        assert "InferenceEscrow" in result.stdout and "Wrote" in result.stdout
+
+
+def test_the_sepolia_entry_refuses_the_test_token_and_deploys_with_a_given_token(deployments_dir, project, accounts):
+    from ape_accounts import import_account_from_private_key
+
+    alias = "modelhub-test-deployer"
+    passphrase = "not-a-secret"
+    account = import_account_from_private_key(alias, passphrase, DEV_KEYS[0])
+    try:
+        with Anvil(chain_id=SEPOLIA, block_time=1) as anvil:
+            env = {
+                "MODELHUB_SEPOLIA_RPC": anvil.url,
+                "MODELHUB_DEPLOYMENTS": str(deployments_dir),
+                f"APE_ACCOUNTS_{alias}_PASSPHRASE": passphrase,
+            }
+            network = ["--network", "ethereum:sepolia:node"]
+
+            refused = run_deploy(*network, "--account", alias, "--yes", env=env)
+            assert refused.returncode != 0
+            assert "not a dev network" in refused.stdout + refused.stderr
+            assert "--token" in refused.stdout + refused.stderr
+
+            no_account = run_deploy(*network, env=env)
+            assert no_account.returncode != 0
+            assert "--account" in no_account.stdout + no_account.stderr
+
+            # An existing fee token on the "testnet", created by an outside tool.
+            bytecode = project.HubToken.contract_type.deployment_bytecode.bytecode
+            created = json.loads(cast("send", "--json", "--private-key", DEV_KEYS[0], "--create", bytecode, rpc_url=anvil.url))
+            token = created["contractAddress"]
+
+            result = run_deploy(*network, "--account", alias, "--yes", "--token", token, env=env)
+            assert result.returncode == 0, result.stdout + result.stderr
+            deployment = json.loads((deployments_dir / f"{SEPOLIA}.json").read_text())
+            assert deployment["chainId"] == SEPOLIA
+            assert deployment["token"].lower() == token.lower()
+            escrow = deployment["InferenceEscrow"]
+            assert cast("call", escrow, "token()(address)", rpc_url=anvil.url).lower() == token.lower()
+            assert cast("call", escrow, "owner()(address)", rpc_url=anvil.url).lower() == account.address.lower()
+    finally:
+        Path(account.keyfile_path).unlink(missing_ok=True)
+
+
+def test_an_outside_client_settles_a_call_and_the_split_is_exact(deployments_dir):
+    deployer_key, caller_key, relayer_key = DEV_KEYS
+    relayer_address = Account.from_key(relayer_key).address
+    caller_address = Account.from_key(caller_key).address
+    uploader = Account.from_key(deployer_key).address
+    treasury = Account.create().address
+    with Anvil() as anvil:
+        url = anvil.url
+        deployed = run_deploy("--network", url, "--treasury", treasury, env={"MODELHUB_DEPLOYMENTS": str(deployments_dir)})
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        d = json.loads((deployments_dir / "31337.json").read_text())
+        token, registry, relayers, escrow = d["token"], d["ModelRegistry"], d["RelayerRegistry"], d["InferenceEscrow"]
+        price = 1_000_000_000_000_000_007  # does not divide evenly by the fee bps
+        digest = "0x" + keccak(b"model").hex()
+
+        cast_send(url, deployer_key, registry, "registerModel(string,bytes32,string,uint256)", "iris", digest, "ipfs://card", str(price))
+        cast_send(url, relayer_key, token, "mint(address,uint256)", relayer_address, str(100 * 10**18))
+        cast_send(url, relayer_key, token, "approve(address,uint256)", relayers, str(100 * 10**18))
+        cast_send(url, relayer_key, relayers, "register(string,uint256)", "http://127.0.0.1:8700", str(100 * 10**18))
+        cast_send(url, caller_key, token, "mint(address,uint256)", caller_address, str(price))
+        cast_send(url, caller_key, token, "approve(address,uint256)", escrow, str(price))
+        cast_send(url, caller_key, escrow, "deposit(uint256)", str(price))
+        model_input = b'{"X":[[5.1,3.5,1.4,0.2]]}'
+        cast_send(url, caller_key, escrow, "requestInference(uint256,uint32,bytes,uint256)", "1", "0", "0x" + model_input.hex(), str(price))
+        assert cast_uint(url, escrow, "requestCount()(uint256)") == 1
+
+        att = Attestation(1, 1, 1, keccak(model_input), keccak(b'{"label":[0]}'))
+        signature = sign_attestation(relayer_key, att, 31337, escrow)
+        struct = f"(1,1,1,0x{att.input_hash.hex()},0x{att.output_hash.hex()})"
+        cast_send(url, caller_key, escrow, "fulfill((uint256,uint256,uint32,bytes32,bytes32),bytes)", struct, "0x" + signature.hex())
+
+        protocol = price * 500 // 10_000
+        relayer_part = price * 1_000 // 10_000
+        payee_part = price - protocol - relayer_part
+        assert cast_uint(url, escrow, "earningsOf(address)(uint256)", relayer_address) == relayer_part
+        assert cast_uint(url, escrow, "earningsOf(address)(uint256)", uploader) == payee_part
+        assert cast_uint(url, escrow, "earningsOf(address)(uint256)", treasury) == protocol
+        assert protocol + relayer_part + payee_part == price
+        assert cast_uint(url, escrow, "modelStats(uint256)(uint256,uint256)", "1") == 1
+
+        cast_send(url, relayer_key, escrow, "withdrawEarnings()")
+        assert cast_uint(url, token, "balanceOf(address)(uint256)", relayer_address) == relayer_part
