@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile test test-fast bench demo clean
+.PHONY: install compile test bench bench-gas clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -30,11 +30,24 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-compile: install
-	$(BIN)/ape compile
+# Recompiles (with --force: Ape does not notice changed compiler settings on its own) only
+# when a contract or the configuration changed since the last build.
+BUILD_STAMP := .build/.compiled
+CONTRACTS := $(shell find contracts -name '*.sol' -not -path '*/.cache/*')
+
+compile: $(BUILD_STAMP)
+
+$(BUILD_STAMP): $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS) ape-config.yaml
+	$(BIN)/ape compile --force
+	@touch $@
 
 test: compile
 	$(BIN)/ape test tests
+
+bench-gas: compile
+	$(BIN)/python bench/gas.py
+
+bench: bench-gas
 
 clean:
 	rm -rf .build .ape .pytest_cache .hypothesis

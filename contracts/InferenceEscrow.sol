@@ -41,6 +41,7 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     error InferenceEscrow_InvalidRejectReason(uint8 reason);
     error InferenceEscrow_LengthMismatch(uint256 attestations, uint256 signatures);
     error InferenceEscrow_FeeTooHigh(uint256 bps, uint256 maxBps);
+    error InferenceEscrow_CreditOverflow(address account, uint256 credit, uint256 maxCredit);
 
     // ------------------------------------------------------------------ events
 
@@ -124,14 +125,18 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         uint192 revenue;
     }
 
+    /// @dev A caller's credit and the number of requests it has made, in one slot: a request
+    /// debits the credit and takes the next number with a single storage write.
+    struct CallerAccount {
+        uint160 credit;
+        uint96 requests;
+    }
+
     struct FeeConfig {
         address treasury;
         uint16 protocolFeeBps;
         uint16 relayerFeeBps;
     }
-
-    /// @dev Placed first so it shares a slot with Pausable's flag, which every request reads anyway.
-    uint64 private _requestCount;
 
     /// @notice The fee token.
     IERC20 public immutable token;
@@ -144,8 +149,7 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
 
     FeeConfig private _fees;
 
-    /// @notice Free prepaid credit of each caller.
-    mapping(address account => uint256) public balanceOf;
+    mapping(address account => CallerAccount) private _accounts;
     /// @notice Released revenue waiting for `withdrawEarnings` (payees, relayers, treasury).
     mapping(address account => uint256) public earningsOf;
 
@@ -204,7 +208,7 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     function depositFor(address account, uint256 amount) public nonReentrant {
         if (amount == 0) revert InferenceEscrow_ZeroAmount();
         if (account == address(0)) revert InferenceEscrow_ZeroAddress();
-        balanceOf[account] += amount;
+        _addCredit(account, amount);
         emit Deposited(account, amount);
         token.pullExact(msg.sender, amount);
     }
@@ -212,10 +216,11 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     /// @notice Sends `amount` of the caller's free credit back to it.
     function withdraw(uint256 amount) external nonReentrant {
         if (amount == 0) revert InferenceEscrow_ZeroAmount();
-        uint256 credit = balanceOf[msg.sender];
+        CallerAccount storage account = _accounts[msg.sender];
+        uint256 credit = account.credit;
         if (credit < amount) revert InferenceEscrow_InsufficientCredit(msg.sender, credit, amount);
         unchecked {
-            balanceOf[msg.sender] = credit - amount;
+            account.credit = uint160(credit - amount);
         }
         emit Withdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
@@ -228,7 +233,9 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     /// @param version The version to run; 0 means the latest, resolved now.
     /// @param input The input JSON, UTF-8; relayers read it from the event.
     /// @param maxPrice The most the caller accepts to pay; protects against a price change.
-    /// @return requestId The id relayers and the caller refer to the call by.
+    /// @return requestId The id relayers and the caller refer to the call by: the caller's
+    /// address in the high 160 bits and its request number (1, 2, ...) in the low 96, so a
+    /// caller knows the id of its next request in advance (`nextRequestId`).
     function requestInference(uint256 modelId, uint32 version, bytes calldata input, uint256 maxPrice)
         external
         whenNotPaused
@@ -240,12 +247,15 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         else if (version > latestVersion) revert InferenceEscrow_UnknownVersion(modelId, version, latestVersion);
         if (price > maxPrice) revert InferenceEscrow_PriceAboveMax(modelId, price, maxPrice);
 
-        uint256 credit = balanceOf[msg.sender];
-        if (credit < price) revert InferenceEscrow_InsufficientCredit(msg.sender, credit, price);
+        CallerAccount memory account = _accounts[msg.sender];
+        if (account.credit < price) revert InferenceEscrow_InsufficientCredit(msg.sender, account.credit, price);
         unchecked {
-            balanceOf[msg.sender] = credit - price;
-            requestId = ++_requestCount;
+            // price <= credit, and 2**96 requests cannot be paid for in gas.
+            account.credit -= uint160(price);
+            account.requests += 1;
         }
+        _accounts[msg.sender] = account;
+        requestId = _requestId(msg.sender, account.requests);
 
         bytes32 inputHash = keccak256(input);
         // The registry caps prices at 2**128 - 1 and numbers models from 1, so neither cast
@@ -366,9 +376,14 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         return (r.caller, r.modelId, r.version, r.price, r.inputHash, r.deadline, r.status);
     }
 
-    /// @notice Number of requests made; ids run from 1 to `requestCount()`.
-    function requestCount() external view returns (uint256) {
-        return _requestCount;
+    /// @notice Free prepaid credit of `account`.
+    function balanceOf(address account) external view returns (uint256) {
+        return _accounts[account].credit;
+    }
+
+    /// @notice The id `caller`'s next request will have.
+    function nextRequestId(address caller) external view returns (uint256) {
+        return _requestId(caller, _accounts[caller].requests + 1);
     }
 
     /// @notice Settled calls of a model and the total price they paid.
@@ -514,6 +529,19 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         request.status = newStatus;
         request.inputHash = bytes32(0);
 
-        balanceOf[caller] += price;
+        _addCredit(caller, price);
+    }
+
+    // ------------------------------------------------------------------ internal: credit
+
+    function _addCredit(address account, uint256 amount) private {
+        CallerAccount storage caller = _accounts[account];
+        uint256 credit = caller.credit + amount;
+        if (credit > type(uint160).max) revert InferenceEscrow_CreditOverflow(account, caller.credit, type(uint160).max);
+        caller.credit = uint160(credit);
+    }
+
+    function _requestId(address caller, uint256 number) private pure returns (uint256) {
+        return uint256(uint160(caller)) << 96 | number;
     }
 }

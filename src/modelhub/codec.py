@@ -13,6 +13,10 @@ from eth_utils import keccak
 from modelhub.errors import InvalidInputError, OutputEncodingError
 
 INPUT_EXAMPLE = '{"X": [[5.1, 3.5, 1.4, 0.2]]}'
+# Deeper than any tensor has reason to be. Checked before parsing: Python's JSON parser
+# recurses per level and, under a raised recursion limit, overflows the C stack instead of
+# raising RecursionError -- one request could otherwise crash a relayer.
+MAX_NESTING = 32
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -55,7 +59,32 @@ def _decode_utf8(data: bytes) -> str:
         ) from None
 
 
+def _check_nesting(text: str) -> None:
+    """Refuses JSON nested deeper than MAX_NESTING, with one pass and no recursion."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise InvalidInputError(
+                    f"the input JSON is nested too deeply to be a tensor (more than {MAX_NESTING} levels)"
+                )
+        elif char in "]}":
+            depth -= 1
+
+
 def _parse_json(text: str) -> Any:
+    _check_nesting(text)
     try:
         return json.loads(
             text,

@@ -71,6 +71,11 @@ class Anvil:
         self.stop()
         raise DevChainError(f"anvil did not answer on {self.url} within {timeout:.0f}s")
 
+    def advance_time(self, seconds: int) -> None:
+        """Moves the chain's clock forward and mines a block at the new time."""
+        rpc(self.url, "evm_increaseTime", seconds)
+        rpc(self.url, "evm_mine")
+
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
             self._process.terminate()

@@ -136,12 +136,14 @@ def test_an_outside_client_settles_a_call_and_the_split_is_exact(deployments_dir
         cast_send(url, caller_key, token, "approve(address,uint256)", escrow, str(price))
         cast_send(url, caller_key, escrow, "deposit(uint256)", str(price))
         model_input = b'{"X":[[5.1,3.5,1.4,0.2]]}'
+        request_id = cast_uint(url, escrow, "nextRequestId(address)(uint256)", caller_address)
+        assert request_id == (int(caller_address, 16) << 96) | 1
         cast_send(url, caller_key, escrow, "requestInference(uint256,uint32,bytes,uint256)", "1", "0", "0x" + model_input.hex(), str(price))
-        assert cast_uint(url, escrow, "requestCount()(uint256)") == 1
+        assert cast_uint(url, escrow, "balanceOf(address)(uint256)", caller_address) == 0
 
-        att = Attestation(1, 1, 1, keccak(model_input), keccak(b'{"label":[0]}'))
+        att = Attestation(request_id, 1, 1, keccak(model_input), keccak(b'{"label":[0]}'))
         signature = sign_attestation(relayer_key, att, 31337, escrow)
-        struct = f"(1,1,1,0x{att.input_hash.hex()},0x{att.output_hash.hex()})"
+        struct = f"({request_id},1,1,0x{att.input_hash.hex()},0x{att.output_hash.hex()})"
         cast_send(url, caller_key, escrow, "fulfill((uint256,uint256,uint32,bytes32,bytes32),bytes)", struct, "0x" + signature.hex())
 
         protocol = price * 500 // 10_000
