@@ -41,8 +41,10 @@ $(BUILD_STAMP): $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS) ape-config.yaml
 	$(BIN)/ape compile --force
 	@touch $@
 
+# APE_FOUNDRY_HOST=auto: the tests start their own anvil on a free port, so they never touch a
+# chain already running on 8545 (say one left up by `modelhub up`), nor another test run's.
 test: compile
-	$(BIN)/ape test tests
+	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests
 
 bench-gas: compile
 	$(BIN)/python bench/gas.py
