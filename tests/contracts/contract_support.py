@@ -63,10 +63,15 @@ def _decode_raw(exc: ContractLogicError, error) -> tuple[str, dict]:
     selector = keccak(text=f"{abi.name}({','.join(types)})")[:4]
     if bytes.fromhex(match.group(1)) != selector:
         return f"<error 0x{match.group(1)}>", {}
+    text = match.group(2)
+    if not text.isascii():
+        # anvil renders the argument bytes as (lossy) UTF-8, so bytes >= 0x80 are not
+        # recoverable: report no arguments, so that a keyword check fails instead of lying.
+        return abi.name, {}
     try:
-        values = abi_decode(types, match.group(2).encode("latin-1"))
-    except (UnicodeEncodeError, ValueError, DecodingError):
-        return abi.name, {}  # arguments not recoverable from the message: a keyword check fails
+        values = abi_decode(types, text.encode("ascii"))
+    except (ValueError, DecodingError):
+        return abi.name, {}
     decoded = {}
     for ipt, value in zip(abi.inputs, values):
         decoded[ipt.name] = to_checksum_address(value) if ipt.type == "address" else value

@@ -108,3 +108,13 @@ def test_withdrawing_earnings_pays_them_out_once(
 def test_withdrawing_earnings_with_nothing_earned_reverts(escrow, stranger):
     with reverts(escrow.InferenceEscrow_NothingToWithdraw, account=stranger):
         escrow.withdrawEarnings(sender=stranger)
+
+
+def test_credit_is_capped_at_160_bits(escrow, token, caller):
+    cap = 2**160 - 1
+    token.mint(caller, cap + 1, sender=caller)
+    token.approve(escrow, cap + 1, sender=caller)
+    with reverts(escrow.InferenceEscrow_CreditOverflow, account=caller, credit=0, maxCredit=cap):
+        escrow.deposit(cap + 1, sender=caller)
+    escrow.deposit(cap, sender=caller)
+    assert escrow.balanceOf(caller) == cap

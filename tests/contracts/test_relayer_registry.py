@@ -194,3 +194,21 @@ def test_pause_stops_new_registrations_but_not_bonds_or_leaving(
 def test_only_the_contract_owner_pauses_relayer_registration(relayers, stranger):
     with reverts(relayers.OwnableUnauthorizedAccount, account=stranger):
         relayers.pause(sender=stranger)
+
+
+def test_a_zero_bond_is_refused_even_when_min_bond_is_zero(relayers, deployer, relayer):
+    relayers.setMinBond(0, sender=deployer)
+    with reverts(relayers.RelayerRegistry_BondTooLow, bond=0, minBond=0):
+        relayers.register(ENDPOINT, 0, sender=relayer)
+
+
+def test_a_bond_above_128_bits_is_refused(relayers, second_relayer, active_relayer, mint_and_approve):
+    too_big = 2**128
+    with reverts(relayers.RelayerRegistry_BondTooHigh, bond=too_big, maxBond=2**128 - 1):
+        relayers.register(ENDPOINT, too_big, sender=second_relayer)
+    room = 2**128 - 1 - MIN_BOND
+    with reverts(relayers.RelayerRegistry_BondTooHigh, bond=2**128, maxBond=2**128 - 1):
+        relayers.addBond(room + 1, sender=active_relayer)
+    mint_and_approve(active_relayer, room)
+    relayers.addBond(room, sender=active_relayer)
+    assert relayers.relayerInfo(active_relayer)[1] == 2**128 - 1

@@ -1,0 +1,137 @@
+"""InferenceEscrow owner powers: fee caps, treasury, pause, and two-step ownership."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract_support import FULFILLED, REFUNDED, REJECTED, one_event, reverts, same
+
+PRICE = 10_000
+ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def test_the_protocol_fee_can_be_set_up_to_its_cap_with_an_event(escrow, deployer):
+    tx = escrow.setProtocolFeeBps(1_000, sender=deployer)
+    event = one_event(tx, escrow.ProtocolFeeChanged)
+    assert (event.oldBps, event.newBps) == (500, 1_000)
+    assert escrow.protocolFeeBps() == 1_000
+    with reverts(escrow.InferenceEscrow_FeeTooHigh, bps=1_001, maxBps=1_000):
+        escrow.setProtocolFeeBps(1_001, sender=deployer)
+    tx = escrow.setProtocolFeeBps(0, sender=deployer)
+    assert (one_event(tx, escrow.ProtocolFeeChanged).oldBps, escrow.protocolFeeBps()) == (1_000, 0)
+
+
+def test_the_relayer_fee_can_be_set_up_to_its_cap_with_an_event(escrow, deployer):
+    tx = escrow.setRelayerFeeBps(3_000, sender=deployer)
+    event = one_event(tx, escrow.RelayerFeeChanged)
+    assert (event.oldBps, event.newBps) == (1_000, 3_000)
+    assert escrow.relayerFeeBps() == 3_000
+    with reverts(escrow.InferenceEscrow_FeeTooHigh, bps=3_001, maxBps=3_000):
+        escrow.setRelayerFeeBps(3_001, sender=deployer)
+    escrow.setRelayerFeeBps(0, sender=deployer)
+    assert escrow.relayerFeeBps() == 0
+
+
+def test_the_treasury_can_be_changed_with_an_event_but_not_to_zero(escrow, deployer, treasury, stranger):
+    tx = escrow.setTreasury(stranger, sender=deployer)
+    event = one_event(tx, escrow.TreasuryChanged)
+    assert same(event.oldTreasury, treasury) and same(event.newTreasury, stranger)
+    assert same(escrow.treasury(), stranger)
+    with reverts(escrow.InferenceEscrow_ZeroAddress):
+        escrow.setTreasury(ZERO, sender=deployer)
+
+
+def test_a_fee_change_applies_to_calls_already_pending(
+    escrow, deployer, create_model, fund, request_call, settle, active_relayer, caller, treasury
+):
+    model = create_model(price=PRICE)
+    fund(caller, PRICE)
+    call = request_call(model, PRICE)
+    escrow.setProtocolFeeBps(1_000, sender=deployer)
+    settle(call, active_relayer)
+    assert escrow.earningsOf(treasury) == 1_000  # "applies to settlements from now on"
+
+
+@pytest.mark.parametrize(
+    "call_name, args",
+    [
+        ("setProtocolFeeBps", (1,)),
+        ("setRelayerFeeBps", (1,)),
+        ("setTreasury", ("stranger",)),
+        ("pause", ()),
+        ("unpause", ()),
+        ("transferOwnership", ("stranger",)),
+    ],
+)
+def test_only_the_owner_uses_the_owner_powers(escrow, stranger, call_name, args):
+    args = tuple(stranger.address if a == "stranger" else a for a in args)
+    with reverts(escrow.OwnableUnauthorizedAccount, account=stranger):
+        getattr(escrow, call_name)(*args, sender=stranger)
+
+
+def test_pause_stops_new_requests_but_not_credit_settlement_rejection_or_refunds(
+    escrow, token, deployer, create_model, fund, request_call, sign, active_relayer, caller, uploader, treasury, chain
+):
+    model = create_model(price=PRICE)
+    fund(caller, 4 * PRICE)
+    to_settle, to_batch, to_reject, to_refund = (request_call(model, PRICE) for _ in range(4))
+    escrow.pause(sender=deployer)
+    assert escrow.paused()
+    with reverts(escrow.EnforcedPause):
+        escrow.requestInference(model, 0, b"{}", PRICE, sender=caller)
+
+    att = to_settle.attestation()
+    escrow.fulfill(att.as_tuple(), sign(active_relayer, att), sender=active_relayer)
+    att = to_batch.attestation()
+    escrow.fulfillBatch([att.as_tuple()], [sign(active_relayer, att)], sender=active_relayer)
+    escrow.reject(to_reject.request_id, 3, sender=active_relayer)
+    chain.mine(timestamp=escrow.getRequest(to_refund.request_id)[5] + 1)
+    escrow.refund(to_refund.request_id, sender=caller)
+    assert [escrow.getRequest(c.request_id)[6] for c in (to_settle, to_batch, to_reject, to_refund)] == [
+        FULFILLED, FULFILLED, REJECTED, REFUNDED
+    ]
+
+    escrow.withdraw(2 * PRICE, sender=caller)
+    for account in (uploader, active_relayer, treasury):
+        escrow.withdrawEarnings(sender=account)
+    token.approve(escrow, PRICE, sender=caller)
+    escrow.deposit(PRICE, sender=caller)  # credit can be topped up while paused
+
+    escrow.unpause(sender=deployer)
+    assert not escrow.paused()
+    escrow.requestInference(model, 0, b"{}", PRICE, sender=caller)
+
+
+def test_ownership_moves_in_two_steps(escrow, deployer, stranger, other_caller):
+    tx = escrow.transferOwnership(stranger, sender=deployer)
+    assert same(escrow.pendingOwner(), stranger)
+    assert same(escrow.owner(), deployer)
+    assert one_event(tx, escrow.OwnershipTransferStarted)
+    # until accepted the old owner keeps the powers and the new one has none
+    with reverts(escrow.OwnableUnauthorizedAccount, account=stranger):
+        escrow.setProtocolFeeBps(0, sender=stranger)
+    escrow.setProtocolFeeBps(100, sender=deployer)
+    # only the pending owner accepts
+    with reverts(escrow.OwnableUnauthorizedAccount, account=other_caller):
+        escrow.acceptOwnership(sender=other_caller)
+
+    tx = escrow.acceptOwnership(sender=stranger)
+    event = one_event(tx, escrow.OwnershipTransferred)
+    assert same(event.previousOwner, deployer) and same(event.newOwner, stranger)
+    assert same(escrow.owner(), stranger)
+    assert escrow.pendingOwner() == ZERO
+    escrow.setProtocolFeeBps(0, sender=stranger)
+    with reverts(escrow.OwnableUnauthorizedAccount, account=deployer):
+        escrow.setProtocolFeeBps(1, sender=deployer)
+
+
+@pytest.mark.parametrize("contract_name", ["registry", "relayers"])
+def test_the_registries_also_move_ownership_in_two_steps(request, deployer, stranger, contract_name):
+    contract = request.getfixturevalue(contract_name)
+    contract.transferOwnership(stranger, sender=deployer)
+    assert same(contract.owner(), deployer)
+    contract.acceptOwnership(sender=stranger)
+    assert same(contract.owner(), stranger)
+    contract.pause(sender=stranger)
+    with reverts(contract.OwnableUnauthorizedAccount, account=deployer):
+        contract.unpause(sender=deployer)
