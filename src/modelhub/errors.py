@@ -84,3 +84,111 @@ class ModelExecutionError(ModelHubError):
 
 class InferenceTimeoutError(ModelExecutionError):
     """A model ran longer than the relayer's time limit and was stopped."""
+
+
+# --- the chain and the contracts (contracts, hub) ------------------------------------------
+# Raised by the SDK before sending a transaction when it can tell, and mapped from the
+# contracts' custom errors (contracts.translate_revert) when the chain is the one to tell.
+
+
+class ProjectNotCompiledError(ModelHubError):
+    """The contract types are missing: the Ape project has not been compiled."""
+
+
+class ChainUnreachableError(ModelHubError):
+    """No connection to a chain, or the node stopped answering."""
+
+
+class ChainMismatchError(ModelHubError):
+    """The deployment describes another chain, or no contract sits at its addresses."""
+
+
+class NotADevChainError(ModelHubError):
+    """A dev-chain-only action (the token faucet) was asked for on a real network."""
+
+
+class ContractRevertError(ModelHubError):
+    """A contract refused a call for a reason the SDK has no more specific class for.
+
+    `error_name` is the custom error (`Contract_Reason`), `inputs` its decoded arguments."""
+
+    def __init__(self, message: str, error_name: str = "", inputs: dict | None = None) -> None:
+        super().__init__(message)
+        self.error_name = error_name
+        self.inputs = dict(inputs or {})
+
+
+class UnknownModelError(ContractRevertError):
+    """No model has this id."""
+
+
+class UnknownVersionError(ContractRevertError):
+    """The model has no such version."""
+
+
+class NotModelOwnerError(ContractRevertError):
+    """Only a model's owner may change it."""
+
+
+class InvalidPayeesError(ContractRevertError):
+    """Payees and shares break the rules: 1 to 8, non-zero, summing to 10_000, no duplicates."""
+
+
+class ModelInactiveError(ContractRevertError):
+    """The model's owner switched it off: it takes no new calls."""
+
+
+class PriceAboveMaxError(ContractRevertError):
+    """The model's price is above the most the caller agreed to pay."""
+
+
+class InsufficientCreditError(ContractRevertError):
+    """The caller's prepaid credit in the escrow is below what the action needs."""
+
+
+class InsufficientTokenBalanceError(ContractRevertError):
+    """The account holds fewer fee tokens than it tries to deposit or bond."""
+
+
+class RequestNotFoundError(ContractRevertError):
+    """No request has this id."""
+
+
+class RequestNotPendingError(ContractRevertError):
+    """The request has already ended (fulfilled, rejected or refunded)."""
+
+
+class RefundTooEarlyError(ContractRevertError):
+    """A request can be refunded only after its deadline."""
+
+
+class RequestExpiredError(ContractRevertError):
+    """The request's deadline passed: it can no longer be fulfilled, only refunded."""
+
+
+class AttestationRefusedError(ContractRevertError):
+    """An attestation does not match its request or is not validly signed."""
+
+
+class NotActiveRelayerError(ContractRevertError):
+    """The account is not a bonded, active relayer."""
+
+
+class RelayerRegistrationError(ContractRevertError):
+    """Registering or bonding as a relayer was refused (already registered, bond too low...)."""
+
+
+class NothingToWithdrawError(ContractRevertError):
+    """The account has no earnings waiting to be withdrawn."""
+
+
+class HubPausedError(ContractRevertError):
+    """The operator paused new requests and registrations."""
+
+
+class ArtifactUploadError(ModelHubError):
+    """A relayer did not store a model file, or answered with another digest than the file's."""
+
+
+class RequestWaitTimeoutError(ModelHubError):
+    """A request was still pending when the caller stopped waiting for it."""

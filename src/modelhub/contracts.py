@@ -1,0 +1,277 @@
+"""The one module that knows the contracts' ABIs: Ape instances of a deployment's contracts,
+and the contracts' custom errors turned into the SDK's own exceptions with actionable messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
+
+from . import errors as e
+from .deployments import Deployment
+
+TOKEN, REGISTRY, RELAYERS, ESCROW = "HubToken", "ModelRegistry", "RelayerRegistry", "InferenceEscrow"
+CONTRACT_NAMES = (TOKEN, REGISTRY, RELAYERS, ESCROW)
+
+
+class RequestStatus(IntEnum):
+    """`InferenceEscrow.getRequest` status."""
+
+    PENDING = 1
+    FULFILLED = 2
+    REJECTED = 3
+    REFUNDED = 4
+
+    @property
+    def ended(self) -> bool:
+        return self is not RequestStatus.PENDING
+
+
+class SkipReason(IntEnum):
+    """`InferenceEscrow.SkipReason`: why `fulfillBatch` skipped an item."""
+
+    NONE = 0
+    NOT_PENDING = 1  # unknown, or already fulfilled, rejected or refunded
+    DEADLINE_PASSED = 2
+    MISMATCH = 3  # model, version or input hash differ from the request
+    INVALID_SIGNATURE = 4
+    NOT_ACTIVE_RELAYER = 5
+
+
+@dataclass(frozen=True)
+class HubContracts:
+    """Ape contract instances of one deployment."""
+
+    token: Any
+    registry: Any
+    relayers: Any
+    escrow: Any
+
+
+def contract_type(name: str) -> Any:
+    """The compiled ContractType of `name`, read from the build without triggering a compile."""
+    from ape import project  # Ape is slow to import: only when a chain is actually used
+
+    # The manifest rather than `project.<Name>`: that accessor recompiles changed sources,
+    # which a long-running relayer must never do behind its operator's back.
+    types = project.manifest.contract_types or {}
+    if name not in types:
+        raise e.ProjectNotCompiledError(
+            f"the contract type {name} is not in the Ape build of {project.path}: "
+            "run `make compile` in the Model Hub checkout (and run from that folder)"
+        )
+    return types[name]
+
+
+def load_contracts(deployment: Deployment) -> HubContracts:
+    """The deployment's contracts on the connected chain; checks that code sits at each address."""
+    from ape import chain
+
+    with chain_errors():
+        if chain.chain_id != deployment.chain_id:
+            raise e.ChainMismatchError(
+                f"the deployment is for chain {deployment.chain_id} but the connected network is "
+                f"chain {chain.chain_id}; connect to the deployment's network or load "
+                f"deployments/{chain.chain_id}.json"
+            )
+        addresses = {TOKEN: deployment.token, REGISTRY: deployment.model_registry,
+                     RELAYERS: deployment.relayer_registry, ESCROW: deployment.inference_escrow}
+        instances = {name: _instance(name, address) for name, address in addresses.items()}
+    return HubContracts(instances[TOKEN], instances[REGISTRY], instances[RELAYERS], instances[ESCROW])
+
+
+def _instance(name: str, address: str) -> Any:
+    from ape import chain
+
+    if not chain.provider.get_code(address):
+        # Typical after restarting a dev chain: the deployment file outlived the contracts.
+        raise e.ChainMismatchError(
+            f"no contract at {address} ({name}) on chain {chain.chain_id}: the deployment file "
+            "is stale; redeploy with `ape run deploy --network <network>`"
+        )
+    return chain.contracts.instance_at(address, contract_type=contract_type(name))
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+# Custom error name -> (SDK exception, message). Messages are format strings over the error's
+# arguments; an argument that could not be decoded reads as "?".
+_MESSAGES: dict[str, tuple[type[e.ContractRevertError], str]] = {
+    "ModelRegistry_UnknownModel": (e.UnknownModelError,
+        "model {modelId} does not exist; pick an id from list_models() (ids start at 1)"),
+    "ModelRegistry_UnknownVersion": (e.UnknownVersionError,
+        "model {modelId} has no version {version}; get_model({modelId}) lists its versions"),
+    "InferenceEscrow_UnknownVersion": (e.UnknownVersionError,
+        "model {modelId} has no version {version} (its latest is {latestVersion}); "
+        "ask for version 0 to call the latest"),
+    "ModelRegistry_NotModelOwner": (e.NotModelOwnerError,
+        "{account} does not own model {modelId}; only its owner may change it"),
+    "ModelRegistry_EmptyName": (e.ContractRevertError, "a model needs a non-empty name"),
+    "ModelRegistry_ZeroDigest": (e.ContractRevertError,
+        "the artifact digest is zero; give the sha-256 of the model file"),
+    "ModelRegistry_PriceTooHigh": (e.ContractRevertError,
+        "the price {pricePerCall} is above the registry's cap of {maxPricePerCall}"),
+    "ModelRegistry_ZeroAddress": (e.ContractRevertError,
+        "the zero address cannot own a model or be a payee; give a real account"),
+    "ModelRegistry_PayeeCount": (e.InvalidPayeesError,
+        "{count} payees given; a model has 1 to {maxCount} payees"),
+    "ModelRegistry_LengthMismatch": (e.InvalidPayeesError,
+        "{accounts} payees but {shares} shares; give one share per payee"),
+    "ModelRegistry_ZeroShare": (e.InvalidPayeesError,
+        "payee {account} has a zero share; every payee needs a share above 0 bps"),
+    "ModelRegistry_DuplicatePayee": (e.InvalidPayeesError,
+        "payee {account} is listed twice; list each payee once"),
+    "ModelRegistry_SharesTotal": (e.InvalidPayeesError,
+        "the shares sum to {total} bps but must sum to {required}"),
+    "InferenceEscrow_ZeroAmount": (e.ContractRevertError,
+        "the amount is zero; give a positive amount in token base units"),
+    "InferenceEscrow_InsufficientCredit": (e.InsufficientCreditError,
+        "{account} has {credit} in credit but this needs {required}: deposit {shortfall} more "
+        "first (Hub.deposit)"),
+    "InferenceEscrow_NothingToWithdraw": (e.NothingToWithdrawError,
+        "{account} has no earnings to withdraw; earnings arrive as calls settle"),
+    "InferenceEscrow_ModelInactive": (e.ModelInactiveError,
+        "model {modelId} is inactive and takes no new calls; its owner can switch it back on "
+        "with set_active"),
+    "InferenceEscrow_PriceAboveMax": (e.PriceAboveMaxError,
+        "model {modelId} costs {price} per call, above your max_price of {maxPrice}; raise "
+        "max_price if you accept the price"),
+    "InferenceEscrow_UnknownRequest": (e.RequestNotFoundError,
+        "no request has id {requestId}; use the id request() returned"),
+    "InferenceEscrow_NotPending": (e.RequestNotPendingError,
+        "request {requestId} has already ended ({status}); there is nothing left to do"),
+    "InferenceEscrow_DeadlinePassed": (e.RequestExpiredError,
+        "request {requestId} passed its deadline ({deadline}); it can only be refunded now"),
+    "InferenceEscrow_DeadlineNotPassed": (e.RefundTooEarlyError,
+        "request {requestId} can be refunded only after its deadline ({deadline}, unix "
+        "time); wait for it"),
+    "InferenceEscrow_AttestationMismatch": (e.AttestationRefusedError,
+        "the attestation does not match request {requestId} (model, version or input hash)"),
+    "InferenceEscrow_InvalidSignature": (e.AttestationRefusedError,
+        "the signature on the attestation for request {requestId} is malformed"),
+    "InferenceEscrow_NotActiveRelayer": (e.NotActiveRelayerError,
+        "{account} is not an active relayer; register with a bond (relayer_register) first"),
+    "InferenceEscrow_InvalidRejectReason": (e.ContractRevertError,
+        "reject reason {reason} is not one of 1 bad input, 2 model error, 3 model file, 4 other"),
+    "InferenceEscrow_LengthMismatch": (e.ContractRevertError,
+        "{attestations} attestations but {signatures} signatures; give one signature each"),
+    "RelayerRegistry_AlreadyRegistered": (e.RelayerRegistrationError,
+        "{relayer} is already registered as a relayer"),
+    "RelayerRegistry_NotRegistered": (e.RelayerRegistrationError,
+        "{relayer} is not a registered relayer; register first"),
+    "RelayerRegistry_BondTooLow": (e.RelayerRegistrationError,
+        "a bond of {bond} is below the minimum of {minBond}; bond at least the minimum"),
+    "EnforcedPause": (e.HubPausedError,
+        "Model Hub is paused by its operator: no new requests or registrations for now "
+        "(withdrawals and refunds still work)"),
+    "ERC20InsufficientBalance": (e.InsufficientTokenBalanceError,
+        "{sender} holds {balance} fee tokens but needs {needed}; get fee tokens first"),
+}
+
+_ANVIL_CUSTOM_ERROR = re.compile(r"custom error 0x([0-9a-fA-F]{8}):? ?(.*)\Z", re.S)
+_RAW_REVERT = re.compile(r"(?:0x)?([0-9a-fA-F]{8}(?:[0-9a-fA-F]{2})*)\Z")
+
+
+class _Args(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def translate_revert(error: Exception) -> e.ModelHubError:
+    """The SDK exception for a contract revert (an Ape ContractLogicError)."""
+    name, inputs = decode_revert(error)
+    if name is None:
+        reason = getattr(error, "revert_message", None) or str(error) or "no reason given"
+        return e.ContractRevertError(f"the contract refused the call: {reason}")
+    return refusal(name, **inputs)
+
+
+def refusal(error_name: str, **inputs: Any) -> e.ContractRevertError:
+    """The SDK exception for the contracts' custom error `error_name` with these arguments;
+    the SDK also raises it itself when it can tell before sending that a call would fail."""
+    cls, template = _MESSAGES.get(error_name, (e.ContractRevertError, ""))
+    args = _Args({key: _readable(key, value) for key, value in inputs.items()})
+    if isinstance(inputs.get("credit"), int) and isinstance(inputs.get("required"), int):
+        args["shortfall"] = inputs["required"] - inputs["credit"]
+    if template:
+        message = template.format_map(args)
+    else:
+        listed = ", ".join(f"{key}={value}" for key, value in args.items())
+        message = f"the contract refused the call with {error_name}({listed})"
+    return cls(message, error_name=error_name, inputs=inputs)
+
+
+def decode_revert(error: Exception) -> tuple[str | None, dict[str, Any]]:
+    """(custom error name, its arguments) of a revert, or (None, {}) when it has no custom error.
+
+    Ape decodes reverts of transactions into CustomError subclasses, but leaves those of
+    read-only calls as anvil's text "custom error 0x<selector>: <argument bytes>"; both work.
+    """
+    from ape.exceptions import CustomError
+
+    if isinstance(error, CustomError):
+        return error.abi.name, dict(error.inputs or {})
+    message = str(getattr(error, "revert_message", None) or "")
+    if match := _ANVIL_CUSTOM_ERROR.match(message):
+        return _decode(bytes.fromhex(match.group(1)), match.group(2), from_text=True)
+    if match := _RAW_REVERT.match(message):
+        data = bytes.fromhex(match.group(1))
+        return _decode(data[:4], data[4:], from_text=False)
+    return None, {}
+
+
+def _decode(selector: bytes, payload: Any, from_text: bool) -> tuple[str | None, dict[str, Any]]:
+    abi = _errors_by_selector().get(selector)
+    if abi is None:
+        return None, {}
+    try:
+        # anvil writes the argument bytes as characters; latin-1 maps them back one to one.
+        data = payload.encode("latin-1") if from_text else payload
+        values = abi_decode([arg.canonical_type for arg in abi.inputs], data)
+    except Exception:  # lossy text or truncated data: the name alone still says what failed
+        return abi.name, {}
+    return abi.name, {arg.name: to_checksum_address(value) if arg.type == "address" else value
+                      for arg, value in zip(abi.inputs, values)}
+
+
+@cache
+def _errors_by_selector() -> dict[bytes, Any]:
+    # Errors of all four contracts: a revert may bubble up from a contract called by another.
+    table = {}
+    for name in CONTRACT_NAMES:
+        for abi in contract_type(name).errors:
+            table[keccak(text=abi.selector)[:4]] = abi
+    return table
+
+
+def _readable(key: str, value: Any) -> Any:
+    if key == "status" and value in RequestStatus._value2member_map_:
+        return RequestStatus(value).name.lower()
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value
+
+
+@contextmanager
+def chain_errors() -> Iterator[None]:
+    """Turns contract reverts and lost connections inside the block into SDK exceptions."""
+    from ape.exceptions import ContractLogicError, ProviderNotConnectedError
+    from requests.exceptions import ConnectionError as HTTPConnectionError
+
+    try:
+        yield
+    except ContractLogicError as error:
+        raise translate_revert(error) from error
+    except (ProviderNotConnectedError, HTTPConnectionError) as error:
+        raise e.ChainUnreachableError(
+            f"cannot reach the chain ({error}); check that the node is running and that the "
+            "network given (--network) points at it"
+        ) from error
