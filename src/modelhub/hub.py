@@ -1,0 +1,519 @@
+"""The Model Hub SDK: a `Hub` bound to one deployment and one Ape account, with everything
+uploaders, callers, relayers and the CLI do on chain; results come back as plain dataclasses.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import requests
+from eth_account.messages import encode_typed_data
+from eth_utils import to_checksum_address
+
+from . import errors as e
+from .attestation import ATTESTATION_TYPES, Attestation, domain
+from .codec import decode_input
+from .contracts import (
+    HubContracts,
+    RequestStatus,
+    SkipReason,
+    chain_errors,
+    load_contracts,
+    refusal,
+)
+from .deployments import DEV_CHAIN_IDS, Deployment, load_deployment
+from .errors import RejectReason
+from .runtime import ModelRuntime
+from .store import ModelStore, digest_to_cid, file_digest
+
+__all__ = [
+    "FulfillOutcome", "Hub", "ModelInfo", "ModelStats", "ModelVersion", "Payee", "Published",
+    "RejectReason", "RelayerInfo", "RequestInfo", "RequestStatus", "RequestedCall",
+    "SkipReason", "Upload",
+]
+
+UPLOAD_TIMEOUT_S = 120.0
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+class Upload(NamedTuple):
+    model_id: int
+    digest: bytes
+    cid: str
+
+
+class Published(NamedTuple):
+    version: int
+    digest: bytes
+    cid: str
+
+
+class ModelVersion(NamedTuple):
+    version: int
+    digest: bytes
+    cid: str
+    published_at: int  # unix time
+
+
+class Payee(NamedTuple):
+    account: str
+    share: int  # bps of the payees' part
+
+
+class ModelStats(NamedTuple):
+    calls: int  # settled calls
+    revenue: int  # their total price
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model as the chain holds it now; `metadata_uri` is the latest version's."""
+
+    id: int
+    owner: str
+    price: int
+    latest_version: int
+    active: bool
+    name: str
+    metadata_uri: str
+    versions: tuple[ModelVersion, ...]
+    payees: tuple[Payee, ...]
+    calls: int
+    revenue: int
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """A paid call. Once it has ended the chain keeps only its status and caller: the other
+    fields then read as zero."""
+
+    id: int
+    caller: str
+    model_id: int
+    version: int
+    price: int
+    input_hash: bytes
+    deadline: int  # unix time; refundable after it
+    status: RequestStatus
+
+
+@dataclass(frozen=True)
+class RequestedCall:
+    """An `InferenceRequested` event: what a relayer needs to serve the call."""
+
+    request_id: int
+    model_id: int
+    version: int
+    caller: str
+    price: int
+    input_hash: bytes
+    input: bytes
+    block_number: int
+
+
+@dataclass(frozen=True)
+class FulfillOutcome:
+    """What became of one attestation: settled, or skipped and why."""
+
+    request_id: int
+    settled: bool
+    skip_reason: SkipReason = SkipReason.NONE
+
+
+@dataclass(frozen=True)
+class RelayerInfo:
+    address: str
+    endpoint: str
+    bond: int
+    active: bool
+    unbond_at: int  # unix time the bond can be withdrawn; 0 while serving
+
+
+# --- the hub -----------------------------------------------------------------------------------
+
+
+class Hub:
+    """Model Hub on one deployment, acting as `account` (an Ape account: it signs every
+    transaction and attestation). Amounts are fee-token base units."""
+
+    def __init__(self, deployment: Deployment, account: Any) -> None:
+        self.deployment = deployment
+        self.account = account
+        self.contracts: HubContracts = load_contracts(deployment)
+        self._request_timeout: int | None = None
+
+    @classmethod
+    def connect(cls, account: Any, chain_id: int | None = None, folder: Path | None = None) -> "Hub":
+        """The hub of the connected network, found through deployments/<chainId>.json."""
+        from ape import chain, networks
+
+        provider = networks.active_provider
+        if provider is None or not provider.is_connected:
+            raise e.ChainUnreachableError(
+                "no network is connected: run inside `ape run`/`modelhub ... --network`, or "
+                "`with networks.parse_network_choice('ethereum:local:foundry'):`"
+            )
+        with chain_errors():
+            connected = chain.chain_id
+        return cls(load_deployment(chain_id if chain_id is not None else connected, folder), account)
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    # ------------------------------------------------------------------ uploaders
+
+    def upload_model(self, path: str | Path, name: str, price: int, metadata_uri: str = "",
+                     store: ModelStore | None = None, relayer_url: str | None = None) -> Upload:
+        """Checks the ONNX file, stores it (locally and/or at a relayer), registers it as a new
+        model at `price` per call. Without `store` and `relayer_url` the file is only
+        registered: make it available to relayers yourself."""
+        digest, cid = self._prepare_artifact(path, store, relayer_url)
+        registry = self.contracts.registry
+        tx = self._send(registry.registerModel, name, digest, metadata_uri, price)
+        return Upload(self._event(tx, registry.ModelRegistered).modelId, digest, cid)
+
+    def publish_version(self, model_id: int, path: str | Path, metadata_uri: str = "",
+                        store: ModelStore | None = None, relayer_url: str | None = None) -> Published:
+        """Publishes a new file as the latest version of a model you own."""
+        owner = self._model_row(model_id)[0]
+        if owner != self.address:
+            # Checked before the upload: storing a file for a refused transaction wastes both.
+            raise e.NotModelOwnerError(
+                f"{self.address} does not own model {model_id} (its owner is {owner}); only "
+                "its owner may publish versions"
+            )
+        digest, cid = self._prepare_artifact(path, store, relayer_url)
+        registry = self.contracts.registry
+        tx = self._send(registry.publishVersion, model_id, digest, metadata_uri)
+        return Published(self._event(tx, registry.VersionPublished).version, digest, cid)
+
+    def set_price(self, model_id: int, price: int) -> None:
+        self._send(self.contracts.registry.setPrice, model_id, price)
+
+    def set_payees(self, model_id: int, payees: Sequence[tuple[Any, int]]) -> None:
+        """Shares the payees' part among 1 to 8 accounts: [(account, share_bps)], summing to 10_000."""
+        accounts = [_address(account) for account, _ in payees]
+        shares = [int(share) for _, share in payees]
+        self._send(self.contracts.registry.setPayees, model_id, accounts, shares)
+
+    def set_active(self, model_id: int, active: bool) -> None:
+        self._send(self.contracts.registry.setActive, model_id, active)
+
+    def transfer_model(self, model_id: int, new_owner: Any) -> None:
+        self._send(self.contracts.registry.transferModel, model_id, _address(new_owner))
+
+    def earnings(self, account: Any = None) -> int:
+        """Released revenue waiting for `withdraw_earnings` (payees, relayers, treasury)."""
+        return self._call(self.contracts.escrow.earningsOf, self._who(account))
+
+    def withdraw_earnings(self) -> int:
+        """Pays out all of this account's earnings; returns the amount."""
+        escrow = self.contracts.escrow
+        tx = self._send(escrow.withdrawEarnings)
+        return self._event(tx, escrow.EarningsWithdrawn).amount
+
+    def model_stats(self, model_id: int) -> ModelStats:
+        calls, revenue = self._call(self.contracts.escrow.modelStats, model_id)
+        return ModelStats(int(calls), int(revenue))
+
+    # ------------------------------------------------------------------ callers
+
+    def faucet(self, amount: int) -> int:
+        """Mints test fee tokens to this account (dev chains only); returns its token balance."""
+        if self.deployment.chain_id not in DEV_CHAIN_IDS:
+            raise e.NotADevChainError(
+                f"chain {self.deployment.chain_id} is not a dev chain: its fee token has no "
+                "faucet; get fee tokens from an exchange or another holder"
+            )
+        self._send(self.contracts.token.mint, self.address, amount)
+        return self.token_balance()
+
+    def token_balance(self, account: Any = None) -> int:
+        """Fee tokens held in the wallet (not yet deposited)."""
+        return self._call(self.contracts.token.balanceOf, self._who(account))
+
+    def deposit(self, amount: int) -> int:
+        """Moves `amount` fee tokens from the wallet into prepaid credit (approving the escrow
+        first if its allowance is short); returns the new credit."""
+        self._spend_tokens(self.contracts.escrow, amount, "deposit")
+        self._send(self.contracts.escrow.deposit, amount)
+        return self.balance()
+
+    def balance(self, account: Any = None) -> int:
+        """Free prepaid credit in the escrow."""
+        return self._call(self.contracts.escrow.balanceOf, self._who(account))
+
+    def withdraw(self, amount: int) -> int:
+        """Takes free credit back to the wallet; returns the credit left."""
+        self._send(self.contracts.escrow.withdraw, amount)
+        return self.balance()
+
+    def request(self, model_id: int, inputs: Mapping[str, Any] | bytes, version: int = 0,
+                max_price: int | None = None) -> RequestInfo:
+        """Pays for one call of `model_id` on `inputs` (a JSON object of tensors, or its bytes).
+        `max_price` defaults to the current price; credit is checked before sending."""
+        data = encode_input(inputs)
+        _, price, latest, active, _, _ = self._model_row(model_id)
+        if not active:
+            raise refusal("InferenceEscrow_ModelInactive", modelId=model_id)
+        if version > latest:
+            raise refusal("InferenceEscrow_UnknownVersion", modelId=model_id, version=version,
+                           latestVersion=latest)
+        max_price = price if max_price is None else max_price
+        if price > max_price:
+            raise refusal("InferenceEscrow_PriceAboveMax", modelId=model_id, price=price,
+                           maxPrice=max_price)
+        credit = self.balance()
+        if credit < price:
+            raise refusal("InferenceEscrow_InsufficientCredit", account=self.address,
+                           credit=credit, required=price)
+        escrow = self.contracts.escrow
+        tx = self._send(escrow.requestInference, model_id, version, data, max_price)
+        event = self._event(tx, escrow.InferenceRequested)
+        from ape import chain
+
+        deadline = chain.blocks[tx.block_number].timestamp + self.request_timeout
+        return RequestInfo(event.requestId, event.caller, model_id, event.version, event.price,
+                           bytes(event.inputHash), deadline, RequestStatus.PENDING)
+
+    def get_request(self, request_id: int) -> RequestInfo:
+        caller, model_id, version, price, input_hash, deadline, status = self._call(
+            self.contracts.escrow.getRequest, request_id)
+        return RequestInfo(request_id, caller, int(model_id), int(version), int(price),
+                           bytes(input_hash), int(deadline), RequestStatus(status))
+
+    def refund(self, request_id: int) -> RequestInfo:
+        """Takes back the price of a call nobody served before its deadline."""
+        self._send(self.contracts.escrow.refund, request_id)
+        return self.get_request(request_id)
+
+    def wait_for_request(self, request_id: int, timeout: float = 120.0, poll: float = 1.0) -> RequestStatus:
+        """Polls until the request ends; returns its end status."""
+        give_up = time.monotonic() + timeout
+        while True:
+            status = self.get_request(request_id).status
+            if status.ended:
+                return status
+            if time.monotonic() >= give_up:
+                raise e.RequestWaitTimeoutError(
+                    f"request {request_id} is still pending after {timeout:g} s; wait longer, "
+                    "or refund it once its deadline has passed (Hub.refund)"
+                )
+            time.sleep(poll)
+
+    @property
+    def request_timeout(self) -> int:
+        """Seconds from a request to its deadline."""
+        if self._request_timeout is None:
+            self._request_timeout = int(self._call(self.contracts.escrow.requestTimeout))
+        return self._request_timeout
+
+    def next_request_id(self, account: Any = None) -> int:
+        return self._call(self.contracts.escrow.nextRequestId, self._who(account))
+
+    # ------------------------------------------------------------------ relayers
+
+    def relayer_register(self, endpoint: str, bond: int) -> RelayerInfo:
+        """Registers this account as a relayer serving at `endpoint`, bonding `bond` tokens."""
+        relayers = self.contracts.relayers
+        self._spend_tokens(relayers, bond, "bond")
+        self._send(relayers.register, endpoint, bond)
+        return self.relayer_info()
+
+    @property
+    def min_bond(self) -> int:
+        """The smallest bond that makes a relayer active."""
+        return self._call(self.contracts.relayers.minBond)
+
+    def relayer_info(self, account: Any = None) -> RelayerInfo:
+        who = self._who(account)
+        endpoint, bond, active, unbond_at = self._call(self.contracts.relayers.relayerInfo, who)
+        return RelayerInfo(who, endpoint, int(bond), bool(active), int(unbond_at))
+
+    def requests_since(self, from_block: int, to_block: int | None = None) -> Iterator[RequestedCall]:
+        """The calls requested in blocks from_block..to_block (inclusive; default: the head)."""
+        from ape import chain
+        from ape.types import LogFilter
+
+        escrow = self.contracts.escrow
+        log_filter = LogFilter.from_event(event=escrow.InferenceRequested.abi,
+                                          addresses=[escrow.address],
+                                          start_block=from_block, stop_block=to_block)
+        with chain_errors():
+            for log in chain.provider.get_contract_logs(log_filter):
+                yield RequestedCall(log.requestId, log.modelId, log.version, log.caller,
+                                    log.price, bytes(log.inputHash), bytes(log.input),
+                                    log.block_number)
+
+    def sign_attestation(self, att: Attestation) -> bytes:
+        """This account's 65-byte EIP-712 signature of `att` for this deployment's escrow."""
+        message = encode_typed_data(domain(self.deployment.chain_id, self.deployment.inference_escrow),
+                                    ATTESTATION_TYPES, att.as_message())
+        signature = self.account.sign_message(message)
+        if signature is None:
+            raise e.ModelHubError(f"account {self.address} declined to sign the attestation")
+        return signature.encode_rsv()
+
+    def fulfill(self, att: Attestation, signature: bytes) -> FulfillOutcome:
+        """Settles one call; raises (AttestationRefusedError, RequestExpiredError...) if it cannot."""
+        self._send(self.contracts.escrow.fulfill, att.as_tuple(), signature)
+        return FulfillOutcome(att.request_id, settled=True)
+
+    def fulfill_batch(self, items: Sequence[tuple[Attestation, bytes]]) -> list[FulfillOutcome]:
+        """Settles many calls in one transaction; an item that cannot settle is skipped, and
+        the outcome of each item (in order) says which and why."""
+        if not items:
+            return []
+        escrow = self.contracts.escrow
+        tx = self._send(escrow.fulfillBatch, [att.as_tuple() for att, _ in items],
+                        [signature for _, signature in items])
+        # Each item emits exactly one of the two events, in item order.
+        outcomes = [
+            FulfillOutcome(log.requestId, settled=True) if log.event_name == "InferenceFulfilled"
+            else FulfillOutcome(log.requestId, settled=False, skip_reason=SkipReason(log.reason))
+            for log in tx.events
+            if log.contract_address == escrow.address
+            and log.event_name in ("InferenceFulfilled", "InferenceSkipped")
+        ]
+        if len(outcomes) != len(items):
+            raise e.ModelHubError(
+                f"fulfillBatch logged {len(outcomes)} outcomes for {len(items)} items: the "
+                "escrow at this address is not the InferenceEscrow this SDK knows"
+            )
+        return outcomes
+
+    def reject(self, request_id: int, reason: RejectReason | int) -> None:
+        """Declares a pending call unservable (active relayers only); the caller is refunded."""
+        self._send(self.contracts.escrow.reject, request_id, int(reason))
+
+    # ------------------------------------------------------------------ discovery
+
+    def list_models(self) -> list[ModelInfo]:
+        count = self._call(self.contracts.registry.modelCount)
+        return [self.get_model(model_id) for model_id in range(1, count + 1)]
+
+    def get_model(self, model_id: int) -> ModelInfo:
+        registry = self.contracts.registry
+        owner, price, latest, active, name, metadata_uri = self._model_row(model_id)
+        versions = []
+        for version in range(1, latest + 1):
+            digest, published_at = self._call(registry.getVersion, model_id, version)
+            versions.append(ModelVersion(version, bytes(digest), digest_to_cid(bytes(digest)),
+                                         int(published_at)))
+        accounts, shares = self._call(registry.getPayees, model_id)
+        stats = self.model_stats(model_id)
+        return ModelInfo(model_id, owner, int(price), int(latest), bool(active), name,
+                         metadata_uri, tuple(versions),
+                         tuple(Payee(a, int(s)) for a, s in zip(accounts, shares)),
+                         stats.calls, stats.revenue)
+
+    # ------------------------------------------------------------------ internals
+
+    def _model_row(self, model_id: int) -> tuple:
+        """getModel: (owner, price, latest version, active, name, metadata URI)."""
+        owner, price, latest, active, name, uri = self._call(self.contracts.registry.getModel, model_id)
+        return owner, int(price), int(latest), bool(active), name, uri
+
+    def _prepare_artifact(self, path: str | Path, store: ModelStore | None,
+                          relayer_url: str | None) -> tuple[bytes, str]:
+        """Reads and checks a model file and stores it where asked; (digest, cid)."""
+        data = read_model_file(path)
+        digest = file_digest(data)
+        if store is not None:
+            store.put(data)
+        if relayer_url is not None:
+            post_artifact(relayer_url, data)
+        return digest, digest_to_cid(digest)
+
+    def _spend_tokens(self, spender: Any, amount: int, purpose: str) -> None:
+        """Checks the wallet holds `amount` tokens and approves `spender` for them if needed."""
+        token = self.contracts.token
+        held = self.token_balance()
+        if held < amount:
+            hint = ("get test tokens with Hub.faucet" if self.deployment.chain_id in DEV_CHAIN_IDS
+                    else "transfer fee tokens to it first")
+            raise e.InsufficientTokenBalanceError(
+                f"{self.address} holds {held} fee tokens but wants to {purpose} {amount}; {hint}"
+            )
+        if self._call(token.allowance, self.address, spender.address) < amount:
+            self._send(token.approve, spender.address, amount)
+
+    def _who(self, account: Any) -> str:
+        return self.address if account is None else _address(account)
+
+    def _send(self, method: Any, *args: Any) -> Any:
+        with chain_errors():
+            return method(*args, sender=self.account)
+
+    def _call(self, method: Any, *args: Any) -> Any:
+        with chain_errors():
+            return method(*args)
+
+    @staticmethod
+    def _event(tx: Any, event_type: Any) -> Any:
+        # Read back from the receipt rather than trusting return values (not kept on all nodes).
+        return tx.events.filter(event_type)[0]
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def encode_input(inputs: Mapping[str, Any] | bytes) -> bytes:
+    """A call's input bytes: compact UTF-8 JSON, checked to be an object of numeric tensors."""
+    if isinstance(inputs, (bytes, bytearray, memoryview)):
+        data = bytes(inputs)
+    else:
+        try:
+            data = json.dumps(dict(inputs), separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as error:
+            raise e.InvalidInputError(f"the inputs have no JSON form: {error}") from None
+    decode_input(data)  # raises InvalidInputError saying what is wrong, before paying
+    return data
+
+
+def read_model_file(path: str | Path) -> bytes:
+    """A model file's bytes, checked to be an ONNX model onnxruntime loads (ModelFileError)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise e.ModelFileError(f"cannot read the model file {path}: {error.strerror}") from None
+    # Loading it the way relayers will is the only check that means "relayers can serve it".
+    ModelRuntime(max_sessions=1).load(file_digest(data), data)
+    return data
+
+
+def post_artifact(relayer_url: str, data: bytes) -> str:
+    """Uploads a model file to a relayer (POST /v1/artifacts); returns its CID once the
+    relayer's answer names the same digest."""
+    url = relayer_url.rstrip("/") + "/v1/artifacts"
+    digest = file_digest(data)
+    try:
+        reply = requests.post(url, data=data, timeout=UPLOAD_TIMEOUT_S,
+                              headers={"Content-Type": "application/octet-stream"})
+        reply.raise_for_status()
+        answer = reply.json()
+        got_digest, got_cid = str(answer["digest"]), str(answer["cid"])
+    except (requests.RequestException, ValueError, KeyError, TypeError) as error:
+        raise e.ArtifactUploadError(
+            f"the relayer at {relayer_url} did not store the model file ({error}); check that "
+            "it runs and that the URL is its HTTP address"
+        ) from None
+    if got_digest.lower() != "0x" + digest.hex() or got_cid != digest_to_cid(digest):
+        raise e.ArtifactUploadError(
+            f"the relayer at {relayer_url} stored the file as {got_cid} ({got_digest}), but the "
+            f"file is {digest_to_cid(digest)} (0x{digest.hex()}); do not use that relayer"
+        )
+    return got_cid
+
+
+def _address(account: Any) -> str:
+    return to_checksum_address(getattr(account, "address", account))

@@ -1,0 +1,388 @@
+"""The SDK against the real contracts on a local chain: every Hub method, the mapping of the
+contracts' custom errors to the SDK's exceptions, discovery, event decoding and settlement."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from eth_utils import keccak
+
+from modelhub import errors
+from modelhub.attestation import Attestation, recover_signer
+from modelhub.contracts import RequestStatus, SkipReason, chain_errors
+from modelhub.deployments import DeploymentNotFoundError, save_deployment
+from modelhub.hub import Hub, encode_input
+from modelhub.store import digest_to_cid
+
+from sdk_support import DIABETES, IRIS, IRIS_INPUT, PRICE
+
+OUTPUT = b'{"label":[0]}'
+
+
+def attest(call, output: bytes = OUTPUT, **changes) -> Attestation:
+    """The attestation of a RequestInfo, optionally with fields changed."""
+    fields = dict(request_id=call.id, model_id=call.model_id, version=call.version,
+                  input_hash=call.input_hash, output_hash=keccak(output))
+    return Attestation(**{**fields, **changes})
+
+
+# ---------------------------------------------------------------- connecting
+
+
+def test_connect_finds_the_deployment_file_of_the_connected_chain(deployment, caller, tmp_path):
+    save_deployment(deployment, tmp_path)
+    hub = Hub.connect(caller, folder=tmp_path)
+    assert hub.deployment == deployment
+    assert hub.contracts.escrow.address == deployment.inference_escrow
+
+
+def test_connect_without_a_deployment_file_says_how_to_deploy(caller, tmp_path):
+    with pytest.raises(DeploymentNotFoundError, match="ape run deploy"):
+        Hub.connect(caller, folder=tmp_path)
+
+
+def test_a_deployment_of_another_chain_is_refused(deployment, caller):
+    with pytest.raises(errors.ChainMismatchError, match="chain 11155111"):
+        Hub(deployment.model_copy(update={"chain_id": 11155111}), caller)
+
+
+def test_a_deployment_whose_contracts_are_gone_is_called_stale(deployment, caller):
+    gone = deployment.model_copy(update={"inference_escrow": "0x" + "12" * 20})
+    with pytest.raises(errors.ChainMismatchError, match="stale"):
+        Hub(gone, caller)
+
+
+def test_a_missing_build_asks_to_run_make_compile(monkeypatch):
+    from ape import project
+
+    from modelhub.contracts import contract_type
+
+    monkeypatch.setattr(project.manifest, "contract_types", {})
+    with pytest.raises(errors.ProjectNotCompiledError, match="make compile"):
+        contract_type("InferenceEscrow")
+
+
+def test_a_lost_connection_becomes_chain_unreachable():
+    import requests
+
+    with pytest.raises(errors.ChainUnreachableError, match="node is running"):
+        with chain_errors():
+            raise requests.exceptions.ConnectionError("refused")
+
+
+# ---------------------------------------------------------------- uploaders
+
+
+def test_upload_registers_the_file_digest_and_stores_it_under_its_cid(uploader_hub, store, uploader):
+    data = IRIS.read_bytes()
+    model_id, digest, cid = uploader_hub.upload_model(IRIS, "iris", PRICE, "ipfs://card", store=store)
+    assert digest == hashlib.sha256(data).digest()
+    assert cid == digest_to_cid(digest)
+    assert store.get(cid) == data
+    model = uploader_hub.get_model(model_id)
+    assert (model.owner, model.price, model.name, model.metadata_uri) == (uploader.address, PRICE, "iris", "ipfs://card")
+    assert model.versions[0][:3] == (1, digest, cid)
+
+
+def test_upload_posts_the_file_to_a_relayer_and_checks_its_answer(uploader_hub, artifact_server):
+    upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=artifact_server["url"])
+    assert artifact_server["store"].get(upload.cid) == IRIS.read_bytes()
+
+
+def test_a_relayer_answering_another_digest_is_not_trusted(uploader_hub, artifact_server):
+    artifact_server["lie"] = True
+    with pytest.raises(errors.ArtifactUploadError, match="do not use that relayer"):
+        uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=artifact_server["url"])
+    assert uploader_hub.list_models() == []
+
+
+def test_an_unreachable_relayer_fails_the_upload_before_registering(uploader_hub):
+    with pytest.raises(errors.ArtifactUploadError, match="did not store"):
+        uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url="http://127.0.0.1:9")
+    assert uploader_hub.list_models() == []
+
+
+def test_a_file_that_is_not_onnx_is_refused_before_registering(uploader_hub, tmp_path):
+    fake = tmp_path / "model.onnx"
+    fake.write_bytes(b"not a model at all")
+    with pytest.raises(errors.ModelFileError, match="not an ONNX model"):
+        uploader_hub.upload_model(fake, "fake", PRICE)
+    with pytest.raises(errors.ModelFileError, match="cannot read"):
+        uploader_hub.upload_model(tmp_path / "missing.onnx", "missing", PRICE)
+    assert uploader_hub.list_models() == []
+
+
+def test_publish_version_makes_the_new_file_the_latest(uploader_hub, iris, store):
+    version, digest, cid = uploader_hub.publish_version(iris.model_id, DIABETES, "ipfs://v2", store=store)
+    model = uploader_hub.get_model(iris.model_id)
+    assert version == model.latest_version == 2
+    assert [v.digest for v in model.versions] == [iris.digest, digest]
+    assert model.metadata_uri == "ipfs://v2"
+    assert store.has(cid)
+
+
+def test_only_the_owner_may_publish_a_version(stranger_hub, iris, store):
+    with pytest.raises(errors.NotModelOwnerError, match="does not own model"):
+        stranger_hub.publish_version(iris.model_id, DIABETES, store=store)
+    assert not store.has(digest_to_cid(hashlib.sha256(DIABETES.read_bytes()).digest()))
+
+
+def test_set_price_changes_the_price_and_a_stranger_cannot(uploader_hub, stranger_hub, iris):
+    uploader_hub.set_price(iris.model_id, 7)
+    assert uploader_hub.get_model(iris.model_id).price == 7
+    with pytest.raises(errors.NotModelOwnerError, match=f"does not own model {iris.model_id}"):
+        stranger_hub.set_price(iris.model_id, 1)
+
+
+def test_set_payees_shares_revenue_and_bad_shares_are_explained(uploader_hub, iris, uploader, coauthor):
+    uploader_hub.set_payees(iris.model_id, [(uploader, 7_000), (coauthor.address, 3_000)])
+    payees = uploader_hub.get_model(iris.model_id).payees
+    assert [(p.account, p.share) for p in payees] == [(uploader.address, 7_000), (coauthor.address, 3_000)]
+    with pytest.raises(errors.InvalidPayeesError, match="sum to 9000 bps but must sum to 10000"):
+        uploader_hub.set_payees(iris.model_id, [(uploader, 6_000), (coauthor, 3_000)])
+
+
+def test_transfer_model_hands_over_control(uploader_hub, hub_for, iris, coauthor):
+    uploader_hub.transfer_model(iris.model_id, coauthor)
+    assert uploader_hub.get_model(iris.model_id).owner == coauthor.address
+    hub_for(coauthor).set_active(iris.model_id, False)
+    assert uploader_hub.get_model(iris.model_id).active is False
+    with pytest.raises(errors.NotModelOwnerError):
+        uploader_hub.set_active(iris.model_id, True)
+
+
+def test_an_unknown_model_is_named_in_reads_and_in_transactions(uploader_hub, iris):
+    with pytest.raises(errors.UnknownModelError, match="model 99 does not exist"):
+        uploader_hub.get_model(99)  # a read-only call: decoded from anvil's revert text
+    with pytest.raises(errors.UnknownModelError, match="model 99 does not exist"):
+        uploader_hub.set_price(99, 1)  # a transaction: decoded by Ape
+
+
+# ---------------------------------------------------------------- callers
+
+
+def test_deposit_approves_the_escrow_and_credits_the_caller(caller_hub):
+    assert caller_hub.faucet(5 * PRICE) == 5 * PRICE
+    assert caller_hub.deposit(3 * PRICE) == 3 * PRICE
+    assert caller_hub.token_balance() == 2 * PRICE
+    assert caller_hub.withdraw(PRICE) == 2 * PRICE
+    assert caller_hub.balance() == 2 * PRICE
+    assert caller_hub.token_balance() == 3 * PRICE
+
+
+def test_depositing_more_than_the_wallet_holds_points_at_the_faucet(caller_hub):
+    with pytest.raises(errors.InsufficientTokenBalanceError, match="Hub.faucet"):
+        caller_hub.deposit(PRICE)
+
+
+def test_the_faucet_exists_only_on_dev_chains(caller_hub):
+    caller_hub.deployment = caller_hub.deployment.model_copy(update={"chain_id": 11155111})
+    with pytest.raises(errors.NotADevChainError, match="no faucet"):
+        caller_hub.faucet(1)
+
+
+def test_request_sends_compact_json_and_locks_the_price(funded_caller, iris, caller):
+    expected_id = funded_caller.next_request_id()
+    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    data = b'{"X":[[5.1,3.5,1.4,0.2]]}'
+    assert call.id == expected_id == (int(caller.address, 16) << 96) | 1
+    assert (call.caller, call.model_id, call.version, call.price) == (caller.address, iris.model_id, 1, PRICE)
+    assert call.input_hash == keccak(data)
+    assert call.status is RequestStatus.PENDING
+    assert funded_caller.get_request(call.id) == call
+    assert funded_caller.balance() == 9 * PRICE
+
+
+def test_a_request_without_enough_credit_says_how_much_to_deposit(caller_hub, iris):
+    caller_hub.faucet(PRICE)
+    caller_hub.deposit(PRICE // 4)
+    shortfall = PRICE - PRICE // 4
+    with pytest.raises(errors.InsufficientCreditError, match=f"deposit {shortfall} more"):
+        caller_hub.request(iris.model_id, IRIS_INPUT)
+
+
+def test_a_request_above_max_price_is_refused(funded_caller, iris):
+    with pytest.raises(errors.PriceAboveMaxError, match=f"costs {PRICE} per call, above your max_price of 5"):
+        funded_caller.request(iris.model_id, IRIS_INPUT, max_price=5)
+
+
+def test_requests_to_unknown_inactive_or_unpublished_models_are_refused(funded_caller, uploader_hub, iris):
+    with pytest.raises(errors.UnknownModelError):
+        funded_caller.request(99, IRIS_INPUT)
+    with pytest.raises(errors.UnknownVersionError, match="its latest is 1"):
+        funded_caller.request(iris.model_id, IRIS_INPUT, version=2)
+    uploader_hub.set_active(iris.model_id, False)
+    with pytest.raises(errors.ModelInactiveError, match="set_active"):
+        funded_caller.request(iris.model_id, IRIS_INPUT)
+    assert funded_caller.balance() == 10 * PRICE
+
+
+@pytest.mark.parametrize("error_name, args, expected", [
+    ("InferenceEscrow_ModelInactive", {}, errors.ModelInactiveError),
+    ("InferenceEscrow_PriceAboveMax", {"max_price": 1}, errors.PriceAboveMaxError),
+    ("InferenceEscrow_InsufficientCredit", {"credit": 0}, errors.InsufficientCreditError),
+])
+def test_the_contracts_own_refusals_map_to_the_same_exceptions(
+        funded_caller, uploader_hub, iris, error_name, args, expected):
+    # Skips the SDK's pre-checks, as a race (price change, spent credit) would.
+    if error_name == "InferenceEscrow_ModelInactive":
+        uploader_hub.set_active(iris.model_id, False)
+    if "credit" in args:
+        funded_caller.withdraw(funded_caller.balance())
+    escrow = funded_caller.contracts.escrow
+    with pytest.raises(expected) as caught:
+        funded_caller._send(escrow.requestInference, iris.model_id, 0, encode_input(IRIS_INPUT),
+                            args.get("max_price", PRICE))
+    assert caught.value.error_name == error_name
+    assert caught.value.inputs  # the arguments were decoded, not lost
+
+
+def test_inputs_that_are_not_json_tensors_are_refused_before_paying(funded_caller, iris):
+    with pytest.raises(errors.InvalidInputError):
+        funded_caller.request(iris.model_id, {"X": "five"})
+    with pytest.raises(errors.InvalidInputError):
+        funded_caller.request(iris.model_id, b"[1, 2]")
+    assert funded_caller.balance() == 10 * PRICE
+
+
+def test_an_unknown_request_id_is_reported_as_not_found(caller_hub):
+    with pytest.raises(errors.RequestNotFoundError, match="no request has id 12345"):
+        caller_hub.get_request(12345)
+
+
+def test_refund_waits_for_the_deadline_then_returns_the_price(funded_caller, iris, chain):
+    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    with pytest.raises(errors.RefundTooEarlyError, match="only after its deadline"):
+        funded_caller.refund(call.id)
+    chain.mine(timestamp=call.deadline + 1)
+    assert funded_caller.refund(call.id).status is RequestStatus.REFUNDED
+    assert funded_caller.balance() == 10 * PRICE
+    with pytest.raises(errors.RequestNotPendingError, match="already ended \\(refunded\\)"):
+        funded_caller.refund(call.id)
+
+
+def test_wait_for_request_returns_the_end_status_or_times_out(funded_caller, bonded_relayer, iris):
+    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    with pytest.raises(errors.RequestWaitTimeoutError, match="still pending"):
+        funded_caller.wait_for_request(call.id, timeout=0)
+    bonded_relayer.reject(call.id, errors.RejectReason.INPUT_MISMATCH)
+    assert funded_caller.wait_for_request(call.id, timeout=5, poll=0.1) is RequestStatus.REJECTED
+    assert funded_caller.balance() == 10 * PRICE
+
+
+# ---------------------------------------------------------------- relayers
+
+
+def test_relayer_register_bonds_and_reports_the_relayer(bonded_relayer, relayer):
+    info = bonded_relayer.relayer_info()
+    assert (info.address, info.endpoint, info.bond, info.active, info.unbond_at) == (
+        relayer.address, "http://127.0.0.1:8700", bonded_relayer.min_bond, True, 0)
+    bonded_relayer.faucet(bonded_relayer.min_bond)
+    with pytest.raises(errors.RelayerRegistrationError, match="already registered"):
+        bonded_relayer.relayer_register("http://elsewhere", bonded_relayer.min_bond)
+
+
+def test_a_bond_below_the_minimum_is_explained(relayer_hub):
+    relayer_hub.faucet(5)
+    with pytest.raises(errors.RelayerRegistrationError, match="below the minimum"):
+        relayer_hub.relayer_register("http://127.0.0.1:8700", 5)
+
+
+def test_only_active_relayers_may_reject(funded_caller, stranger_hub, iris):
+    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    with pytest.raises(errors.NotActiveRelayerError, match="is not an active relayer"):
+        stranger_hub.reject(call.id, errors.RejectReason.OTHER)
+
+
+def test_requests_since_decodes_each_requested_call(funded_caller, relayer_hub, iris, caller, deployment):
+    first = funded_caller.request(iris.model_id, IRIS_INPUT)
+    second = funded_caller.request(iris.model_id, b'{"X":[[1,2,3,4]]}')
+    seen = list(relayer_hub.requests_since(deployment.start_block))
+    assert [c.request_id for c in seen] == [first.id, second.id]
+    call = seen[1]
+    assert (call.model_id, call.version, call.caller, call.price) == (iris.model_id, 1, caller.address, PRICE)
+    assert call.input == b'{"X":[[1,2,3,4]]}' and call.input_hash == keccak(call.input)
+    only_first = list(relayer_hub.requests_since(deployment.start_block, seen[0].block_number))
+    assert [c.request_id for c in only_first] == [first.id]
+    assert list(relayer_hub.requests_since(seen[1].block_number + 1)) == []
+
+
+def test_sign_attestation_signs_for_the_escrow_domain(bonded_relayer, funded_caller, iris, relayer, deployment):
+    att = attest(funded_caller.request(iris.model_id, IRIS_INPUT))
+    signature = bonded_relayer.sign_attestation(att)
+    assert recover_signer(att, signature, deployment.chain_id, deployment.inference_escrow) == relayer.address
+
+
+def test_fulfill_batch_settles_the_good_item_and_skips_the_forged_one(
+        funded_caller, bonded_relayer, stranger_hub, iris, treasury):
+    good = funded_caller.request(iris.model_id, IRIS_INPUT)
+    forged = funded_caller.request(iris.model_id, IRIS_INPUT)
+    items = [(attest(good), bonded_relayer.sign_attestation(attest(good))),
+             (attest(forged), stranger_hub.sign_attestation(attest(forged)))]
+    outcomes = stranger_hub.fulfill_batch(items)  # anyone may submit
+    assert [(o.request_id, o.settled, o.skip_reason) for o in outcomes] == [
+        (good.id, True, SkipReason.NONE), (forged.id, False, SkipReason.NOT_ACTIVE_RELAYER)]
+    assert funded_caller.get_request(good.id).status is RequestStatus.FULFILLED
+    assert funded_caller.get_request(forged.id).status is RequestStatus.PENDING
+    # 5% treasury, 10% relayer, the rest to the uploader.
+    assert bonded_relayer.earnings() == PRICE // 10
+    assert bonded_relayer.earnings(treasury) == PRICE // 20
+    assert funded_caller.model_stats(iris.model_id) == (1, PRICE)
+
+
+def test_fulfill_batch_reports_mismatched_and_already_settled_items(funded_caller, bonded_relayer, iris):
+    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    right = attest(call)
+    wrong = attest(call, input_hash=keccak(b"another input"))
+    outcomes = bonded_relayer.fulfill_batch([(wrong, bonded_relayer.sign_attestation(wrong)),
+                                             (right, bonded_relayer.sign_attestation(right)),
+                                             (right, bonded_relayer.sign_attestation(right))])
+    assert [o.skip_reason for o in outcomes] == [SkipReason.MISMATCH, SkipReason.NONE, SkipReason.NOT_PENDING]
+    assert bonded_relayer.fulfill_batch([]) == []
+
+
+def test_fulfill_settles_one_call_and_refuses_to_settle_it_twice(funded_caller, bonded_relayer, iris):
+    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    att = attest(call)
+    signature = bonded_relayer.sign_attestation(att)
+    assert bonded_relayer.fulfill(att, signature).settled
+    with pytest.raises(errors.RequestNotPendingError, match="already ended \\(fulfilled\\)"):
+        bonded_relayer.fulfill(att, signature)
+
+
+def test_withdraw_earnings_pays_out_once(funded_caller, bonded_relayer, uploader_hub, iris):
+    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    bonded_relayer.fulfill(attest(call), bonded_relayer.sign_attestation(attest(call)))
+    owed = uploader_hub.earnings()
+    assert owed == PRICE - PRICE // 10 - PRICE // 20
+    assert uploader_hub.withdraw_earnings() == owed
+    assert uploader_hub.token_balance() == owed
+    with pytest.raises(errors.NothingToWithdrawError, match="no earnings to withdraw"):
+        uploader_hub.withdraw_earnings()
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def test_list_models_describes_every_model_with_its_usage(
+        uploader_hub, funded_caller, bonded_relayer, store, iris, uploader):
+    second = uploader_hub.upload_model(DIABETES, "diabetes", 0, store=store)
+    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    bonded_relayer.fulfill(attest(call), bonded_relayer.sign_attestation(attest(call)))
+    models = funded_caller.list_models()
+    assert [(m.id, m.name, m.price, m.active) for m in models] == [
+        (iris.model_id, "iris", PRICE, True), (second.model_id, "diabetes", 0, True)]
+    first = models[0]
+    assert (first.calls, first.revenue) == (1, PRICE)
+    assert (models[1].calls, models[1].revenue) == (0, 0)
+    assert first.payees == ((uploader.address, 10_000),)
+    assert first.versions[0].cid == iris.cid and first.versions[0].published_at > 0
+    assert funded_caller.get_model(iris.model_id) == first
+
+
+def test_a_free_model_can_be_called_without_credit(caller_hub, uploader_hub, store):
+    free = uploader_hub.upload_model(IRIS, "free iris", 0, store=store)
+    call = caller_hub.request(free.model_id, json.dumps(IRIS_INPUT).encode())
+    assert call.price == 0
