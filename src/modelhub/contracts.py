@@ -13,6 +13,7 @@ from enum import IntEnum
 from typing import Any
 
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from . import errors as e
@@ -177,6 +178,7 @@ _MESSAGES: dict[str, tuple[type[e.ContractRevertError], str]] = {
 }
 
 _ANVIL_CUSTOM_ERROR = re.compile(r"custom error 0x([0-9a-fA-F]{8}):? ?(.*)\Z", re.S)
+_HEX_DIGITS = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _RAW_REVERT = re.compile(r"(?:0x)?([0-9a-fA-F]{8}(?:[0-9a-fA-F]{2})*)\Z")
 
 
@@ -232,14 +234,25 @@ def _decode(selector: bytes, payload: Any, from_text: bool) -> tuple[str | None,
     abi = _errors_by_selector().get(selector)
     if abi is None:
         return None, {}
-    try:
-        # anvil writes the argument bytes as characters; latin-1 maps them back one to one.
-        data = payload.encode("latin-1") if from_text else payload
-        values = abi_decode([arg.canonical_type for arg in abi.inputs], data)
-    except Exception:  # lossy text or truncated data: the name alone still says what failed
-        return abi.name, {}
-    return abi.name, {arg.name: to_checksum_address(value) if arg.type == "address" else value
-                      for arg, value in zip(abi.inputs, values)}
+    types = [arg.canonical_type for arg in abi.inputs]
+    for data in _argument_bytes(payload) if from_text else [payload]:
+        try:
+            values = abi_decode(types, data)
+        except Exception:  # not this reading of the text, or truncated data
+            continue
+        if abi_encode(types, values) == data:  # a reading that round-trips is the right one
+            return abi.name, {arg.name: to_checksum_address(v) if arg.type == "address" else v
+                              for arg, v in zip(abi.inputs, values)}
+    return abi.name, {}  # the name alone still says what failed
+
+
+def _argument_bytes(text: str) -> list[bytes]:
+    """The argument bytes anvil may mean: it writes them as text when they are valid UTF-8,
+    and as hex digits when they are not."""
+    readings = [text.encode("utf-8")]
+    if _HEX_DIGITS.fullmatch(text):
+        readings.append(bytes.fromhex(text))
+    return readings
 
 
 @cache

@@ -64,6 +64,14 @@ def test_a_missing_build_asks_to_run_make_compile(monkeypatch):
         contract_type("InferenceEscrow")
 
 
+def test_connect_without_a_network_says_how_to_connect(caller, monkeypatch):
+    from ape import networks
+
+    monkeypatch.setattr(networks, "active_provider", None)
+    with pytest.raises(errors.ChainUnreachableError, match="no network is connected"):
+        Hub.connect(caller)
+
+
 def test_a_lost_connection_becomes_chain_unreachable():
     import requests
 
@@ -247,9 +255,14 @@ def test_inputs_that_are_not_json_tensors_are_refused_before_paying(funded_calle
     assert funded_caller.balance() == 10 * PRICE
 
 
-def test_an_unknown_request_id_is_reported_as_not_found(caller_hub):
-    with pytest.raises(errors.RequestNotFoundError, match="no request has id 12345"):
-        caller_hub.get_request(12345)
+@pytest.mark.parametrize("request_id", [
+    12345,  # anvil writes the revert's argument bytes as text...
+    0xC3A9,  # ...also when they spell a non-ASCII character ("é")...
+    (0xFF << 248) | 0xFF80,  # ...and as hex digits when they are not UTF-8
+])
+def test_an_unknown_request_id_is_reported_as_not_found(caller_hub, request_id):
+    with pytest.raises(errors.RequestNotFoundError, match=f"no request has id {request_id};"):
+        caller_hub.get_request(request_id)
 
 
 def test_refund_waits_for_the_deadline_then_returns_the_price(funded_caller, iris, chain):
