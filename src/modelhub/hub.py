@@ -148,6 +148,7 @@ class Hub:
         self.account = account
         self.contracts: HubContracts = load_contracts(deployment)
         self._request_timeout: int | None = None
+        self._digests: dict[tuple[int, int], bytes] = {}
 
     @classmethod
     def connect(cls, account: Any, chain_id: int | None = None, folder: Path | None = None) -> "Hub":
@@ -414,6 +415,16 @@ class Hub:
                          metadata_uri, tuple(versions),
                          tuple(Payee(a, int(s)) for a, s in zip(accounts, shares)),
                          stats.calls, stats.revenue)
+
+    def version_digest(self, model_id: int, version: int) -> bytes:
+        """The sha-256 of the file of `model_id` at `version`. Published versions never change,
+        so the answer is cached: the relayer asks this for every call it serves."""
+        key = (model_id, version)
+        digest = self._digests.get(key)
+        if digest is None:
+            digest, _ = self._call(self.contracts.registry.getVersion, model_id, version)
+            digest = self._digests[key] = bytes(digest)
+        return digest
 
     # ------------------------------------------------------------------ internals
 
