@@ -317,6 +317,16 @@ class Hub:
             self._request_timeout = int(self._call(self.contracts.escrow.requestTimeout))
         return self._request_timeout
 
+    @property
+    def relayer_fee_bps(self) -> int:
+        """The serving relayer's share of each fee now, in basis points (the owner may change it)."""
+        return int(self._call(self.contracts.escrow.relayerFeeBps))
+
+    @property
+    def protocol_fee_bps(self) -> int:
+        """The treasury's share of each fee now, in basis points."""
+        return int(self._call(self.contracts.escrow.protocolFeeBps))
+
     def next_request_id(self, account: Any = None) -> int:
         return self._call(self.contracts.escrow.nextRequestId, self._who(account))
 
