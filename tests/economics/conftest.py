@@ -1,0 +1,29 @@
+"""Hypothesis profiles of the economic tests.
+
+- "ci" (the default): what `make test` runs on every change.
+- "long": a soak run, selected with MODELHUB_HYPOTHESIS_PROFILE=long.
+- "smoke": a few short sequences, for working on the tests themselves.
+
+Both keep failing examples in Hypothesis' database (.hypothesis/, replayed first on the next
+run) and print a `@reproduce_failure(...)` blob: put it on `EconomicsMachine` in
+test_state_machine.py to replay that exact sequence.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = dict(
+    deadline=None,  # a step is a few chain transactions: timing varies with the machine
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+
+# Hypothesis counts the setup rule (`market`) as a step: 31 = the setup + 30 random steps.
+# ci: 200 sequences, ~8.7k transactions and ~6k full-state checks, about 2 minutes on anvil.
+settings.register_profile("ci", max_examples=200, stateful_step_count=31, **_COMMON)
+settings.register_profile("long", max_examples=2000, stateful_step_count=51, **_COMMON)
+settings.register_profile("smoke", max_examples=10, stateful_step_count=10, **_COMMON)  # a quick look
+settings.load_profile(os.environ.get("MODELHUB_HYPOTHESIS_PROFILE", "ci"))
