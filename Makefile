@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile test bench bench-gas clean
+.PHONY: install compile test bench bench-gas bench-relayer clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -49,7 +49,10 @@ test: compile
 bench-gas: compile
 	$(BIN)/python bench/gas.py
 
-bench: bench-gas
+bench-relayer: compile
+	$(BIN)/python bench/relayer.py
+
+bench: bench-gas bench-relayer
 
 clean:
 	rm -rf .build .ape .pytest_cache .hypothesis

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import requests
-from eth_account.messages import encode_typed_data
 from eth_utils import to_checksum_address
 
 from . import errors as e
-from .attestation import ATTESTATION_TYPES, Attestation, domain
+from .attestation import Attestation, signable_message
 from .codec import decode_input
 from .contracts import (
     HubContracts,
@@ -366,8 +365,7 @@ class Hub:
 
     def sign_attestation(self, att: Attestation) -> bytes:
         """This account's 65-byte EIP-712 signature of `att` for this deployment's escrow."""
-        message = encode_typed_data(domain(self.deployment.chain_id, self.deployment.inference_escrow),
-                                    ATTESTATION_TYPES, att.as_message())
+        message = signable_message(att, self.deployment.chain_id, self.deployment.inference_escrow)
         signature = self.account.sign_message(message)
         if signature is None:
             raise e.ModelHubError(f"account {self.address} declined to sign the attestation")
@@ -482,6 +480,159 @@ class Hub:
     def _event(tx: Any, event_type: Any) -> Any:
         # Read back from the receipt rather than trusting return values (not kept on all nodes).
         return tx.events.filter(event_type)[0]
+
+    # ------------------------------------------------------------------ outputs (CLI)
+
+    @property
+    def token_symbol(self) -> str:
+        """The fee token's symbol (tOPG on dev chains)."""
+        return str(self._call(self.contracts.token.symbol))
+
+    @property
+    def token_decimals(self) -> int:
+        """The fee token's decimals: base units per token = 10 ** token_decimals."""
+        return int(self._call(self.contracts.token.decimals))
+
+    def requested_call(self, request_id: int) -> RequestedCall:
+        """The `InferenceRequested` event of a request: its model, resolved version and input,
+        readable after the request has ended (when `get_request` reads as zero)."""
+        logs = self._request_logs("InferenceRequested", request_id)
+        if not logs:
+            raise e.RequestNotFoundError(
+                f"no request has id {request_id} on this deployment; use the id request() returned",
+                error_name="InferenceEscrow_UnknownRequest", inputs={"requestId": request_id})
+        log = logs[0]
+        return RequestedCall(log.requestId, log.modelId, log.version, log.caller, log.price,
+                             bytes(log.inputHash), bytes(log.input), log.block_number)
+
+    def fulfilled_by(self, request_id: int) -> tuple[str, bytes] | None:
+        """(relayer, outputHash) of the `InferenceFulfilled` event of a request; None if it
+        has not been fulfilled."""
+        logs = self._request_logs("InferenceFulfilled", request_id)
+        return (to_checksum_address(logs[0].relayer), bytes(logs[0].outputHash)) if logs else None
+
+    def rejection(self, request_id: int) -> tuple[str, RejectReason | int] | None:
+        """(relayer, reason) of the `InferenceRejected` event of a request; None if it was not
+        rejected."""
+        logs = self._request_logs("InferenceRejected", request_id)
+        if not logs:
+            return None
+        reason = int(logs[0].reason)
+        known = RejectReason(reason) if reason in RejectReason._value2member_map_ else reason
+        return to_checksum_address(logs[0].relayer), known
+
+    def fetch_output(self, request_id: int, relayer_url: str | None = None,
+                     sent_input: bytes | None = None) -> VerifiedOutput:
+        """The output of a fulfilled call from its relayer (GET /v1/requests/{id}), checked:
+        the canonical encoding of the output hashes to the outputHash settled on chain, the
+        attestation matches the request (model, version, input hash; and `sent_input` when
+        given), and its signature is the fulfilling relayer's. `relayer_url` defaults to the
+        endpoint that relayer registered. Raises OutputVerificationError otherwise."""
+        from .attestation import recover_signer
+        from .codec import encode_output, input_hash, output_hash
+
+        fulfilled = self.fulfilled_by(request_id)
+        if fulfilled is None:
+            raise e.RequestNotPendingError(
+                f"request {request_id} has not been fulfilled, so it has no output; its status "
+                f"is {self.get_request(request_id).status.name.lower()}")
+        relayer, settled_hash = fulfilled
+        call = self.requested_call(request_id)
+        url = relayer_url or self.relayer_info(relayer).endpoint
+        answer = _get_request_output(url, request_id)
+
+        def refuse(what: str) -> OutputVerificationError:
+            return OutputVerificationError(
+                f"the output of request {request_id} from the relayer at {url} fails "
+                f"verification: {what}; do not trust it")
+
+        output = answer.get("output")
+        if not isinstance(output, dict):
+            raise refuse("its `output` is not a JSON object")
+        try:
+            canonical = encode_output(output)
+            att = Attestation.from_json(answer["attestation"])
+            signature = bytes.fromhex(str(answer["signature"]).removeprefix("0x"))
+            claimed_hash = bytes.fromhex(str(answer["outputHash"]).removeprefix("0x"))
+        except (e.ModelHubError, KeyError, TypeError, ValueError) as error:
+            raise refuse(f"the answer is malformed ({error})") from None
+        digest = output_hash(canonical)
+        if digest != claimed_hash or digest != settled_hash:
+            raise refuse(f"the output hashes to 0x{digest.hex()}, but the relayer claims "
+                         f"0x{claimed_hash.hex()} and the chain settled 0x{settled_hash.hex()}")
+        expected = Attestation(request_id, call.model_id, call.version, call.input_hash, digest)
+        if att != expected:
+            raise refuse(f"the attestation {att.as_json()} does not match the request "
+                         f"{expected.as_json()}")
+        if sent_input is not None and input_hash(sent_input) != call.input_hash:
+            raise refuse("the request's input hash is not the hash of the input you sent")
+        try:
+            signer = recover_signer(att, signature, self.deployment.chain_id,
+                                    self.deployment.inference_escrow)
+        except (ValueError, TypeError) as error:
+            raise refuse(f"its signature is malformed ({error})") from None
+        if signer != relayer:
+            raise refuse(f"it is signed by {signer}, not by {relayer}, the relayer that "
+                         "fulfilled it")
+        return VerifiedOutput(request_id, output, canonical, digest, att, signature, relayer, url)
+
+    def _request_logs(self, event_name: str, request_id: int) -> list:
+        """The escrow's `event_name` logs for `request_id` (an indexed topic), oldest first."""
+        from ape import chain
+        from ape.types import LogFilter
+
+        escrow = self.contracts.escrow
+        log_filter = LogFilter.from_event(event=getattr(escrow, event_name).abi,
+                                          search_topics={"requestId": request_id},
+                                          addresses=[escrow.address],
+                                          start_block=self.deployment.start_block)
+        with chain_errors():
+            return list(chain.provider.get_contract_logs(log_filter))
+
+
+# --- verified outputs --------------------------------------------------------------------------
+
+
+class OutputVerificationError(e.ModelHubError):
+    """A relayer's answer for a fulfilled call does not match what was settled on chain."""
+
+
+@dataclass(frozen=True)
+class VerifiedOutput:
+    """A call's output as its relayer delivered it, checked against the chain."""
+
+    request_id: int
+    output: dict  # the output JSON object
+    output_bytes: bytes  # its canonical encoding, hashing to output_hash
+    output_hash: bytes
+    attestation: Attestation
+    signature: bytes
+    relayer: str  # the relayer that fulfilled the call and signed the attestation
+    relayer_url: str
+
+
+def _get_request_output(relayer_url: str, request_id: int) -> dict:
+    """GET {relayer}/v1/requests/{requestId} as a JSON object."""
+    url = f"{relayer_url.rstrip('/')}/v1/requests/{request_id}"
+    try:
+        reply = requests.get(url, timeout=30)
+    except requests.RequestException as error:
+        raise e.ModelHubError(
+            f"cannot reach the relayer at {relayer_url} for the output of request "
+            f"{request_id} ({error}); pass its address with --relayer") from None
+    if reply.status_code != 200:
+        raise e.ModelHubError(
+            f"the relayer at {relayer_url} answered {reply.status_code} for the output of "
+            f"request {request_id}: {reply.text[:200]}")
+    try:
+        answer = reply.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise OutputVerificationError(
+            f"the relayer at {relayer_url} answered for request {request_id} with something "
+            "that is not a JSON object")
+    return answer
 
 
 # --- helpers -----------------------------------------------------------------------------------

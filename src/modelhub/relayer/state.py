@@ -107,8 +107,8 @@ class RelayerState:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._tx() as db:
-            db.executescript(SCHEMA)
+        # executescript runs in its own transaction (it commits whatever is open first).
+        self._db().executescript(SCHEMA)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -1,0 +1,345 @@
+"""The relayer's main loop: follow paid calls on chain, run each on its verified model file,
+sign and store the answer, then settle answers in batches and reject what cannot be served.
+
+One loop, one thread, at most one transaction in flight. Every step is driven by the state file
+(relayer/state.py), so the loop can be killed anywhere and resumed: it never runs again a call
+it answered, and settlement is safe to repeat because the escrow settles a request only once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from .. import codec
+from ..attestation import Attestation
+from ..contracts import RequestStatus, SkipReason
+from ..errors import (
+    ArtifactNotFoundError,
+    ChainUnreachableError,
+    DigestMismatchError,
+    InvalidInputError,
+    ModelHubError,
+    NotActiveRelayerError,
+    RejectReason,
+    RequestExpiredError,
+    RequestNotPendingError,
+    reject_reason_of,
+)
+from ..hub import Hub
+from ..runtime import ModelRuntime
+from ..store import ModelStore, digest_to_cid, file_digest
+from .metrics import RelayerMetrics
+from .state import CallState, RelayerState, SeenCall, StoredCall
+
+log = logging.getLogger("modelhub.relayer")
+
+
+@dataclass
+class RelayerConfig:
+    """How the daemon behaves; every field has a command-line option of the same name."""
+
+    store_dir: Path
+    confirmations: int = 0  # follow the chain this many blocks behind its head
+    batch_size: int = 100  # attestations per fulfillBatch transaction, at most
+    poll_interval: float = 0.5  # seconds between polls when there is nothing to do
+    max_scan_blocks: int = 2_000  # blocks read per event query
+    max_input_bytes: int = 64 * 1024  # larger inputs are rejected as not fitting the model
+    inference_time_limit: float = 10.0
+    fetch_from: list[str] = field(default_factory=list)  # other relayers to fetch missing model files from
+    max_backoff: float = 30.0
+
+
+class Relayer:
+    """The daemon. `run()` loops until `stop()`; `step()` does one round (tests drive it)."""
+
+    def __init__(self, hub: Hub, config: RelayerConfig, metrics: RelayerMetrics | None = None):
+        self.hub = hub
+        self.config = config
+        self.metrics = metrics or RelayerMetrics()
+        self.store = ModelStore(config.store_dir / "artifacts")
+        self.state = RelayerState(config.store_dir / "relayer.sqlite")
+        self.state.bind(hub.deployment.chain_id, hub.deployment.inference_escrow)
+        self.runtime = ModelRuntime(time_limit_s=config.inference_time_limit, store=self.store)
+        self.address = hub.address
+        self.chain_head = 0
+        self.chain_time = 0
+        self._stopping = threading.Event()
+        self._relayer_fee_bps: int | None = None
+        self._recovered = False
+
+    # ------------------------------------------------------------------ loop
+
+    def stop(self) -> None:
+        """Asks the loop to finish the round it is in (including a batch in flight) and return."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def run(self) -> None:
+        backoff = self.config.poll_interval
+        log.info("relayer %s serving deployment %s on chain %s", self.address, self.hub.deployment.inference_escrow,
+                 self.hub.deployment.chain_id)
+        while not self.stopping:
+            try:
+                busy = self.step()
+                backoff = self.config.poll_interval
+            except (ChainUnreachableError, requests.RequestException, ConnectionError) as exc:
+                self.metrics.rpc_errors.inc()
+                log.warning("chain unreachable (%s); retrying in %.1fs", exc, backoff)
+                busy = False
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, self.config.max_backoff)
+                continue
+            if not busy:
+                self._stopping.wait(self.config.poll_interval)
+        log.info("relayer stopped; %s", self.state.counts())
+
+    def step(self) -> bool:
+        """One round: recover (first time), follow, serve, reject, settle. True if it did work."""
+        if not self._recovered:
+            self.recover()
+            self._recovered = True
+        seen = self.follow()
+        served = self.serve()
+        rejected = self.reject_unservable()
+        settled = self.settle()
+        return bool(seen or served or rejected or settled)
+
+    # ------------------------------------------------------------------ recovery
+
+    def recover(self) -> None:
+        """After a restart: asks the chain how each call left open in the state file ended.
+        Answers that were settled while the relayer was down (or whose batch was in flight when
+        it died) are closed; the rest stay open and are settled or rejected as usual."""
+        open_calls = self.state.in_state(CallState.ANSWERED, limit=1_000_000) + self.state.in_state(
+            CallState.REJECTING, limit=1_000_000
+        )
+        for call in open_calls:
+            request = self.hub.get_request(call.request_id)
+            if request.status is RequestStatus.PENDING:
+                continue
+            self._close_ended(call, request.status)
+        if open_calls:
+            log.info("recovered %d open calls from %s", len(open_calls), self.state.path)
+
+    def _close_ended(self, call: StoredCall, status: RequestStatus) -> None:
+        if status is RequestStatus.FULFILLED and call.state is CallState.ANSWERED and self._fulfilled_by_us(call):
+            self._count_settled([call])
+            self.state.mark_ended([call.request_id], CallState.SETTLED, "settled (confirmed after a restart)")
+        elif status is RequestStatus.REJECTED and call.state is CallState.REJECTING:
+            self.state.mark_ended([call.request_id], CallState.REJECTED)
+        else:
+            self.metrics.requests_dropped.inc()
+            self.state.mark_ended([call.request_id], CallState.DROPPED, f"ended on chain as {status.name.lower()}")
+
+    def _fulfilled_by_us(self, call: StoredCall) -> bool:
+        return self.hub.fulfilled_by(call.request_id) == self.address
+
+    # ------------------------------------------------------------------ follow
+
+    def follow(self) -> int:
+        """Reads new InferenceRequested events up to `confirmations` blocks behind the head."""
+        from ape import chain
+
+        head = chain.blocks.head
+        self.chain_head, self.chain_time = head.number, head.timestamp
+        self.metrics.chain_head.set(head.number)
+        target = head.number - self.config.confirmations
+        start = self.state.next_block
+        if start is None:
+            start = self.hub.deployment.start_block
+        if start > target:
+            return 0
+        end = min(target, start + self.config.max_scan_blocks - 1)
+        timeout = self.hub.request_timeout
+        block_times: dict[int, int] = {}
+        seen = []
+        for event in self.hub.requests_since(start, end):
+            if event.block_number not in block_times:
+                block_times[event.block_number] = chain.blocks[event.block_number].timestamp
+            seen.append(SeenCall(event.request_id, event.model_id, event.version, event.caller, event.price,
+                                 event.input, event.input_hash, event.block_number,
+                                 block_times[event.block_number] + timeout))
+        added = self.state.record_seen(seen, end + 1)
+        if added:
+            self.metrics.requests_seen.inc(added)
+            log.info("saw %d new paid call(s) in blocks %d-%d", added, start, end)
+        return added
+
+    # ------------------------------------------------------------------ serve
+
+    def serve(self, limit: int | None = None) -> int:
+        """Runs new calls: each ends ANSWERED (output signed and stored) or REJECTING."""
+        calls = self.state.in_state(CallState.NEW, limit=limit or self.config.batch_size)
+        for call in calls:
+            if self.stopping:
+                break
+            self.serve_one(call)
+        return len(calls)
+
+    def serve_one(self, call: StoredCall) -> None:
+        if self.chain_time > call.deadline:
+            self.metrics.requests_dropped.inc()
+            self.state.mark_ended([call.request_id], CallState.DROPPED, "deadline passed before it was served")
+            log.info("request %s expired before it was served; the caller can take a refund", _short(call.request_id))
+            return
+        started = time.perf_counter()
+        try:
+            output = self._run(call)
+        except ModelHubError as exc:
+            if exc.reject_reason is None:
+                raise  # not the call's fault (the chain is down, say): retried, never rejected
+            reason = reject_reason_of(exc)
+            self.state.mark_rejecting(call.request_id, int(reason), str(exc))
+            log.info("request %s cannot be served (reason %d): %s", _short(call.request_id), reason, exc)
+            return
+        output_hash = codec.output_hash(output)
+        signature = self.hub.sign_attestation(_attestation(call, output_hash))
+        self.state.mark_answered(call.request_id, output, output_hash, signature)
+        self.metrics.inference_seconds.observe(time.perf_counter() - started)
+
+    def _run(self, call: StoredCall) -> bytes:
+        """The canonical output bytes of the call, or a ModelHubError carrying its reject reason."""
+        if len(call.input) > self.config.max_input_bytes:
+            raise InvalidInputError(
+                f"the input is {len(call.input)} bytes; this relayer accepts at most {self.config.max_input_bytes}"
+            )
+        inputs = codec.decode_input(call.input)
+        digest = self.hub.version_digest(call.model_id, call.version)
+        self._ensure_artifact(digest)
+        outputs = self.runtime.run(digest, inputs)
+        return codec.encode_output(outputs)
+
+    def _ensure_artifact(self, digest: bytes) -> None:
+        """Makes sure the store holds the file with `digest`, fetching it from peers if needed."""
+        cid = digest_to_cid(digest)
+        if self.store.has(cid):
+            return
+        for peer in self.config.fetch_from:
+            url = f"{peer.rstrip('/')}/v1/artifacts/{cid}"
+            try:
+                reply = requests.get(url, timeout=30)
+            except requests.RequestException as exc:
+                log.warning("could not fetch %s from %s: %s", cid, peer, exc)
+                continue
+            if reply.status_code != 200:
+                continue
+            if file_digest(reply.content) != digest:
+                log.warning("%s served bytes that do not match %s; ignored", peer, cid)
+                continue
+            self.store.put(reply.content)
+            log.info("fetched model file %s from %s", cid, peer)
+            return
+        raise ArtifactNotFoundError(
+            f"this relayer does not hold the model file {cid} (digest 0x{digest.hex()}) and no peer served it"
+        )
+
+    # ------------------------------------------------------------------ reject
+
+    def reject_unservable(self) -> int:
+        """Sends the on-chain rejection of each call found unservable; the caller is refunded at once."""
+        calls = self.state.in_state(CallState.REJECTING, limit=self.config.batch_size)
+        for call in calls:
+            if self.stopping:
+                break
+            try:
+                self.hub.reject(call.request_id, call.reject_reason or RejectReason.OTHER)
+            except RequestNotPendingError:
+                self._close_ended(call, self.hub.get_request(call.request_id).status)
+                continue
+            except NotActiveRelayerError as exc:
+                log.error("cannot reject: %s", exc)
+                return 0
+            self.metrics.requests_rejected.labels(reason=str(call.reject_reason)).inc()
+            self.state.mark_ended([call.request_id], CallState.REJECTED)
+            log.info("rejected request %s (reason %s); caller refunded", _short(call.request_id), call.reject_reason)
+        return len(calls)
+
+    # ------------------------------------------------------------------ settle
+
+    def settle(self) -> int:
+        """Settles up to `batch_size` answered calls with one fulfillBatch transaction."""
+        calls = self.state.in_state(CallState.ANSWERED, limit=self.config.batch_size)
+        if not calls:
+            return 0
+        live = []
+        for call in calls:
+            if self.chain_time > call.deadline:
+                self.metrics.requests_dropped.inc()
+                self.state.mark_ended([call.request_id], CallState.DROPPED, "deadline passed before settlement")
+            else:
+                live.append(call)
+        if not live:
+            return len(calls)
+        try:
+            outcomes = self.hub.fulfill_batch([(c.attestation(), c.signature) for c in live])
+        except RequestExpiredError:
+            return 0
+        except NotActiveRelayerError as exc:
+            log.error("cannot settle: %s", exc)
+            return 0
+        self.metrics.settlement_batches.inc()
+        self.metrics.settlement_batch_size.observe(len(live))
+        by_id = {c.request_id: c for c in live}
+        settled = [by_id[o.request_id] for o in outcomes if o.settled]
+        self._count_settled(settled)
+        self.state.mark_ended([c.request_id for c in settled], CallState.SETTLED)
+        for outcome in outcomes:
+            if outcome.settled:
+                continue
+            call = by_id[outcome.request_id]
+            if outcome.skip_reason in (SkipReason.NOT_PENDING, SkipReason.DEADLINE_PASSED):
+                # Settled by another relayer first, refunded, or too late: nothing is owed to us.
+                self.metrics.requests_dropped.inc()
+                self.state.mark_ended([call.request_id], CallState.DROPPED, f"skipped: {outcome.skip_reason.name.lower()}")
+            else:
+                log.error("request %s was refused at settlement (%s): this relayer's attestation is wrong",
+                          _short(call.request_id), outcome.skip_reason.name)
+                self.state.mark_ended([call.request_id], CallState.DROPPED, f"refused: {outcome.skip_reason.name.lower()}")
+        log.info("settled %d of %d answered call(s) in one transaction", len(settled), len(live))
+        return len(calls)
+
+    def _count_settled(self, calls: list[StoredCall]) -> None:
+        if not calls:
+            return
+        if self._relayer_fee_bps is None:
+            self._relayer_fee_bps = self.hub.relayer_fee_bps
+        now = time.time()
+        for call in calls:
+            self.metrics.requests_served.inc()
+            self.metrics.fees_earned.inc(call.price * self._relayer_fee_bps // 10_000)
+            if call.answered_at:
+                self.metrics.settlement_seconds.observe(max(0.0, now - call.answered_at))
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict:
+        """What /healthz reports."""
+        counts = self.state.counts()
+        return {
+            "chainId": self.hub.deployment.chain_id,
+            "relayer": self.address,
+            "chainHead": self.chain_head,
+            "nextBlock": self.state.next_block,
+            "pending": sum(counts[s.value] for s in CallState if s.open),
+            "calls": counts,
+        }
+
+
+def _attestation(call: StoredCall, output_hash: bytes) -> Attestation:
+    return Attestation(call.request_id, call.model_id, call.version, call.input_hash, output_hash)
+
+
+def _short(request_id: int) -> str:
+    """A request id as people read it: caller prefix and request number."""
+    caller, number = request_id >> 96, request_id & ((1 << 96) - 1)
+    return f"0x{caller:040x}"[:10] + f"…#{number}"
+
