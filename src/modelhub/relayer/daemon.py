@@ -141,7 +141,8 @@ class Relayer:
             self.state.mark_ended([call.request_id], CallState.DROPPED, f"ended on chain as {status.name.lower()}")
 
     def _fulfilled_by_us(self, call: StoredCall) -> bool:
-        return self.hub.fulfilled_by(call.request_id) == self.address
+        found = self.hub.fulfilled_by(call.request_id)  # (relayer, outputHash) of the settlement
+        return found is not None and found[0] == self.address
 
     # ------------------------------------------------------------------ follow
 

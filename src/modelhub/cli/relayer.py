@@ -1,0 +1,62 @@
+"""`modelhub relayer ...`: running a relayer."""
+
+import logging
+from pathlib import Path
+
+import click
+
+from .common import Session, hub_command
+
+
+@click.group()
+def relayer():
+    """Run a relayer."""
+
+
+@hub_command(relayer, "run")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the HTTP API listens on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True,
+              help="Port of the HTTP API (0: any free port).")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/relayer"),
+              show_default=True, help="Folder for model files and the relayer's state (one per deployment).")
+@click.option("--confirmations", type=click.IntRange(0), default=0, show_default=True,
+              help="Follow the chain this many blocks behind its head (0 on dev chains; a few on public ones).")
+@click.option("--batch-size", type=click.IntRange(1, 500), default=100, show_default=True,
+              help="Attestations settled per fulfillBatch transaction, at most.")
+@click.option("--poll-interval", type=click.FloatRange(0), default=0.5, show_default=True,
+              help="Seconds between polls of the chain when idle.")
+@click.option("--fetch-from", multiple=True, metavar="URL",
+              help="Another relayer to fetch missing model files from (repeatable); files are checked against their digest.")
+@click.option("--max-input-bytes", type=click.IntRange(1), default=64 * 1024, show_default=True,
+              help="Larger inputs are rejected (reason 1) without being run.")
+@click.option("--time-limit", type=click.FloatRange(0.001), default=10.0, show_default=True,
+              help="Seconds a model may run on one call before the call is rejected (reason 2).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
+def run(session: Session, host, port, store_dir, confirmations, batch_size, poll_interval, fetch_from,
+        max_input_bytes, time_limit, log_level):
+    """Serve paid calls: follow the chain, run models, settle with signed attestations.
+
+    Runs until SIGTERM or Ctrl-C, finishing the batch in flight. Its state lives in --store, so it
+    can be stopped or killed at any point and started again without losing or repeating a call.
+    """
+    from modelhub.relayer.daemon import RelayerConfig
+    from modelhub.relayer.service import run_service
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    account = session.account
+    if hasattr(account, "set_autosign"):
+        # A daemon cannot stop to ask before each signature; the passphrase may come from
+        # APE_ACCOUNTS_<alias>_PASSPHRASE.
+        account.set_autosign(True)
+    hub = session.hub
+    info = hub.relayer_info()
+    if not info.active:
+        session.note(
+            f"warning: {hub.address} is not an active relayer: its attestations and rejections will be refused "
+            f"until it registers with a bond of at least {session.money(hub.min_bond)}"
+        )
+    config = RelayerConfig(store_dir=store_dir, confirmations=confirmations, batch_size=batch_size,
+                           poll_interval=poll_interval, fetch_from=list(fetch_from),
+                           max_input_bytes=max_input_bytes, inference_time_limit=time_limit)
+    run_service(hub, config, host, port,
+                on_ready=lambda url: session.note(f"relayer {hub.address} serving on {url}, store {store_dir}"))

@@ -1,0 +1,94 @@
+"""Runs `modelhub relayer run` as a real process against the test chain, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from modelhub.devchain import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class RelayerProcess:
+    """One relayer daemon process; `start()` waits until /healthz answers."""
+
+    def __init__(self, network: str, account: str, store: Path, deployments: Path, *extra: str):
+        self.network, self.account, self.store, self.deployments = network, account, store, deployments
+        self.extra = extra
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = store.parent / f"{store.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "RelayerProcess":
+        command = [
+            sys.executable, "-m", "modelhub.cli", "relayer", "run",
+            "--network", self.network, "--account", self.account,
+            "--host", "127.0.0.1", "--port", str(self.port), "--store", str(self.store),
+            "--poll-interval", "0.1", *self.extra,
+        ]
+        env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(self.deployments)}
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"relayer exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.kill()
+        raise AssertionError(f"relayer did not answer /healthz within {timeout}s:\n{self.log()}")
+
+    def health(self) -> dict:
+        return requests.get(f"{self.url}/healthz", timeout=5).json()
+
+    def result(self, request_id: int) -> dict:
+        reply = requests.get(f"{self.url}/v1/requests/{request_id}", timeout=5)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM, then wait for a clean exit; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the state file must survive."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def calls(self) -> dict[int, tuple]:
+        """request id -> (state, answered_at, output_hash), read straight from the state file."""
+        db = sqlite3.connect(self.store / "relayer.sqlite")
+        try:
+            rows = db.execute("SELECT request_id, state, answered_at, output_hash FROM calls").fetchall()
+        finally:
+            db.close()
+        return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
+
+
+def wait_until(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
