@@ -39,11 +39,12 @@ class Anvil:
     """An anvil process on 127.0.0.1; use as a context manager or call start()/stop()."""
 
     def __init__(self, port: int | None = None, chain_id: int = 31337, block_time: float | None = None,
-                 log_path: Path | None = None):
+                 log_path: Path | None = None, state_path: Path | None = None):
         self.port = port or free_port()
         self.chain_id = chain_id
         self.block_time = block_time
         self.log_path = log_path
+        self.state_path = state_path  # loaded at start if it exists, written at stop
         self._process: subprocess.Popen | None = None
 
     @property
@@ -57,6 +58,8 @@ class Anvil:
         command = [binary, "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id)]
         if self.block_time:
             command += ["--block-time", str(self.block_time)]
+        if self.state_path:
+            command += ["--state", str(self.state_path)]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -5,8 +5,6 @@ Foundry's `cast` for every transaction and eth_account's EIP-712 encoder for the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,42 +14,10 @@ from eth_utils import keccak
 from modelhub.attestation import Attestation, sign_attestation
 from modelhub.devchain import Anvil
 
+from cast_support import DEV_KEYS, cast, cast_send, cast_uint, run_deploy
+
 ROOT = Path(__file__).resolve().parents[2]
-# anvil's dev accounts come from this well-known mnemonic, each funded with 10,000 ETH.
-DEV_MNEMONIC = "test test test test test test test test test test test junk"
-Account.enable_unaudited_hdwallet_features()
-DEV_KEYS = [
-    "0x" + Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.hex().removeprefix("0x")
-    for i in range(3)
-]
 SEPOLIA = 11155111
-
-
-def run_deploy(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ape", "run", "deploy", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def cast(*args: str, rpc_url: str) -> str:
-    command, *rest = args
-    result = subprocess.run(["cast", command, "--rpc-url", rpc_url, *rest], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-def cast_send(rpc_url: str, key: str, to: str, signature: str, *args: str) -> dict:
-    receipt = json.loads(cast("send", "--json", "--private-key", key, to, signature, *args, rpc_url=rpc_url))
-    assert int(receipt["status"], 16) == 1, receipt
-    return receipt
-
-
-def cast_uint(rpc_url: str, to: str, signature: str, *args: str) -> int:
-    # cast prints large numbers with a scientific hint: "850000000000000000 [8.5e17]"
-    return int(cast("call", to, signature, *args, rpc_url=rpc_url).split()[0])
-
-
 @pytest.fixture
 def deployments_dir(tmp_path):
     return tmp_path / "deployments"
@@ -114,7 +80,7 @@ def test_the_sepolia_entry_refuses_the_test_token_and_deploys_with_a_given_token
 
 
 def test_an_outside_client_settles_a_call_and_the_split_is_exact(deployments_dir):
-    deployer_key, caller_key, relayer_key = DEV_KEYS
+    deployer_key, caller_key, relayer_key = DEV_KEYS[:3]
     relayer_address = Account.from_key(relayer_key).address
     caller_address = Account.from_key(caller_key).address
     uploader = Account.from_key(deployer_key).address

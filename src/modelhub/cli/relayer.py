@@ -43,6 +43,8 @@ def run(session: Session, host, port, store_dir, confirmations, batch_size, poll
     from modelhub.relayer.service import run_service
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    # One line per event that matters: not one per health check or metrics scrape.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     account = session.account
     if hasattr(account, "set_autosign"):
         # A daemon cannot stop to ask before each signature; the passphrase may come from

@@ -22,7 +22,6 @@ from ..contracts import RequestStatus, SkipReason
 from ..errors import (
     ArtifactNotFoundError,
     ChainUnreachableError,
-    DigestMismatchError,
     InvalidInputError,
     ModelHubError,
     NotActiveRelayerError,
@@ -52,6 +51,7 @@ class RelayerConfig:
     max_input_bytes: int = 64 * 1024  # larger inputs are rejected as not fitting the model
     inference_time_limit: float = 10.0
     fetch_from: list[str] = field(default_factory=list)  # other relayers to fetch missing model files from
+    min_backoff: float = 0.5  # first wait after a failed round; doubles up to max_backoff
     max_backoff: float = 30.0
 
 
@@ -84,22 +84,26 @@ class Relayer:
         return self._stopping.is_set()
 
     def run(self) -> None:
-        backoff = self.config.poll_interval
+        backoff = self.config.min_backoff
         log.info("relayer %s serving deployment %s on chain %s", self.address, self.hub.deployment.inference_escrow,
                  self.hub.deployment.chain_id)
         while not self.stopping:
             try:
                 busy = self.step()
-                backoff = self.config.poll_interval
-            except (ChainUnreachableError, requests.RequestException, ConnectionError) as exc:
-                self.metrics.rpc_errors.inc()
-                log.warning("chain unreachable (%s); retrying in %.1fs", exc, backoff)
-                busy = False
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, self.config.max_backoff)
+                backoff = self.config.min_backoff
+            except Exception as exc:  # noqa: BLE001 -- a daemon left running for weeks must not die of one bad round
+                if _chain_unreachable(exc):
+                    self.metrics.rpc_errors.inc()
+                    log.warning("chain unreachable (%s); retrying in %.1fs", _first_line(exc), backoff)
+                else:
+                    self.metrics.round_errors.inc()
+                    log.exception("round failed; retrying in %.1fs (state is intact: nothing is lost)", backoff)
+            else:
+                if not busy:
+                    self._stopping.wait(self.config.poll_interval)
                 continue
-            if not busy:
-                self._stopping.wait(self.config.poll_interval)
+            self._stopping.wait(backoff)
+            backoff = min(backoff * 2, self.config.max_backoff)
         log.info("relayer stopped; %s", self.state.counts())
 
     def step(self) -> bool:
@@ -178,20 +182,27 @@ class Relayer:
     # ------------------------------------------------------------------ serve
 
     def serve(self, limit: int | None = None) -> int:
-        """Runs new calls: each ends ANSWERED (output signed and stored) or REJECTING."""
+        """Runs new calls: each ends ANSWERED (output signed and stored) or REJECTING. The
+        round's answers are committed together, before any of them is settled or served."""
         calls = self.state.in_state(CallState.NEW, limit=limit or self.config.batch_size)
+        answers = []
         for call in calls:
             if self.stopping:
                 break
-            self.serve_one(call)
+            answer = self.serve_one(call)
+            if answer is not None:
+                answers.append(answer)
+        self.state.mark_answered(answers)
         return len(calls)
 
-    def serve_one(self, call: StoredCall) -> None:
+    def serve_one(self, call: StoredCall) -> tuple[int, bytes, bytes, bytes] | None:
+        """Runs one call; returns its answer (id, output, output hash, signature) to store, or
+        None when the call was dropped or found unservable."""
         if self.chain_time > call.deadline:
             self.metrics.requests_dropped.inc()
             self.state.mark_ended([call.request_id], CallState.DROPPED, "deadline passed before it was served")
             log.info("request %s expired before it was served; the caller can take a refund", _short(call.request_id))
-            return
+            return None
         started = time.perf_counter()
         try:
             output = self._run(call)
@@ -201,11 +212,11 @@ class Relayer:
             reason = reject_reason_of(exc)
             self.state.mark_rejecting(call.request_id, int(reason), str(exc))
             log.info("request %s cannot be served (reason %d): %s", _short(call.request_id), reason, exc)
-            return
+            return None
         output_hash = codec.output_hash(output)
         signature = self.hub.sign_attestation(_attestation(call, output_hash))
-        self.state.mark_answered(call.request_id, output, output_hash, signature)
         self.metrics.inference_seconds.observe(time.perf_counter() - started)
+        return call.request_id, output, output_hash, signature
 
     def _run(self, call: StoredCall) -> bytes:
         """The canonical output bytes of the call, or a ModelHubError carrying its reject reason."""
@@ -337,6 +348,23 @@ class Relayer:
 
 def _attestation(call: StoredCall, output_hash: bytes) -> Attestation:
     return Attestation(call.request_id, call.model_id, call.version, call.input_hash, output_hash)
+
+
+def _chain_unreachable(exc: BaseException) -> bool:
+    """True if `exc`, or anything it was raised from, says the node could not be reached. Ape
+    wraps connection failures in errors of its own (BlockNotFoundError, ProviderError...)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (ChainUnreachableError, requests.ConnectionError, requests.Timeout, ConnectionError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 def _short(request_id: int) -> str:

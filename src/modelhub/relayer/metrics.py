@@ -43,7 +43,8 @@ class RelayerMetrics:
             "modelhub_fees_earned_base_units", "Relayer fees earned by settled calls, in token base units", registry=r
         )
         self.chain_head = Gauge("modelhub_chain_head", "Latest block number seen", registry=r)
-        self.rpc_errors = Counter("modelhub_rpc_errors", "Failed calls to the chain, retried with backoff", registry=r)
+        self.rpc_errors = Counter("modelhub_rpc_errors", "Rounds that failed to reach the chain, retried with backoff", registry=r)
+        self.round_errors = Counter("modelhub_round_errors", "Rounds that failed unexpectedly, retried with backoff", registry=r)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

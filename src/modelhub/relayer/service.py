@@ -24,7 +24,6 @@ def run_service(hub: Hub, config: RelayerConfig, host: str, port: int,
     server = HttpServer(create_app(relayer.store, relayer.state, metrics, relayer.status), host, port)
     server.start()
     url = f"http://{host}:{server.port}"
-    log.info("HTTP API on %s (store %s)", url, config.store_dir)
     if on_ready:
         on_ready(url)
 

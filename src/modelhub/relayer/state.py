@@ -187,12 +187,16 @@ class RelayerState:
             )
         return added
 
-    def mark_answered(self, request_id: int, output: bytes, output_hash: bytes, signature: bytes) -> None:
+    def mark_answered(self, answers: Iterable[tuple[int, bytes, bytes, bytes]]) -> None:
+        """Stores answers (request id, output, output hash, signature) in one transaction: an
+        answer exists from the moment it is committed, and only then is it served or settled."""
+        now = time.time()
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE calls SET state = ?, output = ?, output_hash = ?, signature = ?, answered_at = ? "
                 "WHERE request_id = ? AND state = ?",
-                (CallState.ANSWERED.value, output, output_hash, signature, time.time(), str(request_id), CallState.NEW.value),
+                [(CallState.ANSWERED.value, output, output_hash, signature, now, str(request_id), CallState.NEW.value)
+                 for request_id, output, output_hash, signature in answers],
             )
 
     def mark_rejecting(self, request_id: int, reason: int, note: str) -> None:
