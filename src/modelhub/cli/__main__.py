@@ -1,0 +1,5 @@
+"""`python -m modelhub.cli`: the `modelhub` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,174 @@
+"""Paid calls: `infer` (request, wait, fetch and verify the output) and `refund`."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from modelhub import errors as e
+
+from .common import AMOUNT, AMOUNTS_HELP, Session, hub_command
+
+REJECT_MEANINGS = {
+    1: "the input does not fit the model",
+    2: "the model failed to run",
+    3: "the model file is unavailable or does not match its digest",
+    4: "another reason",
+}
+
+
+class RequestIdType(click.ParamType):
+    name = "request_id"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            number = int(str(value), 0)
+        except ValueError:
+            self.fail(f"{value!r} is not a request id (a decimal or 0x-hex number)", param, ctx)
+        if number <= 0:
+            self.fail("request ids are positive", param, ctx)
+        return number
+
+
+REQUEST_ID = RequestIdType()
+
+
+def register(cli: click.Group) -> None:
+    """Adds `infer` and `refund` to the top-level group."""
+
+    @hub_command(cli, epilog=AMOUNTS_HELP)
+    @click.argument("model_id", type=click.IntRange(1))
+    @click.argument("input_json", required=False)
+    @click.option("--input-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="Read the input JSON from this file instead.")
+    @click.option("--version", "model_version", type=click.IntRange(0), default=0,
+                  help="Model version to call (0, the default: the latest).")
+    @click.option("--max-price", type=AMOUNT,
+                  help="Refuse to pay more than this (default: the current price).")
+    @click.option("--timeout", type=click.FloatRange(min=0), default=120.0, show_default=True,
+                  help="Seconds to wait for a relayer to serve the call.")
+    @click.option("--relayer", "relayer_url", metavar="URL",
+                  help="Fetch the output from this relayer (default: the endpoint the "
+                       "fulfilling relayer registered).")
+    def infer(session: Session, model_id: int, input_json: str | None, input_file: Path | None,
+              model_version: int, max_price, timeout: float, relayer_url: str | None) -> None:
+        """Pay for one call of model MODEL_ID on INPUT_JSON and print its verified output.
+
+        INPUT_JSON maps the model's input tensors to values, e.g. '{"X": [[5.1, 3.5, 1.4, 0.2]]}'.
+        The price comes from your prepaid credit (see `modelhub deposit`); a call a relayer
+        rejects is refunded at once, one nobody serves can be refunded after its deadline.
+        """
+        from modelhub.codec import decode_input
+        from modelhub.contracts import RequestStatus
+        from modelhub.hub import encode_input
+
+        if (input_json is None) == (input_file is None):
+            raise click.UsageError("give the input either as INPUT_JSON or with --input-file")
+        raw = input_file.read_bytes() if input_file is not None else input_json.encode("utf-8")
+        data = encode_input(decode_input(raw))  # compact: calldata costs gas per byte
+
+        hub = session.hub
+        call = hub.request(model_id, data, version=model_version,
+                           max_price=session.base(max_price))
+        session.note(f"Requested call {call.id} of model {model_id} version {call.version} "
+                     f"for {session.money(call.price)}")
+        try:
+            with _progress(session, f"waiting for a relayer to serve request {call.id}"):
+                status = hub.wait_for_request(call.id, timeout=timeout)
+        except e.RequestWaitTimeoutError:
+            deadline = _utc(call.deadline)
+            error = e.RequestWaitTimeoutError(
+                f"request {call.id} is still pending after {timeout:g} s: no relayer served it. "
+                f"It may still be served until its deadline ({deadline}); after that, take the "
+                f"price back with `modelhub refund {call.id}`"
+            )
+            error.details = {"requestId": str(call.id), "status": "pending",
+                             "deadline": call.deadline}
+            raise error from None
+
+        if status is RequestStatus.FULFILLED:
+            verified = hub.fetch_output(call.id, relayer_url, sent_input=data)
+            import json
+
+            session.emit(
+                {"requestId": str(call.id), "status": "fulfilled", "modelId": model_id,
+                 "version": call.version, "price": session.money_json(call.price),
+                 "output": verified.output, "outputHash": "0x" + verified.output_hash.hex(),
+                 "relayer": verified.relayer, "relayerUrl": verified.relayer_url,
+                 "attestation": verified.attestation.as_json(),
+                 "signature": "0x" + verified.signature.hex()},
+                lambda: (click.echo(json.dumps(verified.output, indent=2)),
+                         session.note(f"Verified: output hash 0x{verified.output_hash.hex()} "
+                                      f"attested by relayer {verified.relayer}")),
+            )
+            return
+        if status is RequestStatus.REJECTED:
+            rejected = hub.rejection(call.id)
+            relayer, reason = rejected if rejected else ("a relayer", 4)
+            meaning = REJECT_MEANINGS.get(int(reason), "an unknown reason")
+            error = e.ModelHubError(
+                f"request {call.id} was rejected by relayer {relayer} with reason {int(reason)}: "
+                f"{meaning}; the price ({session.money(call.price)}) was refunded to your credit"
+            )
+            error.details = {"requestId": str(call.id), "status": "rejected",
+                             "reason": int(reason), "reasonText": meaning, "relayer": relayer}
+            raise error
+        error = e.ModelHubError(f"request {call.id} was refunded before a relayer served it; "
+                                f"the price ({session.money(call.price)}) is back in your credit")
+        error.details = {"requestId": str(call.id), "status": "refunded"}
+        raise error
+
+    @hub_command(cli)
+    @click.argument("request_id", type=REQUEST_ID)
+    def refund(session: Session, request_id: int) -> None:
+        """Take back the price of request REQUEST_ID, unserved past its deadline."""
+        hub = session.hub
+        price = hub.get_request(request_id).price
+        hub.refund(request_id)
+        credit = hub.balance()
+        session.emit({"requestId": str(request_id), "status": "refunded",
+                      "refunded": session.money_json(price), "credit": session.money_json(credit)},
+                     f"Refunded request {request_id}: {session.money(price)} back; "
+                     f"credit now {session.money(credit)}")
+
+
+def _utc(timestamp: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+@contextmanager
+def _progress(session: Session, text: str) -> Iterator[None]:
+    """A spinner on stderr while the block runs (a TTY), one line otherwise, nothing with --json."""
+    if session.as_json:
+        yield
+        return
+    if not sys.stderr.isatty():
+        click.echo(f"{text}...", err=True)
+        yield
+        return
+    done = threading.Event()
+    started = time.monotonic()
+
+    def spin() -> None:
+        for frame in itertools.cycle("|/-\\"):
+            if done.wait(0.1):
+                break
+            click.echo(f"\r{frame} {text} ({time.monotonic() - started:.0f}s)", err=True, nl=False)
+        click.echo("\r\033[K", err=True, nl=False)
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()

@@ -1,0 +1,201 @@
+"""`modelhub models ...`: upload, list, show and manage models (price, versions, payees,
+active flag)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import AMOUNT, AMOUNTS_HELP, Session, hub_command, print_table
+
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.group(epilog=AMOUNTS_HELP)
+def models() -> None:
+    """Upload, list, show and manage models."""
+
+
+def _storage_options(f: Any) -> Any:
+    f = click.option("--store", type=click.Path(file_okay=False, path_type=Path),
+                     help="Also keep the file in this local model store folder.")(f)
+    f = click.option("--relayer", "relayer_url", metavar="URL",
+                     help="Upload the file to the relayer at URL (POST /v1/artifacts).")(f)
+    return f
+
+
+def _store(folder: Path | None):
+    if folder is None:
+        return None
+    from modelhub.store import ModelStore
+
+    return ModelStore(folder)
+
+
+@hub_command(models, epilog=AMOUNTS_HELP)
+@click.argument("file", type=FILE)
+@click.option("--name", required=True, help="The model's name.")
+@click.option("--price", type=AMOUNT, required=True, help="Price per call (0 = free).")
+@click.option("--metadata-uri", default="", help="URI of the model card.")
+@_storage_options
+def upload(session: Session, file: Path, name: str, price, metadata_uri: str,
+           relayer_url: str | None, store: Path | None) -> None:
+    """Register the ONNX model FILE as a new model, at --price per call.
+
+    Without --relayer or --store the file is only registered: make it available to relayers
+    yourself (its content id is printed).
+    """
+    hub = session.hub
+    base = session.base(price)
+    result = hub.upload_model(file, name, base, metadata_uri, store=_store(store),
+                              relayer_url=relayer_url)
+    session.emit(
+        {"modelId": result.model_id, "version": 1, "name": name, "price": session.money_json(base),
+         "digest": "0x" + result.digest.hex(), "cid": result.cid, "owner": hub.address},
+        f"Registered model {result.model_id} ({name}) at {session.money(base)} per call\n"
+        f"  version 1: {result.cid} (sha-256 0x{result.digest.hex()})",
+    )
+
+
+@hub_command(models, name="list")
+def list_models(session: Session) -> None:
+    """List every registered model."""
+    found = session.hub.list_models()
+    rows = [_model_json(session, model, details=False) for model in found]
+
+    def human() -> None:
+        if not found:
+            click.echo("No models yet: register one with `modelhub models upload`.")
+            return
+        table = [("ID", "NAME", "PRICE", "VERSION", "ACTIVE", "CALLS", "OWNER")]
+        table += [(str(m.id), m.name, session.money(m.price), str(m.latest_version),
+                   "yes" if m.active else "no", str(m.calls), m.owner) for m in found]
+        print_table(table)
+
+    session.emit({"models": rows}, human)
+
+
+@hub_command(models)
+@click.argument("model_id", type=click.IntRange(1))
+def show(session: Session, model_id: int) -> None:
+    """Show one model: price, versions, payees and usage."""
+    model = session.hub.get_model(model_id)
+
+    def human() -> None:
+        click.echo(f"Model {model.id}: {model.name}")
+        click.echo(f"  owner     {model.owner}")
+        click.echo(f"  price     {session.money(model.price)} per call")
+        click.echo(f"  active    {'yes' if model.active else 'no'}")
+        click.echo(f"  card      {model.metadata_uri or '-'}")
+        click.echo(f"  usage     {model.calls} settled calls, revenue {session.money(model.revenue)}")
+        click.echo("  versions")
+        for v in model.versions:
+            when = dt.datetime.fromtimestamp(v.published_at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            latest = "  (latest)" if v.version == model.latest_version else ""
+            click.echo(f"    {v.version}  {v.cid}  {when}{latest}")
+        click.echo("  payees")
+        for p in model.payees:
+            click.echo(f"    {p.account}  {p.share} bps")
+
+    session.emit(_model_json(session, model, details=True), human)
+
+
+@hub_command(models)
+@click.argument("model_id", type=click.IntRange(1))
+@click.argument("file", type=FILE)
+@click.option("--metadata-uri", default="", help="URI of this version's model card.")
+@_storage_options
+def publish(session: Session, model_id: int, file: Path, metadata_uri: str,
+            relayer_url: str | None, store: Path | None) -> None:
+    """Publish the ONNX model FILE as the latest version of model MODEL_ID (owner only)."""
+    result = session.hub.publish_version(model_id, file, metadata_uri, store=_store(store),
+                                         relayer_url=relayer_url)
+    session.emit(
+        {"modelId": model_id, "version": result.version, "digest": "0x" + result.digest.hex(),
+         "cid": result.cid},
+        f"Published version {result.version} of model {model_id}: {result.cid}",
+    )
+
+
+@hub_command(models, epilog=AMOUNTS_HELP)
+@click.argument("model_id", type=click.IntRange(1))
+@click.argument("price", type=AMOUNT)
+def price(session: Session, model_id: int, price) -> None:
+    """Set the price per call of model MODEL_ID (owner only); calls already paid keep theirs."""
+    base = session.base(price)
+    session.hub.set_price(model_id, base)
+    session.emit({"modelId": model_id, "price": session.money_json(base)},
+                 f"Model {model_id} now costs {session.money(base)} per call")
+
+
+@hub_command(models)
+@click.argument("model_id", type=click.IntRange(1))
+@click.argument("payees", nargs=-1, required=True, metavar="ACCOUNT:BPS...")
+def payees(session: Session, model_id: int, payees: tuple[str, ...]) -> None:
+    """Share the revenue of model MODEL_ID among 1 to 8 payees (owner only).
+
+    Each payee is ACCOUNT:BPS, ACCOUNT an address (or an Ape alias, or TEST::<n>) and BPS its
+    share in basis points; the shares sum to 10000. Example:
+    0xAbc...:7000 0xDef...:3000
+    """
+    parsed = [_payee(text) for text in payees]
+    session.hub.set_payees(model_id, parsed)
+    session.emit(
+        {"modelId": model_id, "payees": [{"account": a, "bps": s} for a, s in parsed]},
+        f"Model {model_id} pays " + ", ".join(f"{a} {s} bps" for a, s in parsed),
+    )
+
+
+def _payee(text: str) -> tuple[str, int]:
+    account, sep, share = text.rpartition(":")
+    if not sep or not account or not share.isdigit():
+        raise click.BadParameter(f"{text!r} is not ACCOUNT:BPS, e.g. 0xAbc...:5000",
+                                 param_hint="ACCOUNT:BPS")
+    from eth_utils import is_address, to_checksum_address
+
+    if is_address(account):
+        return to_checksum_address(account), int(share)
+    from ape.cli.choices import AccountAliasPromptChoice
+
+    try:
+        return AccountAliasPromptChoice().convert(account, None, None).address, int(share)
+    except click.BadParameter:
+        raise click.BadParameter(f"{account!r} is neither an address nor an account alias",
+                                 param_hint="ACCOUNT:BPS") from None
+
+
+def _set_active(session: Session, model_id: int, active: bool) -> None:
+    session.hub.set_active(model_id, active)
+    state = "active: it takes new calls" if active else "inactive: it takes no new calls"
+    session.emit({"modelId": model_id, "active": active}, f"Model {model_id} is now {state}")
+
+
+@hub_command(models)
+@click.argument("model_id", type=click.IntRange(1))
+@click.option("--off", is_flag=True, help="Deactivate instead (same as `models deactivate`).")
+def activate(session: Session, model_id: int, off: bool) -> None:
+    """Let model MODEL_ID take new calls again (owner only)."""
+    _set_active(session, model_id, not off)
+
+
+@hub_command(models)
+@click.argument("model_id", type=click.IntRange(1))
+def deactivate(session: Session, model_id: int) -> None:
+    """Stop model MODEL_ID from taking new calls (owner only); paid calls still settle."""
+    _set_active(session, model_id, False)
+
+
+def _model_json(session: Session, model: Any, details: bool) -> dict:
+    data = {"id": model.id, "name": model.name, "owner": model.owner,
+            "price": session.money_json(model.price), "latestVersion": model.latest_version,
+            "active": model.active, "metadataURI": model.metadata_uri, "calls": model.calls,
+            "revenue": session.money_json(model.revenue)}
+    if details:
+        data["versions"] = [{"version": v.version, "digest": "0x" + v.digest.hex(), "cid": v.cid,
+                             "publishedAt": v.published_at} for v in model.versions]
+        data["payees"] = [{"account": p.account, "bps": p.share} for p in model.payees]
+    return data
+
