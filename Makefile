@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile test bench bench-gas bench-relayer clean
+.PHONY: install compile test demo up bench bench-gas bench-relayer clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -45,6 +45,15 @@ $(BUILD_STAMP): $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS) ape-config.yaml
 # chain already running on 8545 (say one left up by `modelhub up`), nor another test run's.
 test: compile
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests
+
+# The main job: a local chain, a deployment, a relayer, the example models, paid calls and who
+# earned what; everything it starts is stopped at the end (also on Ctrl-C).
+demo: compile
+	$(BIN)/modelhub demo
+
+# The same, left running on 127.0.0.1:8545 (chain) and :8700 (relayer) until Ctrl-C.
+up: compile
+	$(BIN)/modelhub up
 
 bench-gas: compile
 	$(BIN)/python bench/gas.py

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import click
 
 from . import calls, credit
+from .demo import demo, up
 from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, report_error
 from .models import models
 from .relayer import relayer
@@ -30,6 +31,8 @@ def cli() -> None:
 
 cli.add_command(models)
 cli.add_command(relayer)
+cli.add_command(demo)
+cli.add_command(up)
 credit.register(cli)
 calls.register(cli)
 

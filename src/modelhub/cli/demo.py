@@ -1,0 +1,45 @@
+"""`modelhub demo` and `modelhub up`: the whole hub on a local chain of its own, in one command."""
+
+from pathlib import Path
+
+import click
+
+from .common import HubError
+
+DEMO_DIR = Path("var/demo")
+
+
+@click.command()
+def demo() -> None:
+    """Show the hub working, then stop everything.
+
+    Starts a local chain, deploys, starts a relayer, uploads the example models (one shared with
+    two co-authors), makes paid calls as a caller, prints each output, and ends with who earned
+    what, which sums exactly to what the caller paid. Logs go to var/demo/.
+    """
+    from modelhub import demo as runner
+
+    click.echo("Model Hub demo: an open market for AI models, paid per call")
+    runner.run(click.echo, workdir=DEMO_DIR, deployments=DEMO_DIR / "deployments")
+    click.echo("\nDone: the chain and the relayer are stopped. `modelhub up` does the same and keeps them running.")
+
+
+@click.command()
+@click.option("--chain-port", type=click.IntRange(1, 65535), default=8545, show_default=True,
+              help="Port of the local chain (the CLI's default network).")
+@click.option("--relayer-port", type=click.IntRange(1, 65535), default=8700, show_default=True)
+def up(chain_port: int, relayer_port: int) -> None:
+    """The demo, left running: a local chain, a deployment, a relayer and the example models.
+
+    Writes deployments/31337.json, so every other `modelhub` command finds this hub without
+    options. Ctrl-C stops the chain and the relayer.
+    """
+    from modelhub import demo as runner
+    from modelhub.devchain import port_is_free
+
+    for name, port in (("chain", chain_port), ("relayer", relayer_port)):
+        if not port_is_free(port):
+            raise HubError(f"port {port} for the {name} is taken (a hub already up?); stop it, or pick "
+                           f"another with --{name}-port")
+    runner.run(click.echo, chain_port=chain_port, relayer_port=relayer_port, workdir=Path("var/up"),
+               deployments=Path("deployments"), keep_running=True)

@@ -1,0 +1,221 @@
+"""The whole hub in one command: a local chain, a deployment, a relayer, the example models
+(one shared with two co-authors), paid calls, and who earned what (`make demo`, `modelhub up`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from .deployments import DeployParams, deploy, save_deployment
+from .devchain import Anvil, free_port
+from .errors import ModelHubError
+from .hub import Hub
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+TOKEN = 10**18
+
+# Who plays which part: Ape's test accounts, which anvil funds with ether.
+ROLES = {"operator": 0, "author": 1, "caller": 2, "relayer": 3, "co-author A": 4, "co-author B": 5}
+
+
+@dataclass(frozen=True)
+class ExampleModel:
+    name: str
+    file: str
+    price: int
+    payees: tuple[tuple[str, int], ...]  # (role, share in bps)
+    calls: tuple[dict, ...]
+
+
+EXAMPLE_MODELS = (
+    ExampleModel(
+        "iris-classifier", "iris/iris.onnx", TOKEN // 100,
+        (("author", 5_000), ("co-author A", 3_000), ("co-author B", 2_000)),
+        ({"X": [[5.1, 3.5, 1.4, 0.2]]}, {"X": [[6.0, 2.9, 4.5, 1.5]]}, {"X": [[6.9, 3.1, 5.4, 2.1]]}),
+    ),
+    ExampleModel(
+        "diabetes-regressor", "diabetes/diabetes.onnx", TOKEN // 50,
+        (("author", 10_000),),
+        # age, sex, BMI, blood pressure, six blood serum measurements (see the model card)
+        ({"X": [[59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]]},
+         {"X": [[48.0, 1.0, 21.6, 87.0, 183.0, 103.2, 70.0, 3.0, 3.8918, 69.0]]}),
+    ),
+)
+IRIS_SPECIES = ("setosa", "versicolor", "virginica")
+
+
+class Say:
+    """Progress lines for people: steps, details and results."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        self.echo = echo
+
+    def step(self, text: str) -> None:
+        self.echo(f"\n==> {text}")
+
+    def line(self, text: str) -> None:
+        self.echo(f"    {text}")
+
+
+def tokens(base: int) -> str:
+    whole, frac = divmod(base, TOKEN)
+    return f"{whole}.{frac:018d}".rstrip("0").rstrip(".") + " tOPG"
+
+
+@contextmanager
+def relayer_process(url: str, deployments: Path, store: Path, port: int, log_path: Path) -> Iterator[str]:
+    """Runs `modelhub relayer run` for the demo's relayer account; yields its HTTP URL."""
+    command = [sys.executable, "-m", "modelhub.cli", "relayer", "run", "--network", url,
+               "--account", f"TEST::{ROLES['relayer']}", "--port", str(port), "--store", str(store),
+               "--poll-interval", "0.2"]
+    env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(deployments)}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # Ctrl-C reaches us, and we stop it cleanly
+    relayer_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                raise ModelHubError(f"the relayer exited with code {process.returncode}; see {log_path}")
+            try:
+                if requests.get(f"{relayer_url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise ModelHubError(f"the relayer did not start within 90s; see {log_path}")
+            time.sleep(0.2)
+        yield relayer_url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def run(echo: Callable[[str], None], *, chain_port: int | None = None, relayer_port: int | None = None,
+        workdir: Path, deployments: Path, keep_running: bool = False) -> dict:
+    """Starts everything, makes the paid calls, prints the earnings table; returns the figures.
+    With `keep_running`, waits for Ctrl-C before stopping the chain and the relayer."""
+    from ape import accounts, networks
+
+    say = Say(echo)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    chain_port = chain_port or free_port()
+    relayer_port = relayer_port or free_port()
+
+    say.step(f"Starting a local chain (anvil) on http://127.0.0.1:{chain_port}")
+    with Anvil(port=chain_port, log_path=workdir / "anvil.log") as anvil, networks.parse_network_choice(anvil.url):
+        who = {role: accounts.test_accounts[index] for role, index in ROLES.items()}
+        name_of = {account.address: role for role, account in who.items()}
+
+        say.step("Deploying Model Hub: fee token tOPG, ModelRegistry, RelayerRegistry, InferenceEscrow")
+        deployment = deploy(who["operator"], params=DeployParams(), progress=say.line)
+        save_deployment(deployment, deployments)
+        say.line(f"fees: treasury (the operator) {DeployParams().protocol_fee_bps / 100:g}%, "
+                 f"serving relayer {DeployParams().relayer_fee_bps / 100:g}%, payees the rest")
+        hubs = {role: Hub(deployment, account) for role, account in who.items()}
+
+        relayer_url = f"http://127.0.0.1:{relayer_port}"
+        relayer = hubs["relayer"]
+        relayer.faucet(relayer.min_bond)
+        relayer.relayer_register(relayer_url, relayer.min_bond)
+        say.step(f"Starting a relayer ({relayer.address}) bonded with {tokens(relayer.min_bond)}")
+        with relayer_process(anvil.url, deployments, workdir / "relayer", relayer_port, workdir / "relayer.log"):
+            say.line(f"serving on {relayer_url} (log: {workdir / 'relayer.log'})")
+
+            say.step("Uploading the example models")
+            author = hubs["author"]
+            model_ids = {}
+            for model in EXAMPLE_MODELS:
+                upload = author.upload_model(EXAMPLES / model.file, model.name, model.price,
+                                             metadata_uri=f"file://examples/{Path(model.file).parent}/README.md",
+                                             relayer_url=relayer_url)
+                if len(model.payees) > 1:
+                    author.set_payees(upload.model_id, [(who[role].address, share) for role, share in model.payees])
+                model_ids[model.name] = upload.model_id
+                shares = ", ".join(f"{role} {share / 100:g}%" for role, share in model.payees)
+                say.line(f"#{upload.model_id} {model.name}: {tokens(model.price)} per call; payees {shares}; "
+                         f"file {upload.cid[:16]}…")
+
+            caller = hubs["caller"]
+            calls = [(model, inputs) for model in EXAMPLE_MODELS for inputs in model.calls]
+            budget = sum(model.price for model, _ in calls)
+            caller.faucet(budget)
+            caller.deposit(budget)
+            say.step(f"The caller ({caller.address}) deposits {tokens(budget)} and makes {len(calls)} paid calls")
+            sent = [(model, inputs, caller.request(model_ids[model.name], inputs)) for model, inputs in calls]
+            paid = 0
+            for number, (model, inputs, request) in enumerate(sent, 1):
+                caller.wait_for_request(request.id, timeout=120, poll=0.2)
+                result = caller.fetch_output(request.id)
+                paid += request.price
+                say.line(f"call {number} {model.name} {_compact(inputs)} -> {_describe(model, result.output)} "
+                         f"[{tokens(request.price)}, attestation by {name_of.get(result.relayer, result.relayer)} checked]")
+
+            say.step("Who earned what")
+            earners = ["author", "co-author A", "co-author B", "relayer", "operator"]
+            labels = {"relayer": "relayer (serving fee)", "operator": "treasury (protocol fee)"}
+            rows = [(labels.get(role, role), who[role].address, hubs[role].earnings()) for role in earners]
+            total = sum(amount for _, _, amount in rows)
+            width = max(len(label) for label, _, _ in rows)
+            for label, address, amount in rows:
+                say.line(f"{label:<{width}}  {address}  {tokens(amount):>22}")
+            say.line(f"{'total':<{width}}  {'':42}  {tokens(total):>22}")
+            if total != paid:
+                raise ModelHubError(f"earnings {total} do not sum to the {paid} the caller paid")
+            say.line(f"= exactly what the caller paid ({tokens(paid)}, {paid} base units)")
+            payout = hubs["author"].withdraw_earnings()
+            say.line(f"the author withdraws {tokens(payout)}: wallet now holds {tokens(hubs['author'].token_balance())}")
+
+            if keep_running:
+                _wait_for_ctrl_c(say, anvil.url, relayer_url, deployment.chain_id, deployments)
+        return {"paid": paid, "earned": total, "calls": len(sent)}
+
+
+def _wait_for_ctrl_c(say: Say, chain_url: str, relayer_url: str, chain_id: int, deployments: Path) -> None:
+    say.step("Model Hub is up")
+    say.line(f"chain       {chain_url} (chain id {chain_id})")
+    say.line(f"relayer     {relayer_url}")
+    say.line(f"deployment  {deployments / f'{chain_id}.json'}")
+    say.line("try, in another terminal:")
+    say.line("  modelhub models list")
+    say.line(f"  modelhub faucet 1 --account TEST::{ROLES['caller']} && modelhub deposit 1 --account TEST::{ROLES['caller']}")
+    say.line(f"  modelhub infer 1 '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --account TEST::{ROLES['caller']}")
+    say.line(f"  modelhub earnings --account TEST::{ROLES['author']}")
+    say.line("Ctrl-C stops the chain and the relayer.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        say.step("Stopping")
+
+
+def _compact(inputs: dict) -> str:
+    text = "[" + ", ".join(f"{v:g}" for v in inputs["X"][0]) + "]"
+    return text if len(text) <= 24 else text[:22] + "…]"
+
+
+def _describe(model: ExampleModel, output: dict) -> str:
+    if "label" in output:
+        label = output["label"][0]
+        probability = output["probabilities"][0][str(label)]
+        return f"{IRIS_SPECIES[label]} (p={probability:.2f})"
+    return f"disease progression in a year: {output['progression'][0][0]:.0f}"
