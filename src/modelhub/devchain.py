@@ -27,13 +27,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """True if nothing listens on 127.0.0.1:`port`."""
+    """True if nothing listens on 127.0.0.1:`port` (a refused connection)."""
     with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def rpc(url: str, method: str, *params, timeout: float = 5.0):

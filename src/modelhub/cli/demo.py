@@ -1,5 +1,6 @@
 """`modelhub demo` and `modelhub up`: the whole hub on a local chain of its own, in one command."""
 
+import signal
 from pathlib import Path
 
 import click
@@ -7,6 +8,12 @@ import click
 from .common import HubError
 
 DEMO_DIR = Path("var/demo")
+
+
+def _ctrl_c_raises() -> None:
+    # Importing Ape turns SIGINT into sys.exit(130); these commands want KeyboardInterrupt, so
+    # that Ctrl-C is `up`'s normal way out and stops what they started in order.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @click.command()
@@ -19,6 +26,7 @@ def demo() -> None:
     """
     from modelhub import demo as runner
 
+    _ctrl_c_raises()
     click.echo("Model Hub demo: an open market for AI models, paid per call")
     runner.run(click.echo, workdir=DEMO_DIR, deployments=DEMO_DIR / "deployments")
     click.echo("\nDone: the chain and the relayer are stopped. `modelhub up` does the same and keeps them running.")
@@ -37,6 +45,7 @@ def up(chain_port: int, relayer_port: int) -> None:
     from modelhub import demo as runner
     from modelhub.devchain import port_is_free
 
+    _ctrl_c_raises()
     for name, port in (("chain", chain_port), ("relayer", relayer_port)):
         if not port_is_free(port):
             raise HubError(f"port {port} for the {name} is taken (a hub already up?); stop it, or pick "
