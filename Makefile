@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile test demo up bench bench-gas bench-relayer clean
+.PHONY: install compile test test-invariants demo up bench bench-gas bench-relayer clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -45,6 +45,11 @@ $(BUILD_STAMP): $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS) ape-config.yaml
 # chain already running on 8545 (say one left up by `modelhub up`), nor another test run's.
 test: compile
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests
+	$(MAKE) test-invariants
+
+# Foundry invariant tests (test/foundry, foundry.toml), built by forge with the compiler front.
+test-invariants: $(NPM_STAMP)
+	forge test --offline --use $(CURDIR)/tools/solc/solc-v0.8.37
 
 # The main job: a local chain, a deployment, a relayer, the example models, paid calls and who
 # earned what; everything it starts is stopped at the end (also on Ctrl-C).
