@@ -55,10 +55,11 @@ class Attestation:
         }
 
     def as_json(self) -> dict[str, Any]:
-        """The struct for JSON: hashes as 0x-hex."""
+        """The struct for JSON: hashes as 0x-hex, the request id as a decimal string (request ids
+        are 256-bit numbers, which JavaScript's JSON numbers cannot hold exactly)."""
         data = asdict(self)
         return {
-            "requestId": data["request_id"],
+            "requestId": str(data["request_id"]),
             "modelId": data["model_id"],
             "version": data["version"],
             "inputHash": "0x" + self.input_hash.hex(),

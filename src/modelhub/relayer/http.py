@@ -274,7 +274,6 @@ def call_json(call: StoredCall) -> dict[str, Any]:
     }
     if call.output is not None and call.output_hash is not None:
         attestation = call.attestation().as_json()
-        attestation["requestId"] = str(attestation["requestId"])
         body.update(
             output=json.loads(call.output),
             outputHash="0x" + call.output_hash.hex(),
