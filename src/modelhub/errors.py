@@ -192,3 +192,35 @@ class ArtifactUploadError(ModelHubError):
 
 class RequestWaitTimeoutError(ModelHubError):
     """A request was still pending when the caller stopped waiting for it."""
+
+
+REJECT_MEANINGS = {
+    RejectReason.INPUT_MISMATCH: "the input does not fit the model",
+    RejectReason.MODEL_ERROR: "the model failed to run",
+    RejectReason.MODEL_FILE: "the model file is unavailable or does not match its digest",
+    RejectReason.OTHER: "another reason",
+}
+
+
+class CallRejectedError(ModelHubError):
+    """A relayer declared a paid call unservable; its price is already back in the caller's credit."""
+
+    def __init__(self, request_id: int, relayer: str, reason: int, price: int):
+        self.request_id, self.relayer, self.reason, self.price = request_id, relayer, int(reason), price
+        self.meaning = REJECT_MEANINGS.get(self.reason, "an unknown reason")
+        super().__init__(
+            f"request {request_id} was rejected by relayer {relayer} with reason {self.reason}: "
+            f"{self.meaning}; its price ({price} base units) is back in your credit"
+        )
+
+
+class CallRefundedError(ModelHubError):
+    """A paid call was refunded (past its deadline) before any relayer served it."""
+
+    def __init__(self, request_id: int, price: int):
+        self.request_id, self.price = request_id, price
+        super().__init__(
+            f"request {request_id} was refunded before a relayer served it; its price ({price} base units) "
+            "is back in your credit"
+        )
+

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -101,6 +101,7 @@ class RequestInfo:
     input_hash: bytes
     deadline: int  # unix time; refundable after it
     status: RequestStatus
+    transaction: str | None = None  # hash of the requestInference transaction, when this SDK sent it
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,38 @@ class Hub:
 
         deadline = chain.blocks[tx.block_number].timestamp + self.request_timeout
         return RequestInfo(event.requestId, event.caller, model_id, event.version, event.price,
-                           bytes(event.inputHash), deadline, RequestStatus.PENDING)
+                           bytes(event.inputHash), deadline, RequestStatus.PENDING, str(tx.txn_hash))
+
+    def infer(self, model_id: int, inputs: Mapping[str, Any] | bytes, version: int = 0,
+              max_price: int | None = None, timeout: float = 120.0, poll: float = 0.5,
+              relayer_url: str | None = None,
+              on_requested: Callable[[RequestInfo], None] | None = None) -> "InferenceResult":
+        """One paid call, start to end: pays (`request`), waits for a relayer to settle it,
+        fetches the output and checks it against the chain (`fetch_output`), and returns the
+        decoded outputs with the request and its transaction. `on_requested` is told the
+        request as soon as it is paid for. Raises CallRejectedError (price refunded),
+        CallRefundedError, or RequestWaitTimeoutError (refundable after the deadline)."""
+        data = encode_input(inputs)
+        request = self.request(model_id, data, version=version, max_price=max_price)
+        if on_requested is not None:
+            on_requested(request)
+        try:
+            status = self.wait_for_request(request.id, timeout=timeout, poll=poll)
+        except e.RequestWaitTimeoutError:
+            error = e.RequestWaitTimeoutError(
+                f"request {request.id} is still pending after {timeout:g}s: no relayer served it yet. "
+                f"It can still be served until its deadline (unix time {request.deadline}); after "
+                "that, take the price back with `refund`"
+            )
+            error.request = request
+            raise error from None
+        if status is RequestStatus.FULFILLED:
+            verified = self.fetch_output(request.id, relayer_url, sent_input=data)
+            return InferenceResult(verified.output, request, verified)
+        if status is RequestStatus.REJECTED:
+            relayer, reason = self.rejection(request.id) or ("a relayer", e.RejectReason.OTHER)
+            raise e.CallRejectedError(request.id, relayer, int(reason), request.price)
+        raise e.CallRefundedError(request.id, request.price)
 
     def get_request(self, request_id: int) -> RequestInfo:
         caller, model_id, version, price, input_hash, deadline, status = self._call(
@@ -609,6 +641,24 @@ class VerifiedOutput:
     signature: bytes
     relayer: str  # the relayer that fulfilled the call and signed the attestation
     relayer_url: str
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """What `Hub.infer` returns: the decoded outputs, the paid request (its id and the
+    transaction that paid for it) and the checked output with its attestation."""
+
+    outputs: dict
+    request: RequestInfo
+    verified: VerifiedOutput
+
+    @property
+    def request_id(self) -> int:
+        return self.request.id
+
+    @property
+    def transaction(self) -> str | None:
+        return self.request.transaction
 
 
 def _get_request_output(relayer_url: str, request_id: int) -> dict:

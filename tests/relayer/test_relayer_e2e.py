@@ -14,6 +14,7 @@ from modelhub import codec
 from modelhub.attestation import Attestation, recover_signer
 from modelhub.contracts import RequestStatus
 from modelhub.deployments import save_deployment
+from modelhub.errors import CallRejectedError
 from modelhub.hub import Hub, encode_input
 
 from relayer_support import RelayerProcess, wait_until
@@ -76,10 +77,14 @@ def test_a_paid_call_is_served_checked_and_paid(start_relayer, active_relayer, u
     relayer = start_relayer()
     upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=relayer.url)
 
-    request = caller_hub.request(upload.model_id, IRIS_INPUT)
-    assert caller_hub.wait_for_request(request.id, timeout=60, poll=0.2) is RequestStatus.FULFILLED
+    inferred = caller_hub.infer(upload.model_id, IRIS_INPUT, timeout=60, poll=0.2,  # pays, waits, checks
+                                relayer_url=relayer.url)
+    request = inferred.request
+    assert inferred.transaction and inferred.request_id == request.id
+    assert caller_hub.get_request(request.id).status is RequestStatus.FULFILLED
 
     result = relayer.result(request.id)
+    assert result["output"] == inferred.outputs
     assert result["status"] == "settled"
     direct = _run_directly(IRIS, IRIS_INPUT)
     assert result["output"]["label"] == direct["label"].tolist()
@@ -105,9 +110,14 @@ def test_an_input_that_does_not_fit_the_model_is_rejected_and_refunded(start_rel
     upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=relayer.url)
     credit = caller_hub.balance()
 
-    request = caller_hub.request(upload.model_id, {"X": [[5.1, 3.5, 1.4]]})  # 3 features, not 4
-    assert caller_hub.balance() == credit - PRICE
-    assert caller_hub.wait_for_request(request.id, timeout=60, poll=0.2) is RequestStatus.REJECTED
+    paid = []
+    with pytest.raises(CallRejectedError) as rejected:  # 3 features, not 4
+        caller_hub.infer(upload.model_id, {"X": [[5.1, 3.5, 1.4]]}, timeout=60, poll=0.2,
+                         on_requested=lambda r: paid.append((r, caller_hub.balance())))
+    request, credit_while_pending = paid[0]
+    assert credit_while_pending == credit - PRICE
+    assert rejected.value.reason == 1 and rejected.value.relayer == active_relayer.address
+    assert caller_hub.get_request(request.id).status is RequestStatus.REJECTED
 
     assert caller_hub.balance() == credit
     result = relayer.result(request.id)

@@ -16,14 +16,6 @@ from modelhub import errors as e
 
 from .common import AMOUNT, AMOUNTS_HELP, Session, hub_command
 
-REJECT_MEANINGS = {
-    1: "the input does not fit the model",
-    2: "the model failed to run",
-    3: "the model file is unavailable or does not match its digest",
-    4: "another reason",
-}
-
-
 class RequestIdType(click.ParamType):
     name = "request_id"
 
@@ -68,7 +60,6 @@ def register(cli: click.Group) -> None:
         rejects is refunded at once, one nobody serves can be refunded after its deadline.
         """
         from modelhub.codec import decode_input
-        from modelhub.contracts import RequestStatus
         from modelhub.hub import encode_input
 
         if (input_json is None) == (input_file is None):
@@ -77,55 +68,52 @@ def register(cli: click.Group) -> None:
         data = encode_input(decode_input(raw))  # compact: calldata costs gas per byte
 
         hub = session.hub
-        call = hub.request(model_id, data, version=model_version,
-                           max_price=session.base(max_price))
-        session.note(f"Requested call {call.id} of model {model_id} version {call.version} "
-                     f"for {session.money(call.price)}")
+
+        def requested(call) -> None:
+            session.note(f"Requested call {call.id} of model {model_id} version {call.version} "
+                         f"for {session.money(call.price)}")
+
         try:
-            with _progress(session, f"waiting for a relayer to serve request {call.id}"):
-                status = hub.wait_for_request(call.id, timeout=timeout)
-        except e.RequestWaitTimeoutError:
-            deadline = _utc(call.deadline)
-            error = e.RequestWaitTimeoutError(
+            with _progress(session, "waiting for a relayer to serve the call"):
+                result = hub.infer(model_id, data, version=model_version, max_price=session.base(max_price),
+                                   timeout=timeout, relayer_url=relayer_url, on_requested=requested)
+        except e.RequestWaitTimeoutError as error:
+            call = error.request
+            timed_out = e.RequestWaitTimeoutError(
                 f"request {call.id} is still pending after {timeout:g} s: no relayer served it. "
-                f"It may still be served until its deadline ({deadline}); after that, take the "
+                f"It may still be served until its deadline ({_utc(call.deadline)}); after that, take the "
                 f"price back with `modelhub refund {call.id}`"
             )
-            error.details = {"requestId": str(call.id), "status": "pending",
-                             "deadline": call.deadline}
-            raise error from None
-
-        if status is RequestStatus.FULFILLED:
-            verified = hub.fetch_output(call.id, relayer_url, sent_input=data)
-            import json
-
-            session.emit(
-                {"requestId": str(call.id), "status": "fulfilled", "modelId": model_id,
-                 "version": call.version, "price": session.money_json(call.price),
-                 "output": verified.output, "outputHash": "0x" + verified.output_hash.hex(),
-                 "relayer": verified.relayer, "relayerUrl": verified.relayer_url,
-                 "attestation": verified.attestation.as_json(),
-                 "signature": "0x" + verified.signature.hex()},
-                lambda: (click.echo(json.dumps(verified.output, indent=2)),
-                         session.note(f"Verified: output hash 0x{verified.output_hash.hex()} "
-                                      f"attested by relayer {verified.relayer}")),
+            timed_out.details = {"requestId": str(call.id), "status": "pending", "deadline": call.deadline}
+            raise timed_out from None
+        except e.CallRejectedError as error:
+            rejected = e.ModelHubError(
+                f"request {error.request_id} was rejected by relayer {error.relayer} with reason {error.reason}: "
+                f"{error.meaning}; the price ({session.money(error.price)}) was refunded to your credit"
             )
-            return
-        if status is RequestStatus.REJECTED:
-            rejected = hub.rejection(call.id)
-            relayer, reason = rejected if rejected else ("a relayer", 4)
-            meaning = REJECT_MEANINGS.get(int(reason), "an unknown reason")
-            error = e.ModelHubError(
-                f"request {call.id} was rejected by relayer {relayer} with reason {int(reason)}: "
-                f"{meaning}; the price ({session.money(call.price)}) was refunded to your credit"
-            )
-            error.details = {"requestId": str(call.id), "status": "rejected",
-                             "reason": int(reason), "reasonText": meaning, "relayer": relayer}
-            raise error
-        error = e.ModelHubError(f"request {call.id} was refunded before a relayer served it; "
-                                f"the price ({session.money(call.price)}) is back in your credit")
-        error.details = {"requestId": str(call.id), "status": "refunded"}
-        raise error
+            rejected.details = {"requestId": str(error.request_id), "status": "rejected", "reason": error.reason,
+                                "reasonText": error.meaning, "relayer": error.relayer}
+            raise rejected from None
+        except e.CallRefundedError as error:
+            refunded = e.ModelHubError(f"request {error.request_id} was refunded before a relayer served it; "
+                                       f"the price ({session.money(error.price)}) is back in your credit")
+            refunded.details = {"requestId": str(error.request_id), "status": "refunded"}
+            raise refunded from None
+
+        import json
+
+        call, verified = result.request, result.verified
+        session.emit(
+            {"requestId": str(call.id), "status": "fulfilled", "modelId": model_id,
+             "version": call.version, "price": session.money_json(call.price),
+             "output": verified.output, "outputHash": "0x" + verified.output_hash.hex(),
+             "relayer": verified.relayer, "relayerUrl": verified.relayer_url,
+             "attestation": verified.attestation.as_json(),
+             "signature": "0x" + verified.signature.hex(), "transaction": call.transaction},
+            lambda: (click.echo(json.dumps(verified.output, indent=2)),
+                     session.note(f"Verified: output hash 0x{verified.output_hash.hex()} "
+                                  f"attested by relayer {verified.relayer}")),
+        )
 
     @hub_command(cli)
     @click.argument("request_id", type=REQUEST_ID)
