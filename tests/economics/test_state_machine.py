@@ -20,6 +20,7 @@ Profiles: see conftest.py (MODELHUB_HYPOTHESIS_PROFILE=long for the soak run).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from eth_utils import keccak, to_checksum_address
@@ -70,6 +71,15 @@ class World:
     checks: int = 0  # full-state checks: one after the setup and one after every step
     outcomes: dict = field(default_factory=dict)
     steps_per_example: list = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    first_failure: str | None = None  # when the first failing example was found (before shrinking)
+
+    def note_failure(self, exc: BaseException) -> None:
+        if self.first_failure is None:
+            self.first_failure = (
+                f"first failure after {time.monotonic() - self.started:.1f} s, in example {self.examples}"
+                f" (step {self.steps_per_example[-1] + 1}): {str(exc).splitlines()[0][:200]}"
+            )
 
     @property
     def everyone(self) -> list[str]:
@@ -183,6 +193,15 @@ class EconomicsMachine(RuleBasedStateMachine):
         self.w.steps += 1
         key = (fn, "ok" if receipt.ok else receipt.error)
         self.w.outcomes[key] = self.w.outcomes.get(key, 0) + 1
+        try:
+            self._expect(fn, args, errors, receipt)
+        except AssertionError as exc:
+            self.w.note_failure(exc)
+            raise
+        self.record_terminal_events(receipt)
+        return expected, receipt
+
+    def _expect(self, fn, args, errors, receipt) -> None:
         if errors is None:
             assert receipt.ok, f"{fn}{args!r} reverted with {receipt.error}{receipt.error_args}; the model expected success"
         else:
@@ -190,8 +209,12 @@ class EconomicsMachine(RuleBasedStateMachine):
             assert receipt.error in errors, (
                 f"{fn}{args!r} reverted with {receipt.error}{receipt.error_args}; the model expected one of {sorted(errors)}"
             )
-        self.record_terminal_events(receipt)
-        return expected, receipt
+
+    def check(self, condition: bool, message: str) -> None:
+        if not condition:
+            error = AssertionError(message)
+            self.w.note_failure(error)
+            raise error
 
     def record_terminal_events(self, receipt) -> None:
         for log in receipt.logs:
@@ -201,8 +224,9 @@ class EconomicsMachine(RuleBasedStateMachine):
             if status is None:
                 continue
             request_id = int(log["topics"][1], 16)
-            assert request_id not in self.terminal_events, (
-                f"request {request_id:#x} ended twice: status {self.terminal_events[request_id]} then {status}"
+            self.check(
+                request_id not in self.terminal_events,
+                f"request {request_id:#x} ended twice: status {self.terminal_events.get(request_id)} then {status}",
             )
             self.terminal_events[request_id] = status
 
@@ -451,8 +475,9 @@ class EconomicsMachine(RuleBasedStateMachine):
         if request is not None:
             self.inputs[request.request_id] = data
             logged = [log for log in receipt.logs if log["topics"][0] == TOPIC_REQUESTED]
-            assert len(logged) == 1 and int(logged[0]["topics"][1], 16) == request.request_id, (
-                f"request id: chain {logged and logged[0]['topics'][1]}, model {request.request_id:#x}"
+            self.check(
+                len(logged) == 1 and int(logged[0]["topics"][1], 16) == request.request_id,
+                f"request id: chain {logged and logged[0]['topics'][1]}, model {request.request_id:#x}",
             )
 
     @rule(kind=ATT_KIND, request=PICK, signer=PICK, submitter=ACTOR)
@@ -498,18 +523,20 @@ class EconomicsMachine(RuleBasedStateMachine):
         # Item by item: settled ones emit InferenceFulfilled, the others InferenceSkipped with a
         # reason the model agrees with; in the order of the batch.
         logs = [log for log in receipt.logs if log["topics"][0] in (TOPIC_FULFILLED, TOPIC_SKIPPED)]
-        assert len(logs) == len(views), f"{len(logs)} settle/skip events for {len(views)} items"
+        self.check(len(logs) == len(views), f"{len(logs)} settle/skip events for {len(views)} items")
         for i, (expected, log) in enumerate(zip(outcome, logs)):
             key = ("fulfillBatch item", "settled" if isinstance(expected, ref.Settlement) else f"skipped {sorted(expected)}")
             self.w.outcomes[key] = self.w.outcomes.get(key, 0) + 1
             request_id = int(log["topics"][1], 16)
-            assert request_id == views[i].request_id
+            self.check(request_id == views[i].request_id, f"item {i} is about {request_id:#x}")
             if isinstance(expected, ref.Settlement):
-                assert log["topics"][0] == TOPIC_FULFILLED, f"item {i} ({request_id:#x}) skipped; the model settles it"
+                self.check(log["topics"][0] == TOPIC_FULFILLED, f"item {i} ({request_id:#x}) skipped; the model settles it")
             else:
-                assert log["topics"][0] == TOPIC_SKIPPED, f"item {i} ({request_id:#x}) settled; the model skips it {expected}"
+                self.check(
+                    log["topics"][0] == TOPIC_SKIPPED, f"item {i} ({request_id:#x}) settled; the model skips it {expected}"
+                )
                 reason = int(log["data"], 16)
-                assert reason in expected, f"item {i} skipped for reason {reason}; the model says {sorted(expected)}"
+                self.check(reason in expected, f"item {i} skipped for reason {reason}; the model says {sorted(expected)}")
 
     @rule(actor=PICK, request=PICK, reason=st.integers(0, 5))
     def reject(self, actor, request, reason):
@@ -524,7 +551,7 @@ class EconomicsMachine(RuleBasedStateMachine):
             sender, self.w.escrow, "reject", request_id, reason, abi=self.E,
         )  # fmt: skip
         if result is not None:
-            assert self.observed_credit(caller) - credit_before == locked, "a rejection returns exactly the locked price"
+            self.check(self.observed_credit(caller) - credit_before == locked, "a rejection returns exactly the locked price")
 
     @rule(actor=ACTOR, request=PICK)
     def refund(self, actor, request):
@@ -539,7 +566,7 @@ class EconomicsMachine(RuleBasedStateMachine):
             sender, self.w.escrow, "refund", request_id, abi=self.E,
         )  # fmt: skip
         if result is not None:
-            assert self.observed_credit(caller) - credit_before == locked, "a refund returns exactly the locked price"
+            self.check(self.observed_credit(caller) - credit_before == locked, "a refund returns exactly the locked price")
 
     def observed_credit(self, account: str) -> int:
         return self.rpc.view(self.w.escrow, self.E["balanceOf"], account)[0]
@@ -747,9 +774,16 @@ class EconomicsMachine(RuleBasedStateMachine):
 
     @invariant()
     def chain_matches_model(self):
+        self.w.checks += 1
+        self.w.steps_per_example[-1] += 1
+        try:
+            self._check_chain_matches_model()
+        except AssertionError as exc:
+            self.w.note_failure(exc)
+            raise
+
+    def _check_chain_matches_model(self):
         w, hub, E, R, L, T = self.w, self.hub, self.E, self.R, self.L, self.T
-        w.checks += 1
-        w.steps_per_example[-1] += 1
         people = w.everyone
         model_ids = sorted(hub.models)
         request_ids = list(hub.requests)
@@ -908,6 +942,8 @@ def test_no_money_created_lost_or_paid_twice(chain, accounts, deployment, token,
     finally:
         if world.snapshot is not None:
             chain.restore(world.snapshot)
+        if world.first_failure:
+            print(f"\neconomics: {world.first_failure}")
         print(
             f"\neconomics: {world.examples} examples, {world.checks - world.examples} steps,"
             f" {world.steps} transactions, {world.checks} full-state checks"
