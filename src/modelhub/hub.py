@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -101,7 +101,8 @@ class RequestInfo:
     input_hash: bytes
     deadline: int  # unix time; refundable after it
     status: RequestStatus
-    transaction: str | None = None  # hash of the requestInference transaction, when this SDK sent it
+    # Hash of the requestInference transaction, when this SDK sent it; not part of what a request is.
+    transaction: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

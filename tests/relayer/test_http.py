@@ -69,7 +69,7 @@ def see(state: RelayerState, request_id: int, block: int = 100) -> SeenCall:
 def answer(state: RelayerState, call: SeenCall) -> tuple[Attestation, bytes]:
     att = Attestation(call.request_id, call.model_id, call.version, call.input_hash, output_hash(OUTPUT))
     signature = sign_attestation(SIGNER.key, att, CHAIN_ID, ESCROW)
-    state.mark_answered(call.request_id, OUTPUT, att.output_hash, signature)
+    state.mark_answered([(call.request_id, OUTPUT, att.output_hash, signature)])
     return att, signature
 
 
