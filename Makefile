@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile test test-invariants demo up bench bench-gas bench-relayer clean
+.PHONY: install compile test test-invariants slither demo up bench bench-gas bench-relayer clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -50,6 +50,23 @@ test: compile
 # Foundry invariant tests (test/foundry, foundry.toml), built by forge with the compiler front.
 test-invariants: $(NPM_STAMP)
 	forge test --offline --use $(CURDIR)/tools/solc/solc-v0.8.37
+
+# Slither on the contracts, from forge's build info (cache/slither); fails on any high or medium
+# finding not explained by a `slither-disable-next-line` comment beside the code. Slither lives
+# in a venv of its own (requirements-slither.lock), so that its pins never move Ape's.
+SLITHER_VENV := $(VENV)/slither
+SLITHER_STAMP := $(SLITHER_VENV)/.installed
+
+$(SLITHER_STAMP): requirements-slither.lock
+	@test -x $(SLITHER_VENV)/bin/python || $(PYTHON) -m venv $(SLITHER_VENV)
+	$(SLITHER_VENV)/bin/python -m pip install --quiet -r requirements-slither.lock
+	@touch $@
+
+slither: $(SLITHER_STAMP) $(NPM_STAMP)
+	forge build --offline --use $(CURDIR)/tools/solc/solc-v0.8.37 --build-info --skip test \
+		--out cache/slither/out --cache-path cache/slither/cache
+	$(SLITHER_VENV)/bin/slither . --foundry-ignore-compile --foundry-out-directory cache/slither/out \
+		--filter-paths "test/|node_modules/|contracts/testing/" --exclude-informational --exclude-low --fail-medium
 
 # The main job: a local chain, a deployment, a relayer, the example models, paid calls and who
 # earned what; everything it starts is stopped at the end (also on Ctrl-C).
