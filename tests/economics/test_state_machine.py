@@ -105,6 +105,7 @@ AMOUNT = st.one_of(
     SMALL,
     st.integers(0, 10**24),
     st.integers(0, 2**128),
+    st.integers(2**159, 2**160),  # near the 160-bit credit limit
 )
 PRICE = st.one_of(
     st.sampled_from([0, 1, 2, 3, 9_999, 10_000, 10_001, 2**128 - 1]),
