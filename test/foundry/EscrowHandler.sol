@@ -236,8 +236,12 @@ contract EscrowHandler is WithVm {
             if (statusBefore != 1) _violate("an ended request settled again");
             _checkSplit(t.price, protocolBps, relayerBps, relayer, payees, shares, before);
             _count("fulfill");
-        } catch {
+        } catch (bytes memory reason) {
             _countEndings();
+            // An ended request is refused because it ended, whatever else is wrong with the item.
+            if (statusBefore != 1 && bytes4(reason) != InferenceEscrow.InferenceEscrow_NotPending.selector) {
+                _violate("an ended request was refused for another reason than NotPending");
+            }
             _count("fulfill refused");
         }
     }
