@@ -440,14 +440,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
             run.activeRelayer = signer;
         }
 
-        // Effects: end the request (keeping only its status) before booking the money.
-        uint256 price = request.price;
-        request.price = 0;
-        request.modelId = 0;
-        request.version = 0;
-        request.deadline = 0;
-        request.status = STATUS_FULFILLED;
-        request.inputHash = bytes32(0);
+        // Effects: end the request before booking the money.
+        uint256 price = _end(request, STATUS_FULFILLED);
 
         ModelStats storage stats = _stats[modelId];
         stats.calls += 1;
@@ -520,16 +514,19 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         if (status == 0) revert InferenceEscrow_UnknownRequest(requestId);
         if (status != STATUS_PENDING) revert InferenceEscrow_NotPending(requestId, status);
 
-        uint256 price = request.price;
-        address caller = request.caller;
+        _addCredit(request.caller, _end(request, newStatus));
+    }
+
+    /// @dev Ends a request: keeps only its status (and caller) and frees the rest of its
+    /// storage for the gas refund. Returns the price it had locked.
+    function _end(Request storage request, uint8 newStatus) private returns (uint256 price) {
+        price = request.price;
         request.price = 0;
         request.modelId = 0;
         request.version = 0;
         request.deadline = 0;
         request.status = newStatus;
         request.inputHash = bytes32(0);
-
-        _addCredit(caller, price);
     }
 
     // ------------------------------------------------------------------ internal: credit
