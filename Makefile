@@ -43,8 +43,11 @@ $(BUILD_STAMP): $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS) ape-config.yaml
 
 # APE_FOUNDRY_HOST=auto: the tests start their own anvil on a free port, so they never touch a
 # chain already running on 8545 (say one left up by `modelhub up`), nor another test run's.
+# The CLI tests run in a session of their own: they drive their own chain through subprocesses,
+# and run before the others they were seen to stop Ape's per-test snapshots from reverting.
 test: compile
-	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests
+	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests --ignore=tests/cli
+	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests/cli
 	$(MAKE) test-invariants
 
 # Foundry invariant tests (test/foundry, foundry.toml), built by forge with the compiler front.
