@@ -49,6 +49,7 @@ test: compile
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests --ignore=tests/cli
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests/cli
 	$(MAKE) test-invariants
+	$(MAKE) slither
 
 # Foundry invariant tests (test/foundry, foundry.toml), built by forge with the compiler front.
 test-invariants: $(NPM_STAMP)
@@ -66,7 +67,7 @@ $(SLITHER_STAMP): requirements-slither.lock
 	@touch $@
 
 slither: $(SLITHER_STAMP) $(NPM_STAMP)
-	forge build --offline --use $(CURDIR)/tools/solc/solc-v0.8.37 --build-info --skip test \
+	forge build --force --offline --use $(CURDIR)/tools/solc/solc-v0.8.37 --build-info --skip test \
 		--out cache/slither/out --cache-path cache/slither/cache
 	$(SLITHER_VENV)/bin/slither . --foundry-ignore-compile --foundry-out-directory cache/slither/out \
 		--filter-paths "test/|node_modules/|contracts/testing/" --exclude-informational --exclude-low --fail-medium

@@ -154,6 +154,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     mapping(address account => uint256) public earningsOf;
 
     mapping(uint256 requestId => Request) private _requests;
+    // Written through a storage pointer in _settle, which Slither does not follow.
+    // slither-disable-next-line uninitialized-state
     mapping(uint256 modelId => ModelStats) private _stats;
 
     /// @dev What a settlement run keeps in memory, so that a batch reads each setting once,
@@ -433,6 +435,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         if (att.modelId != modelId || att.version != request.version || att.inputHash != request.inputHash) {
             return (SkipReason.Mismatch, address(0));
         }
+        // The third value only details the error, which is reported as InvalidSignature either way.
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(hashAttestation(att), signature);
         if (error != ECDSA.RecoverError.NoError) return (SkipReason.InvalidSignature, address(0));
         if (signer != run.activeRelayer) {

@@ -77,6 +77,8 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
 
     mapping(uint256 modelId => Model) private _models;
     mapping(uint256 modelId => mapping(uint32 version => Version)) private _versions;
+    // Written through a storage pointer in setPayees, which Slither does not follow.
+    // slither-disable-next-line uninitialized-state
     mapping(uint256 modelId => Payee[MAX_PAYEES]) private _payees;
 
     // ------------------------------------------------------------------ modifiers
@@ -156,6 +158,8 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         if (count == 0 || count > MAX_PAYEES) revert ModelRegistry_PayeeCount(count, MAX_PAYEES);
         if (shares.length != count) revert ModelRegistry_LengthMismatch(count, shares.length);
 
+        // Starts at zero, as every local does.
+        // slither-disable-next-line uninitialized-local
         uint256 total;
         Payee[MAX_PAYEES] storage payees = _payees[modelId];
         for (uint256 i; i < count; ++i) {

@@ -15,6 +15,8 @@ library ExactTransfer {
     /// @notice Moves `amount` of `token` from `from` to this contract, or reverts.
     function pullExact(IERC20 token, address from, uint256 amount) internal {
         uint256 before = token.balanceOf(address(this));
+        // Every caller passes `from = msg.sender` (deposits, bonds): no one pulls another's tokens.
+        // slither-disable-next-line arbitrary-send-erc20
         token.safeTransferFrom(from, address(this), amount);
         uint256 received = token.balanceOf(address(this)) - before;
         if (received != amount) revert ExactTransfer_AmountMismatch(amount, received);
