@@ -208,6 +208,20 @@ def test_a_model_that_runs_past_the_time_limit_is_stopped(slow_model: bytes) -> 
     assert raised.value.reject_reason == RejectReason.MODEL_ERROR
 
 
+def test_calls_within_the_limit_are_never_stopped_late_even_beside_a_stopped_one(
+    slow_model: bytes, iris_bytes: bytes
+) -> None:
+    slow, slow_digest = loaded(slow_model, time_limit_s=0.2)
+    fast, fast_digest = loaded(iris_bytes, time_limit_s=0.3)
+    with pytest.raises(InferenceTimeoutError):
+        slow.run(slow_digest, {"X": [0.0]})
+    # Each call's watch ends with it: hundreds of quick calls, spanning well past their own
+    # 0.3 s limit in total, all finish.
+    started = time.monotonic()
+    while time.monotonic() - started < 0.8:
+        assert fast.run(fast_digest, {"X": IRIS_ROW})["label"] == [0]
+
+
 def test_errors_map_to_the_interfaces_reject_reasons() -> None:
     assert reject_reason_of(InvalidInputError("x")) == 1
     assert reject_reason_of(ModelFileError("x")) == 2
