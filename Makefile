@@ -37,8 +37,13 @@ CONTRACTS := $(shell find contracts -name '*.sol' -not -path '*/.cache/*')
 
 compile: $(BUILD_STAMP)
 
+# Ape copies OpenZeppelin (~500 files) into contracts/.cache to compile, but lists at most 500
+# files under contracts/ when it looks for sources: with the copy left there, our own contracts
+# in sub-folders can drop out of that list. It is removed after compiling; Ape recreates it
+# whenever it compiles again.
 $(BUILD_STAMP): $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS) ape-config.yaml
 	$(BIN)/ape compile --force
+	rm -rf contracts/.cache
 	@touch $@
 
 # APE_FOUNDRY_HOST=auto: the tests start their own anvil on a free port, so they never touch a
