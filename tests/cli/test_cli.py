@@ -17,6 +17,7 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
+from cast_support import DEV_KEYS
 from modelhub.attestation import Attestation, sign_attestation
 from modelhub.cli.common import format_tokens
 from modelhub.codec import encode_output
@@ -27,10 +28,7 @@ IRIS = ROOT / "examples" / "iris" / "iris.onnx"
 IRIS_INPUT = '{"X": [[5.1, 3.5, 1.4, 0.2]]}'
 IRIS_INPUT_BYTES = b'{"X":[[5.1,3.5,1.4,0.2]]}'  # what the CLI sends: compact JSON
 TOKEN = 10**18
-Account.enable_unaudited_hdwallet_features()
-KEYS = ["0x" + Account.from_mnemonic("test test test test test test test test test test test junk",
-                                     account_path=f"m/44'/60'/0'/0/{i}").key.hex().removeprefix("0x")
-        for i in range(8)]
+KEYS = DEV_KEYS  # anvil's dev accounts: TEST::<n> is KEYS[n]
 ADDRESSES = [Account.from_key(key).address for key in KEYS]
 UPLOADER, CALLER, RELAYER, BROKE = 1, 2, 3, 5  # TEST::<n> accounts
 
