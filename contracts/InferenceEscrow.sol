@@ -8,6 +8,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
 import {ExactTransfer} from "./libraries/ExactTransfer.sol";
@@ -18,6 +19,12 @@ import {FeeSplit} from "./libraries/FeeSplit.sol";
 /// that credit; a bonded relayer's signed attestation releases it to the treasury, the relayer
 /// and the model's payees (see FeeSplit for the rounding rule); a rejection or a missed deadline
 /// returns it to the caller's credit. Everyone is paid by pull (`withdrawEarnings`).
+///
+/// Off-chain calls: a caller pays a relayer with EIP-712 `Receipt`s whose `calls` and `amount`
+/// add up over the channel (caller, relayer, model); `settleReceipts` pays each channel's
+/// increase since its last settled receipt out of the caller's credit, split the same way. An
+/// account that signs receipts turns on `enableReceipts` first: from then on its credit leaves
+/// only `withdrawalDelay` seconds after `announceWithdrawal`, so relayers can settle first.
 contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using ExactTransfer for IERC20;
@@ -42,6 +49,9 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     error InferenceEscrow_LengthMismatch(uint256 attestations, uint256 signatures);
     error InferenceEscrow_FeeTooHigh(uint256 bps, uint256 maxBps);
     error InferenceEscrow_CreditOverflow(address account, uint256 credit, uint256 maxCredit);
+    error InferenceEscrow_WithdrawalNotAnnounced(address account, uint256 announced, uint256 amount);
+    error InferenceEscrow_WithdrawalNotReady(address account, uint64 readyAt);
+    error InferenceEscrow_NoWithdrawalDelay(address account);
 
     // ------------------------------------------------------------------ events
 
@@ -65,6 +75,18 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     event ProtocolFeeChanged(uint16 oldBps, uint16 newBps);
     event RelayerFeeChanged(uint16 oldBps, uint16 newBps);
     event TreasuryChanged(address indexed oldTreasury, address indexed newTreasury);
+    /// @notice `account` may now sign receipts; its withdrawals wait for `withdrawalDelay`.
+    event ReceiptsEnabled(address indexed account);
+    /// @notice `account` may withdraw up to `amount` of credit from `readyAt` on (0, 0: cancelled).
+    event WithdrawalAnnounced(address indexed account, uint256 amount, uint64 readyAt);
+    /// @notice A channel settled up to its receipt's cumulative `calls` and `amount`; `paid` is the increase.
+    event ReceiptSettled(
+        address indexed caller, address indexed relayer, uint256 indexed modelId, uint256 calls, uint256 amount, uint256 paid
+    );
+    /// @notice An item of `settleReceipts` that did not settle; `reason` is a `ReceiptSkipReason`.
+    event ReceiptSkipped(
+        address indexed caller, address indexed relayer, uint256 indexed modelId, uint256 calls, uint8 reason
+    );
 
     // ------------------------------------------------------------------ types and constants
 
@@ -88,6 +110,30 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         NotActiveRelayer // the signer is not (or no longer) a bonded, active relayer
     }
 
+    /// @notice What a caller signs to pay a relayer for off-chain calls to a model. `calls` and
+    /// `amount` are totals over the channel (caller, relayer, modelId) since it opened; each new
+    /// receipt adds one call and at least the model's receipt price. Not settleable after `deadline`.
+    struct Receipt {
+        address caller;
+        address relayer;
+        uint256 modelId;
+        uint256 calls;
+        uint256 amount;
+        uint64 deadline;
+    }
+
+    /// @notice Why an item of `settleReceipts` was skipped.
+    enum ReceiptSkipReason {
+        None,
+        NotNewer, // no more calls than the channel has settled, a smaller amount, or out of range
+        Expired, // block.timestamp > deadline
+        InvalidSignature, // not signed by the caller (an EOA key or its ERC-1271 wallet)
+        NotActiveRelayer, // the relayer is not (or no longer) bonded and active
+        UnknownModel,
+        Underpriced, // the increase pays less than the model's receipt price per call
+        InsufficientCredit // the increase is more than the caller's credit
+    }
+
     uint8 public constant STATUS_PENDING = 1;
     uint8 public constant STATUS_FULFILLED = 2;
     uint8 public constant STATUS_REJECTED = 3;
@@ -104,6 +150,12 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     bytes32 public constant ATTESTATION_TYPEHASH = keccak256(
         "Attestation(uint256 requestId,uint256 modelId,uint32 version,bytes32 inputHash,bytes32 outputHash)"
     );
+    bytes32 public constant RECEIPT_TYPEHASH = keccak256(
+        "Receipt(address caller,address relayer,uint256 modelId,uint256 calls,uint256 amount,uint64 deadline)"
+    );
+    /// @notice A channel counts at most this many calls, so that no model's call count can be
+    /// pushed to overflow by a handful of receipts for a free model.
+    uint256 public constant MAX_CHANNEL_CALLS = type(uint64).max;
 
     // ------------------------------------------------------------------ storage
 
@@ -121,8 +173,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     }
 
     struct ModelStats {
-        uint64 calls;
-        uint192 revenue;
+        uint96 calls;
+        uint160 revenue;
     }
 
     /// @dev A caller's credit and the number of requests it has made, in one slot: a request
@@ -130,6 +182,20 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     struct CallerAccount {
         uint160 credit;
         uint96 requests;
+    }
+
+    /// @dev What has been settled of a channel (caller, relayer, model): its latest settled
+    /// receipt's totals.
+    struct Channel {
+        uint96 calls;
+        uint160 amount;
+    }
+
+    /// @dev The withdrawal delay of an account that signs receipts, and its announced withdrawal.
+    struct WithdrawalNotice {
+        uint160 amount;
+        uint40 readyAt;
+        bool receiptsEnabled;
     }
 
     struct FeeConfig {
@@ -146,6 +212,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     IRelayerRegistry public immutable relayers;
     /// @notice Seconds a relayer has to serve a call before the caller can take a refund.
     uint64 public immutable requestTimeout;
+    /// @notice Seconds between `announceWithdrawal` and `withdraw` for accounts that sign receipts.
+    uint64 public immutable withdrawalDelay;
 
     FeeConfig private _fees;
 
@@ -154,6 +222,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     mapping(address account => uint256) public earningsOf;
 
     mapping(uint256 requestId => Request) private _requests;
+    mapping(bytes32 channelKey => Channel) private _channels;
+    mapping(address account => WithdrawalNotice) private _notices;
     // Written through a storage pointer in _settle, which Slither does not follow.
     // slither-disable-next-line uninitialized-state
     mapping(uint256 modelId => ModelStats) private _stats;
@@ -170,6 +240,7 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         uint256 modelId;
         address[] payees;
         uint16[] shares;
+        uint256 receiptPrice; // of `modelId`, when its terms were read for receipts
     }
 
     // ------------------------------------------------------------------ constructor
@@ -181,6 +252,7 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     /// @param protocolFeeBps_ At most 1_000 (10%).
     /// @param relayerFeeBps_ At most 3_000 (30%).
     /// @param requestTimeout_ Seconds from a request to its deadline.
+    /// @param withdrawalDelay_ Seconds an account that signs receipts waits to withdraw credit.
     constructor(
         IERC20 token_,
         IModelRegistry registry_,
@@ -188,12 +260,14 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         address treasury_,
         uint16 protocolFeeBps_,
         uint16 relayerFeeBps_,
-        uint64 requestTimeout_
+        uint64 requestTimeout_,
+        uint64 withdrawalDelay_
     ) EIP712("ModelHub", "1") Ownable(msg.sender) {
         token = token_;
         registry = registry_;
         relayers = relayers_;
         requestTimeout = requestTimeout_;
+        withdrawalDelay = withdrawalDelay_;
         setTreasury(treasury_);
         setProtocolFeeBps(protocolFeeBps_);
         setRelayerFeeBps(relayerFeeBps_);
@@ -215,17 +289,52 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         token.pullExact(msg.sender, amount);
     }
 
-    /// @notice Sends `amount` of the caller's free credit back to it.
+    /// @notice Sends `amount` of the caller's free credit back to it. An account that has
+    /// enabled receipts withdraws only what it announced, from `readyAt` on.
     function withdraw(uint256 amount) external nonReentrant {
         if (amount == 0) revert InferenceEscrow_ZeroAmount();
         CallerAccount storage account = _accounts[msg.sender];
         uint256 credit = account.credit;
         if (credit < amount) revert InferenceEscrow_InsufficientCredit(msg.sender, credit, amount);
+        WithdrawalNotice storage notice = _notices[msg.sender];
+        if (notice.receiptsEnabled) {
+            uint256 announced = notice.amount;
+            if (announced < amount) revert InferenceEscrow_WithdrawalNotAnnounced(msg.sender, announced, amount);
+            if (block.timestamp < notice.readyAt) revert InferenceEscrow_WithdrawalNotReady(msg.sender, notice.readyAt);
+            unchecked {
+                notice.amount = uint160(announced - amount);
+            }
+        }
         unchecked {
             account.credit = uint160(credit - amount);
         }
         emit Withdrawn(msg.sender, amount);
         token.safeTransfer(msg.sender, amount);
+    }
+
+    /// @notice Lets the caller sign receipts. From now on its credit is withdrawn in two steps,
+    /// `announceWithdrawal` and, `withdrawalDelay` seconds later, `withdraw`; this cannot be undone.
+    function enableReceipts() external {
+        WithdrawalNotice storage notice = _notices[msg.sender];
+        if (notice.receiptsEnabled) return;
+        notice.receiptsEnabled = true;
+        emit ReceiptsEnabled(msg.sender);
+    }
+
+    /// @notice Announces a withdrawal of up to `amount` of credit, possible `withdrawalDelay`
+    /// seconds from now; replaces any earlier announcement (0 cancels). Relayers holding unsettled
+    /// receipts settle them in the meantime. Credit stays usable until it is withdrawn.
+    function announceWithdrawal(uint256 amount) external {
+        WithdrawalNotice storage notice = _notices[msg.sender];
+        if (!notice.receiptsEnabled) revert InferenceEscrow_NoWithdrawalDelay(msg.sender);
+        if (amount > type(uint160).max) {
+            revert InferenceEscrow_CreditOverflow(msg.sender, amount, type(uint160).max);
+        }
+        uint64 readyAt = amount == 0 ? 0 : uint64(block.timestamp + withdrawalDelay);
+        notice.amount = uint160(amount);
+        // uint40 seconds last until the year 36812.
+        notice.readyAt = uint40(readyAt);
+        emit WithdrawalAnnounced(msg.sender, amount, readyAt);
     }
 
     // ------------------------------------------------------------------ external: calls
@@ -292,6 +401,25 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         for (uint256 i; i < count; ++i) {
             (SkipReason reason,) = _settle(run, atts[i], signatures[i]);
             if (reason != SkipReason.None) emit InferenceSkipped(atts[i].requestId, uint8(reason));
+        }
+        _finishSettlement(run);
+    }
+
+    /// @notice Settles off-chain calls: pays each receipt's channel its increase since the last
+    /// settled receipt, out of the caller's credit, split like any fee. Anyone may submit; an item
+    /// that cannot settle is skipped with `ReceiptSkipped` and the others settle.
+    /// @param receipts Receipts, at most one per channel is useful (only the newest pays).
+    /// @param signatures Each receipt's caller's EIP-712 signature, or its ERC-1271 wallet's.
+    function settleReceipts(Receipt[] calldata receipts, bytes[] calldata signatures) external nonReentrant {
+        uint256 count = receipts.length;
+        if (signatures.length != count) revert InferenceEscrow_LengthMismatch(count, signatures.length);
+        Settlement memory run = _startSettlement();
+        for (uint256 i; i < count; ++i) {
+            Receipt calldata receipt = receipts[i];
+            ReceiptSkipReason reason = _settleReceipt(run, receipt, signatures[i]);
+            if (reason != ReceiptSkipReason.None) {
+                emit ReceiptSkipped(receipt.caller, receipt.relayer, receipt.modelId, receipt.calls, uint8(reason));
+            }
         }
         _finishSettlement(run);
     }
@@ -409,6 +537,44 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         return _fees.relayerFeeBps;
     }
 
+    /// @notice Whether `account` signs receipts, and the withdrawal it has announced.
+    function withdrawalNotice(address account)
+        external
+        view
+        returns (bool receiptsEnabled, uint256 announced, uint64 readyAt)
+    {
+        WithdrawalNotice storage notice = _notices[account];
+        return (notice.receiptsEnabled, notice.amount, notice.readyAt);
+    }
+
+    /// @notice What has been settled of the channel (caller, relayer, model): the totals of its
+    /// newest settled receipt.
+    function channel(address caller, address relayer, uint256 modelId)
+        external
+        view
+        returns (uint256 calls, uint256 amount)
+    {
+        Channel storage settled = _channels[_channelKey(caller, relayer, modelId)];
+        return (settled.calls, settled.amount);
+    }
+
+    /// @notice The EIP-712 digest a caller signs for `receipt` (domain "ModelHub", version "1").
+    function hashReceipt(Receipt calldata receipt) public view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    RECEIPT_TYPEHASH,
+                    receipt.caller,
+                    receipt.relayer,
+                    receipt.modelId,
+                    receipt.calls,
+                    receipt.amount,
+                    receipt.deadline
+                )
+            )
+        );
+    }
+
     /// @notice The EIP-712 digest a relayer signs for `att` (domain "ModelHub", version "1").
     function hashAttestation(Attestation calldata att) public view returns (bytes32) {
         return _hashTypedDataV4(
@@ -449,11 +615,69 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
 
         ModelStats storage stats = _stats[modelId];
         stats.calls += 1;
-        stats.revenue += uint192(price);
+        stats.revenue += uint160(price);
 
         _book(run, signer, modelId, price);
         emit InferenceFulfilled(att.requestId, signer, att.outputHash);
         return (SkipReason.None, signer);
+    }
+
+    /// @dev Checks one receipt and, if it holds, pays its channel's increase. Returns why it
+    /// did not settle (ReceiptSkipReason.None when it did).
+    function _settleReceipt(Settlement memory run, Receipt calldata receipt, bytes calldata signature)
+        private
+        returns (ReceiptSkipReason)
+    {
+        if (block.timestamp > receipt.deadline) return ReceiptSkipReason.Expired;
+        if (receipt.calls > MAX_CHANNEL_CALLS || receipt.amount > type(uint160).max) return ReceiptSkipReason.NotNewer;
+        address caller = receipt.caller;
+        address relayer = receipt.relayer;
+        uint256 modelId = receipt.modelId;
+        Channel storage settled = _channels[_channelKey(caller, relayer, modelId)];
+        uint256 settledCalls = settled.calls;
+        uint256 settledAmount = settled.amount;
+        if (receipt.calls <= settledCalls || receipt.amount < settledAmount) return ReceiptSkipReason.NotNewer;
+
+        if (!_signedBy(caller, hashReceipt(receipt), signature)) return ReceiptSkipReason.InvalidSignature;
+        if (relayer != run.activeRelayer) {
+            if (!relayers.isActive(relayer)) return ReceiptSkipReason.NotActiveRelayer;
+            run.activeRelayer = relayer;
+        }
+        if (modelId != run.modelId || run.payees.length == 0) {
+            // One registry call per model per batch: the receipt price and the payees (which
+            // _book then finds cached).
+            bool exists;
+            (exists, run.receiptPrice, run.payees, run.shares) = registry.receiptTerms(modelId);
+            if (!exists) return ReceiptSkipReason.UnknownModel;
+            run.modelId = modelId;
+        }
+        uint256 receiptPrice = run.receiptPrice;
+        uint256 newCalls;
+        uint256 paid;
+        unchecked {
+            // Both totals were checked to be at least the settled ones and within range.
+            newCalls = receipt.calls - settledCalls;
+            paid = receipt.amount - settledAmount;
+        }
+        // newCalls < 2**64 and receiptPrice < 2**128: the product fits.
+        if (paid < newCalls * receiptPrice) return ReceiptSkipReason.Underpriced;
+        CallerAccount storage account = _accounts[caller];
+        uint256 credit = account.credit;
+        if (paid > credit) return ReceiptSkipReason.InsufficientCredit;
+
+        // Effects: the channel and the caller's credit first, then the money is booked.
+        settled.calls = uint96(receipt.calls);
+        settled.amount = uint160(receipt.amount);
+        unchecked {
+            account.credit = uint160(credit - paid);
+        }
+        ModelStats storage stats = _stats[modelId];
+        stats.calls += uint96(newCalls);
+        stats.revenue += uint160(paid);
+
+        _book(run, relayer, modelId, paid);
+        emit ReceiptSettled(caller, relayer, modelId, receipt.calls, receipt.amount, paid);
+        return ReceiptSkipReason.None;
     }
 
     /// @dev Splits `price` by FeeSplit: treasury and relayer parts accumulate in `run`, payee
@@ -540,6 +764,20 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         uint256 credit = caller.credit + amount;
         if (credit > type(uint160).max) revert InferenceEscrow_CreditOverflow(account, caller.credit, type(uint160).max);
         caller.credit = uint160(credit);
+    }
+
+    /// @dev Whether `account` signed `digest`: its key (tried first: an EOA's signature needs no
+    /// code lookup) or, for a contract wallet, its ERC-1271 `isValidSignature`.
+    function _signedBy(address account, bytes32 digest, bytes calldata signature) private view returns (bool) {
+        // The third value only details the error; any error means "not this key".
+        // slither-disable-next-line unused-return
+        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (error == ECDSA.RecoverError.NoError && signer == account) return true;
+        return SignatureChecker.isValidERC1271SignatureNowCalldata(account, digest, signature);
+    }
+
+    function _channelKey(address caller, address relayer, uint256 modelId) private pure returns (bytes32) {
+        return keccak256(abi.encode(caller, relayer, modelId));
     }
 
     function _requestId(address caller, uint256 number) private pure returns (uint256) {

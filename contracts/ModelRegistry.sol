@@ -9,6 +9,8 @@ import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 /// @notice Anyone may register a model. Its owner sets the price per call, publishes versions
 /// (each the sha-256 digest of an ONNX file), chooses co-authors who share the revenue, and can
 /// switch the model off. The contract owner can only pause new registrations.
+/// A price rise binds signed receipts (the escrow's off-chain calls) only after
+/// `priceNoticePeriod`: until then receipts at the price before the rise still settle.
 contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     // ------------------------------------------------------------------ errors
 
@@ -40,6 +42,8 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     event PayeesChanged(uint256 indexed modelId, address[] accounts, uint16[] shares);
     event ModelActiveChanged(uint256 indexed modelId, bool active);
     event ModelTransferred(uint256 indexed modelId, address indexed from, address indexed to);
+    /// @notice A price rise: receipts paying at least `receiptPrice` per call settle until `noticeEndsAt`.
+    event PriceNoticeStarted(uint256 indexed modelId, uint256 receiptPrice, uint64 noticeEndsAt);
 
     // ------------------------------------------------------------------ storage
 
@@ -62,6 +66,12 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         string metadataURI; // of the latest version
     }
 
+    /// @dev The price receipts must pay while a rise is under notice.
+    struct PriceNotice {
+        uint128 receiptPrice;
+        uint40 endsAt;
+    }
+
     struct Payee {
         address account;
         uint16 share;
@@ -72,11 +82,15 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         uint64 publishedAt;
     }
 
+    /// @notice Seconds after a price rise during which receipts at the former price still settle.
+    uint64 public immutable priceNoticePeriod;
+
     /// @notice Number of models registered; ids run from 1 to `modelCount`.
     uint256 public modelCount;
 
     mapping(uint256 modelId => Model) private _models;
     mapping(uint256 modelId => mapping(uint32 version => Version)) private _versions;
+    mapping(uint256 modelId => PriceNotice) private _notices;
     // Written through a storage pointer in setPayees, which Slither does not follow.
     // slither-disable-next-line uninitialized-state
     mapping(uint256 modelId => Payee[MAX_PAYEES]) private _payees;
@@ -91,7 +105,10 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
 
     // ------------------------------------------------------------------ constructor
 
-    constructor() Ownable(msg.sender) {}
+    /// @param priceNoticePeriod_ Seconds a price rise waits before it binds signed receipts.
+    constructor(uint64 priceNoticePeriod_) Ownable(msg.sender) {
+        priceNoticePeriod = priceNoticePeriod_;
+    }
 
     // ------------------------------------------------------------------ external: uploaders
 
@@ -140,12 +157,25 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     }
 
     /// @notice Sets the price of future calls; calls already paid keep the price they locked.
+    /// A rise applies to on-chain requests at once and to signed receipts after
+    /// `priceNoticePeriod`, counted from the last rise; a cut applies to both at once.
     function setPrice(uint256 modelId, uint256 pricePerCall) external onlyModelOwner(modelId) {
         _checkPrice(pricePerCall);
         Model storage model = _models[modelId];
         uint256 oldPrice = model.pricePerCall;
+        // The receipt price in force now is the one a rise must not cut short: a second rise
+        // within the notice keeps the first one's floor and restarts the clock.
+        uint256 floor = _receiptPrice(model, _notices[modelId]);
         model.pricePerCall = uint128(pricePerCall);
         emit PriceChanged(modelId, oldPrice, pricePerCall);
+        if (pricePerCall > floor) {
+            uint64 endsAt = uint64(block.timestamp + priceNoticePeriod);
+            // floor <= the old price, which fits in 128 bits; uint40 seconds last until the year 36812.
+            _notices[modelId] = PriceNotice(uint128(floor), uint40(endsAt));
+            emit PriceNoticeStarted(modelId, floor, endsAt);
+        } else if (_notices[modelId].endsAt != 0) {
+            delete _notices[modelId];
+        }
     }
 
     /// @notice Sets who shares the model's revenue: 1 to 8 distinct accounts, non-zero shares
@@ -234,7 +264,7 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     }
 
     /// @inheritdoc IModelRegistry
-    function getPayees(uint256 modelId) external view returns (address[] memory accounts, uint16[] memory shares) {
+    function getPayees(uint256 modelId) public view returns (address[] memory accounts, uint16[] memory shares) {
         Model storage model = _existing(modelId);
         uint256 count = model.payeeCount;
         if (count == 0) {
@@ -262,7 +292,35 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         return (model.pricePerCall, latestVersion, model.active);
     }
 
+    /// @inheritdoc IModelRegistry
+    function receiptTerms(uint256 modelId)
+        external
+        view
+        returns (bool exists, uint256 receiptPrice, address[] memory payees, uint16[] memory shares)
+    {
+        Model storage model = _models[modelId];
+        if (model.latestVersion == 0) return (false, 0, payees, shares);
+        (payees, shares) = getPayees(modelId);
+        return (true, _receiptPrice(model, _notices[modelId]), payees, shares);
+    }
+
+    /// @notice The notice on a model's last price rise: receipts paying `receiptPrice` per call
+    /// settle until `endsAt` (both zero when no rise is under notice).
+    function priceNotice(uint256 modelId) external view returns (uint256 receiptPrice, uint64 endsAt) {
+        _existing(modelId);
+        PriceNotice storage notice = _notices[modelId];
+        if (block.timestamp >= notice.endsAt) return (0, 0);
+        return (notice.receiptPrice, notice.endsAt);
+    }
+
     // ------------------------------------------------------------------ internal
+
+    /// @dev The least a receipt must pay per call now: the price, or during a rise's notice the
+    /// price before it.
+    function _receiptPrice(Model storage model, PriceNotice storage notice) private view returns (uint256) {
+        if (block.timestamp < notice.endsAt) return notice.receiptPrice;
+        return model.pricePerCall;
+    }
 
     function _existing(uint256 modelId) private view returns (Model storage model) {
         model = _models[modelId];

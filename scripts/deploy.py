@@ -45,11 +45,15 @@ def _resolve_account(alias: str | None, yes: bool):
 @click.option("--min-bond", type=click.IntRange(1), default=DEFAULTS.min_bond, show_default=True, help="Smallest relayer bond, in token base units.")
 @click.option("--unbond-delay", type=click.IntRange(0), default=DEFAULTS.unbond_delay, show_default=True, help="Seconds between beginUnbond and withdrawBond.")
 @click.option("--request-timeout", type=click.IntRange(1), default=DEFAULTS.request_timeout, show_default=True, help="Seconds a relayer has to serve a call before the caller may take a refund.")
+@click.option("--price-notice", "price_notice_period", type=click.IntRange(0), default=DEFAULTS.price_notice_period, show_default=True, help="Seconds after a price rise during which signed receipts at the former price still settle.")
+@click.option("--withdrawal-delay", type=click.IntRange(0), default=DEFAULTS.withdrawal_delay, show_default=True, help="Seconds an account that signs receipts waits between announcing and making a withdrawal.")
 @click.option("--yes", is_flag=True, help="Sign every transaction without asking (the passphrase may come from APE_ACCOUNTS_<alias>_PASSPHRASE).")
-def cli(cli_ctx, network, account_alias, token, treasury, protocol_fee_bps, relayer_fee_bps, min_bond, unbond_delay, request_timeout, yes):
+def cli(cli_ctx, network, account_alias, token, treasury, protocol_fee_bps, relayer_fee_bps, min_bond, unbond_delay, request_timeout, price_notice_period, withdrawal_delay, yes):
     """Deploy ModelRegistry, RelayerRegistry and InferenceEscrow (and tOPG on dev networks)."""
     deployer = _resolve_account(account_alias, yes)
-    params = DeployParams(protocol_fee_bps, relayer_fee_bps, min_bond, unbond_delay, request_timeout)
+    params = DeployParams(
+        protocol_fee_bps, relayer_fee_bps, min_bond, unbond_delay, request_timeout, price_notice_period, withdrawal_delay
+    )
     click.echo(f"Deploying Model Hub to {networks.provider.network_choice} (chain {chain.chain_id}) as {deployer.address}")
     try:
         deployment = deploy(deployer, token=token, treasury=treasury, params=params, progress=lambda line: click.echo(f"  {line}"))
@@ -58,6 +62,7 @@ def cli(cli_ctx, network, account_alias, token, treasury, protocol_fee_bps, rela
     path = save_deployment(deployment)
     click.echo(
         f"Fees: treasury {protocol_fee_bps} bps, relayer {relayer_fee_bps} bps; "
-        f"min bond {min_bond}, unbond delay {unbond_delay}s, request timeout {request_timeout}s"
+        f"min bond {min_bond}, unbond delay {unbond_delay}s, request timeout {request_timeout}s; "
+        f"price notice {price_notice_period}s, withdrawal delay {withdrawal_delay}s"
     )
     click.echo(f"Wrote {path} (start block {deployment.start_block})")

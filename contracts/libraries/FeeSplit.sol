@@ -18,7 +18,8 @@ library FeeSplit {
         pure
         returns (uint256 protocolPart, uint256 relayerPart, uint256 payeePart)
     {
-        // price < 2**128 and bps <= 10_000, so the products cannot overflow, and the fee caps
+        // price < 2**160 (a call's price, or a channel's increase) and bps <= 10_000, so the
+        // products cannot overflow, and the fee caps
         // keep protocolPart + relayerPart <= price.
         unchecked {
             protocolPart = price * protocolFeeBps / BPS;

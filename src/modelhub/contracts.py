@@ -47,6 +47,19 @@ class SkipReason(IntEnum):
     NOT_ACTIVE_RELAYER = 5
 
 
+class ReceiptSkipReason(IntEnum):
+    """`InferenceEscrow.ReceiptSkipReason`: why `settleReceipts` skipped an item."""
+
+    NONE = 0
+    NOT_NEWER = 1  # no more calls than already settled, a smaller amount, or out of range
+    EXPIRED = 2
+    INVALID_SIGNATURE = 3  # not signed by the caller (its key or its ERC-1271 wallet)
+    NOT_ACTIVE_RELAYER = 4
+    UNKNOWN_MODEL = 5
+    UNDERPRICED = 6  # pays less than the model's receipt price per call
+    INSUFFICIENT_CREDIT = 7
+
+
 @dataclass(frozen=True)
 class HubContracts:
     """Ape contract instances of one deployment."""
@@ -170,6 +183,16 @@ _MESSAGES: dict[str, tuple[type[e.ContractRevertError], str]] = {
         "{relayer} is not a registered relayer; register first"),
     "RelayerRegistry_BondTooLow": (e.RelayerRegistrationError,
         "a bond of {bond} is below the minimum of {minBond}; bond at least the minimum"),
+    "InferenceEscrow_WithdrawalNotAnnounced": (e.WithdrawalDelayError,
+        "{account} signs receipts, so its credit leaves only after an announcement: it has "
+        "announced {announced} but asks for {amount}; announce first (announce_withdrawal, or "
+        "`modelhub withdraw --announce`) and withdraw once the withdrawal delay has passed"),
+    "InferenceEscrow_WithdrawalNotReady": (e.WithdrawalDelayError,
+        "{account}'s announced withdrawal is possible from {readyAt} (unix time), when relayers "
+        "have had time to settle its receipts; wait until then"),
+    "InferenceEscrow_NoWithdrawalDelay": (e.ContractRevertError,
+        "{account} has not enabled receipts, so its credit has no withdrawal delay: withdraw "
+        "directly"),
     "EnforcedPause": (e.HubPausedError,
         "Model Hub is paused by its operator: no new requests or registrations for now "
         "(withdrawals and refunds still work)"),

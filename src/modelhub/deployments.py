@@ -53,6 +53,11 @@ class DeployParams:
     min_bond: int = 100 * 10**18
     unbond_delay: int = 86_400
     request_timeout: int = 600
+    # Receipts (off-chain calls): how long a price rise waits before it binds receipts, and how
+    # long an account that signs receipts waits between announcing and making a withdrawal.
+    # Both must leave relayers ample time to settle; relayers settle every minute by default.
+    price_notice_period: int = 3_600
+    withdrawal_delay: int = 3_600
 
 
 def deployments_dir() -> Path:
@@ -117,7 +122,7 @@ def deploy(
         hub_token = deployer.deploy(project.HubToken)
         say(f"HubToken (tOPG)   {hub_token.address}")
         token = hub_token.address
-    registry = deployer.deploy(project.ModelRegistry)
+    registry = deployer.deploy(project.ModelRegistry, params.price_notice_period)
     say(f"ModelRegistry     {registry.address}")
     relayers = deployer.deploy(project.RelayerRegistry, token, params.min_bond, params.unbond_delay)
     say(f"RelayerRegistry   {relayers.address}")
@@ -130,6 +135,7 @@ def deploy(
         params.protocol_fee_bps,
         params.relayer_fee_bps,
         params.request_timeout,
+        params.withdrawal_delay,
     )
     say(f"InferenceEscrow   {escrow.address}")
     return Deployment(

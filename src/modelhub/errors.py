@@ -182,6 +182,10 @@ class NothingToWithdrawError(ContractRevertError):
     """The account has no earnings waiting to be withdrawn."""
 
 
+class WithdrawalDelayError(ContractRevertError):
+    """An account that signs receipts tried to withdraw credit it has not announced, or too early."""
+
+
 class HubPausedError(ContractRevertError):
     """The operator paused new requests and registrations."""
 

@@ -19,6 +19,7 @@ from .attestation import Attestation, signable_message
 from .codec import decode_input
 from .contracts import (
     HubContracts,
+    ReceiptSkipReason,
     RequestStatus,
     SkipReason,
     chain_errors,
@@ -27,13 +28,14 @@ from .contracts import (
 )
 from .deployments import DEV_CHAIN_IDS, Deployment, load_deployment
 from .errors import RejectReason
+from .receipts import Receipt, receipt_digest
 from .runtime import ModelRuntime
 from .store import ModelStore, digest_to_cid, file_digest
 
 __all__ = [
-    "FulfillOutcome", "Hub", "ModelInfo", "ModelStats", "ModelVersion", "Payee", "Published",
-    "RejectReason", "RelayerInfo", "RequestInfo", "RequestStatus", "RequestedCall",
-    "SkipReason", "Upload",
+    "FulfillOutcome", "Hub", "ModelInfo", "ModelStats", "ModelVersion", "Payee", "PriceNotice",
+    "Published", "ReceiptOutcome", "ReceiptSkipReason", "RejectReason", "RelayerInfo",
+    "RequestInfo", "RequestStatus", "RequestedCall", "SkipReason", "Upload", "WithdrawalNotice",
 ]
 
 UPLOAD_TIMEOUT_S = 120.0
@@ -126,6 +128,37 @@ class FulfillOutcome:
     request_id: int
     settled: bool
     skip_reason: SkipReason = SkipReason.NONE
+
+
+@dataclass(frozen=True)
+class ReceiptOutcome:
+    """What became of one receipt in `settle_receipts`: settled (paying `paid`), or skipped and why."""
+
+    caller: str
+    relayer: str
+    model_id: int
+    calls: int
+    settled: bool
+    paid: int = 0
+    skip_reason: ReceiptSkipReason = ReceiptSkipReason.NONE
+
+
+@dataclass(frozen=True)
+class WithdrawalNotice:
+    """Whether an account signs receipts (so its withdrawals wait), and what it has announced."""
+
+    receipts_enabled: bool
+    announced: int
+    ready_at: int  # unix time the announced amount may be withdrawn; 0 when nothing is announced
+
+
+@dataclass(frozen=True)
+class PriceNotice:
+    """What signed receipts must pay per call now: the price, or during a price rise's notice
+    period the price before the rise (until `ends_at`, unix time; 0 when no rise is pending)."""
+
+    receipt_price: int
+    ends_at: int
 
 
 @dataclass(frozen=True)
@@ -254,9 +287,82 @@ class Hub:
         return self._call(self.contracts.escrow.balanceOf, self._who(account))
 
     def withdraw(self, amount: int) -> int:
-        """Takes free credit back to the wallet; returns the credit left."""
+        """Takes free credit back to the wallet; returns the credit left. An account that signs
+        receipts must have announced the amount `withdrawal_delay` seconds before."""
         self._send(self.contracts.escrow.withdraw, amount)
         return self.balance()
+
+    # ------------------------------------------------------------------ receipts (off-chain calls)
+
+    def enable_receipts(self) -> bool:
+        """Lets this account pay with signed receipts; from then on its withdrawals wait
+        `withdrawal_delay` after an announcement. Returns False if it was already enabled."""
+        if self.withdrawal_notice().receipts_enabled:
+            return False
+        self._send(self.contracts.escrow.enableReceipts)
+        return True
+
+    def withdrawal_notice(self, account: Any = None) -> WithdrawalNotice:
+        enabled, announced, ready_at = self._call(self.contracts.escrow.withdrawalNotice, self._who(account))
+        return WithdrawalNotice(bool(enabled), int(announced), int(ready_at))
+
+    def announce_withdrawal(self, amount: int) -> WithdrawalNotice:
+        """Announces a withdrawal of up to `amount` (0 cancels); it may be made from the
+        returned notice's `ready_at` on. Relayers settle this account's receipts meanwhile."""
+        self._send(self.contracts.escrow.announceWithdrawal, amount)
+        return self.withdrawal_notice()
+
+    @property
+    def withdrawal_delay(self) -> int:
+        """Seconds between announcing and making a withdrawal, for accounts that sign receipts."""
+        return int(self._call(self.contracts.escrow.withdrawalDelay))
+
+    @property
+    def price_notice_period(self) -> int:
+        """Seconds a price rise waits before it binds signed receipts."""
+        return int(self._call(self.contracts.registry.priceNoticePeriod))
+
+    def price_notice(self, model_id: int) -> PriceNotice:
+        """The least a receipt must pay per call for `model_id` now, and until when."""
+        exists, receipt_price = self._call(self.contracts.registry.receiptTerms, model_id)
+        if not exists:
+            raise refusal("ModelRegistry_UnknownModel", modelId=model_id)
+        _, ends_at = self._call(self.contracts.registry.priceNotice, model_id)
+        return PriceNotice(int(receipt_price), int(ends_at))
+
+    def channel(self, caller: Any, relayer: Any, model_id: int) -> tuple[int, int]:
+        """What the escrow has settled of the channel (caller, relayer, model): (calls, amount)."""
+        calls, amount = self._call(self.contracts.escrow.channel, _address(caller), _address(relayer), model_id)
+        return int(calls), int(amount)
+
+    def receipt_digest(self, receipt: Receipt) -> bytes:
+        """The EIP-712 digest of `receipt` for this deployment (what the caller signs)."""
+        return receipt_digest(receipt, self.deployment.chain_id, self.deployment.inference_escrow)
+
+    def settle_receipts(self, items: Sequence[tuple[Receipt, bytes]]) -> list[ReceiptOutcome]:
+        """Settles signed receipts in one transaction; the outcome of each item (in order) says
+        what it paid, or why it was skipped."""
+        if not items:
+            return []
+        escrow = self.contracts.escrow
+        tx = self._send(escrow.settleReceipts, [receipt.as_tuple() for receipt, _ in items],
+                        [signature for _, signature in items])
+        # Each item emits exactly one of the two events, in item order.
+        outcomes = [
+            ReceiptOutcome(log.caller, log.relayer, log.modelId, log.calls, settled=True, paid=log.paid)
+            if log.event_name == "ReceiptSettled"
+            else ReceiptOutcome(log.caller, log.relayer, log.modelId, log.calls, settled=False,
+                                skip_reason=ReceiptSkipReason(log.reason))
+            for log in tx.events
+            if log.contract_address == escrow.address
+            and log.event_name in ("ReceiptSettled", "ReceiptSkipped")
+        ]
+        if len(outcomes) != len(items):
+            raise e.ModelHubError(
+                f"settleReceipts logged {len(outcomes)} outcomes for {len(items)} items: the "
+                "escrow at this address is not the InferenceEscrow this SDK knows"
+            )
+        return outcomes
 
     def request(self, model_id: int, inputs: Mapping[str, Any] | bytes, version: int = 0,
                 max_price: int | None = None) -> RequestInfo:

@@ -63,9 +63,9 @@ contract EscrowHandler is WithVm {
 
     constructor() {
         token = new HubToken();
-        registry = new ModelRegistry();
+        registry = new ModelRegistry(1 hours);
         relayers = new RelayerRegistry(token, MIN_BOND, UNBOND_DELAY);
-        escrow = new InferenceEscrow(token, registry, relayers, treasury, 500, 1_000, TIMEOUT);
+        escrow = new InferenceEscrow(token, registry, relayers, treasury, 500, 1_000, TIMEOUT, 1 hours);
         for (uint256 i; i < 3; ++i) {
             callers[i] = address(uint160(0xCA11E0 + i));
             authors[i] = address(uint160(0xA07 + i));
