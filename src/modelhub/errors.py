@@ -228,3 +228,34 @@ class CallRefundedError(ModelHubError):
             "is back in your credit"
         )
 
+
+
+# --- fast calls: receipts paid over HTTP (session) -------------------------------------------
+
+
+class FastCallError(ModelHubError):
+    """A relayer refused a fast call; it was not charged (the relayer keeps no refused receipt).
+
+    `status` is the HTTP status, `code` the relayer's error code, `details` its extra fields."""
+
+    def __init__(self, message: str, status: int = 0, code: str = "", details: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+        self.details = dict(details or {})
+
+
+class RelayerUnreachableError(FastCallError):
+    """No relayer answers at the URL, or it answered with something that is not its API."""
+
+
+class RelayerMismatchError(ModelHubError):
+    """The relayer at a URL is not the one expected, serves another chain, or is not active."""
+
+
+class ReceiptsNotEnabledError(FastCallError):
+    """The caller has not enabled receipts (`enableReceipts()`), so relayers refuse its receipts."""
+
+
+class ChannelStateError(ModelHubError):
+    """A relayer's view of a channel cannot be true: below what the chain settled, or above what
+    this caller signed. Signing on top of it could pay for calls never made."""
