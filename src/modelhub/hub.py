@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
 from eth_utils import to_checksum_address
@@ -31,6 +31,9 @@ from .errors import RejectReason
 from .receipts import Receipt, receipt_digest
 from .runtime import ModelRuntime
 from .store import ModelStore, digest_to_cid, file_digest
+
+if TYPE_CHECKING:
+    from .session import FastSession
 
 __all__ = [
     "FulfillOutcome", "Hub", "ModelInfo", "ModelStats", "ModelVersion", "Payee", "PriceNotice",
@@ -338,6 +341,18 @@ class Hub:
     def receipt_digest(self, receipt: Receipt) -> bytes:
         """The EIP-712 digest of `receipt` for this deployment (what the caller signs)."""
         return receipt_digest(receipt, self.deployment.chain_id, self.deployment.inference_escrow)
+
+    def fast_session(self, model_id: int, relayer: str | None = None, version: int = 0,
+                     max_price: int | None = None, receipt_lifetime: int = 86_400,
+                     timeout: float = 30.0) -> "FastSession":
+        """A session of fast calls of `model_id` at `relayer` (its URL or address; None: the
+        first active relayer that answers), paid with receipts this account signs; enables
+        receipts on first use. Each call pays at most `max_price` (default: the price now).
+        See `modelhub.session.FastSession`; use it with `with` to close its connection."""
+        from .session import FastSession
+
+        return FastSession(self, model_id, relayer=relayer, version=version, max_price=max_price,
+                           receipt_lifetime=receipt_lifetime, timeout=timeout)
 
     def settle_receipts(self, items: Sequence[tuple[Receipt, bytes]]) -> list[ReceiptOutcome]:
         """Settles signed receipts in one transaction; the outcome of each item (in order) says

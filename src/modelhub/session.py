@@ -1,0 +1,652 @@
+"""The caller side of fast calls: a `FastSession` keeps one channel (caller, relayer, model), signs
+its receipts, calls the relayer's HTTP route and verifies every answer before returning it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import requests
+from eth_utils import is_address, keccak, to_checksum_address
+
+from . import errors as e
+from .attestation import Attestation
+from .codec import decode_input, encode_output, tensor_shape
+from .contracts import chain_errors, refusal
+from .hub import OutputVerificationError
+from .receipts import (
+    FastSigner,
+    Receipt,
+    attestation_digest,
+    receipt_call_id,
+    receipt_digest,
+    recover_digest_signer,
+    signable_message,
+)
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+__all__ = ["ChannelState", "FastCallResult", "FastSession", "RelayerChannel", "fetch_channel",
+           "resolve_relayer"]
+
+DEFAULT_RECEIPT_LIFETIME = 86_400  # seconds a receipt stays settleable
+HTTP_TIMEOUT_S = 30.0
+# Refusals the session can repair itself (stale totals, a price change, a slow clock); more in a
+# row means the relayer and the session disagree for a reason a retry will not fix.
+MAX_RECOVERIES = 3
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """A channel's totals: what the caller has signed (`calls`, `amount`) and what is settled."""
+
+    calls: int
+    amount: int
+    settled_calls: int = 0
+    settled_amount: int = 0
+
+    @property
+    def unsettled_amount(self) -> int:
+        return self.amount - self.settled_amount
+
+
+@dataclass(frozen=True)
+class RelayerChannel:
+    """A relayer's view of a channel (GET /v1/channels/{caller}/{modelId})."""
+
+    caller: str
+    relayer: str
+    model_id: int
+    state: ChannelState
+    price: int  # the model's price as the relayer knows it
+    receipt_price: int  # the least a receipt must pay per call, as the relayer knows it
+
+
+@dataclass(frozen=True)
+class FastCallResult:
+    """One fast call, verified: its outputs, the relayer's signed attestation and the receipt
+    that paid for it."""
+
+    outputs: dict
+    output_bytes: bytes  # canonical encoding of `outputs`; keccak-256 is `output_hash`
+    output_hash: bytes
+    input_hash: bytes  # keccak-256 of the input's canonical JSON
+    version: int  # the model version that ran
+    attestation: Attestation
+    signature: bytes  # the relayer's EIP-712 signature of `attestation`
+    receipt: Receipt
+    receipt_signature: bytes  # the caller's signature of `receipt`
+    price: int  # what this call added to the channel's amount
+    relayer: str
+    relayer_url: str
+    channel: ChannelState  # totals after this call; settled part as the relayer reported it
+
+    @property
+    def call_id(self) -> int:
+        """The attestation's request id: the receipt's EIP-712 digest as a number."""
+        return self.attestation.request_id
+
+
+# --- the session -------------------------------------------------------------------------------
+
+
+class FastSession:
+    """Fast calls of one model at one relayer, paid with receipts on the channel (caller,
+    relayer, model). Opening it checks the relayer (its /healthz names the expected address
+    and chain), the model, the price against `max_price` (default: the price now), enables
+    receipts for the account if needed (one transaction, once per account) and checks its
+    credit, then resumes the channel from the relayer's view, refusing a view below what the
+    chain has settled or claiming more than `max_price` per unsettled call.
+
+    Each call pays the least a receipt must pay per call now (`Hub.price_notice`): the model's
+    price, or during a price rise's notice period the price before the rise. When the relayer
+    says the amount no longer fits, the session re-reads the price from the chain and goes on
+    only if it is at most `max_price`.
+
+    Thread safety: a channel is a sequence (each receipt is exactly one call after the last),
+    so `infer` holds a lock; threads may share a session but their calls run one at a time.
+    For parallel throughput, open one session per channel (another model or relayer). The
+    session keeps one HTTP connection (requests.Session) open; close it, or use `with`.
+    """
+
+    def __init__(self, hub: "Hub", model_id: int, relayer: str | None = None, version: int = 0,
+                 max_price: int | None = None, receipt_lifetime: int = DEFAULT_RECEIPT_LIFETIME,
+                 timeout: float = HTTP_TIMEOUT_S) -> None:
+        if receipt_lifetime <= 0:
+            raise ValueError("receipt_lifetime is a positive number of seconds")
+        self.hub = hub
+        self.model_id = int(model_id)
+        self.version = int(version)
+        self.receipt_lifetime = int(receipt_lifetime)
+        self.timeout = timeout
+        self.caller = to_checksum_address(hub.address)
+        self.chain_id = hub.deployment.chain_id
+        self.escrow = to_checksum_address(hub.deployment.inference_escrow)
+        self.enabled_receipts = False  # True if opening this session sent enableReceipts
+        self._lock = threading.Lock()
+        self._http = requests.Session()
+        self._signer = _fast_signer(hub.account)
+        self._clock_skew = 0.0
+        self._stale = False
+        self._closed = False
+        try:
+            self._open(relayer, max_price)
+        except BaseException:
+            self._http.close()
+            raise
+
+    # ------------------------------------------------------------------ opening
+
+    def _open(self, relayer: str | None, max_price: int | None) -> None:
+        hub = self.hub
+        self.relayer, self.relayer_url = resolve_relayer(hub, relayer, self._http, self.timeout)
+        model = hub.get_model(self.model_id)
+        if not model.active:
+            raise refusal("InferenceEscrow_ModelInactive", modelId=self.model_id)
+        if self.version > model.latest_version:
+            raise refusal("InferenceEscrow_UnknownVersion", modelId=self.model_id,
+                          version=self.version, latestVersion=model.latest_version)
+        self._latest_version = model.latest_version
+        self.max_price = model.price if max_price is None else int(max_price)
+        self.price = self._checked_price(hub.price_notice(self.model_id).receipt_price)
+        self.enabled_receipts = hub.enable_receipts()
+        notice = hub.withdrawal_notice()
+        available = hub.balance() - notice.announced
+        if available < self.price:
+            raise e.InsufficientCreditError(
+                f"{self.caller} has {max(available, 0)} base units of credit free for receipts "
+                f"(credit minus the announced withdrawal of {notice.announced}), less than one "
+                f"call's {self.price}; deposit more (Hub.deposit) or cancel the announcement",
+                "InferenceEscrow_InsufficientCredit",
+                {"account": self.caller, "credit": available, "required": self.price})
+        self._sync_clock()
+        self._ceiling: int | None = None  # no receipt signed yet: nothing bounds the view above
+        self._channel = self._load_channel()
+        self._ceiling = self._channel.amount
+
+    def _load_channel(self) -> ChannelState:
+        """The relayer's view of the channel, checked against the chain."""
+        view = fetch_channel(self._http, self.relayer_url, self.caller, self.model_id, self.timeout)
+        if view.relayer != self.relayer or view.model_id != self.model_id or view.caller != self.caller:
+            raise e.ChannelStateError(
+                f"the relayer at {self.relayer_url} answered for the channel ({view.caller}, "
+                f"{view.relayer}, model {view.model_id}) when asked for ({self.caller}, "
+                f"{self.relayer}, model {self.model_id}); do not use that relayer")
+        return self._checked_channel(view.state.calls, view.state.amount, view.state)
+
+    def _checked_channel(self, calls: int, amount: int, reported: ChannelState | None = None) -> ChannelState:
+        """Totals a relayer claims for the channel, if they can be true; else ChannelStateError.
+        They must not be below what the chain settled (the relayer lost receipts), nor above
+        the newest amount this session signed or accepted; on a fresh session, the unsettled
+        part must not be more than the dearer of `max_price` and the current price per call
+        (the view carries no signature, so that bounds what a lying relayer could make us pay)."""
+        settled_calls, settled_amount = self.hub.channel(self.caller, self.relayer, self.model_id)
+        where = f"the relayer at {self.relayer_url} says the channel of model {self.model_id} is at"
+        if calls < settled_calls or amount < settled_amount:
+            raise e.ChannelStateError(
+                f"{where} {calls} calls / {amount} base units, below the {settled_calls} calls / "
+                f"{settled_amount} the chain has settled: it has lost receipts; use another relayer")
+        if self._ceiling is not None and amount > self._ceiling:
+            raise e.ChannelStateError(
+                f"{where} {amount} base units, more than the {self._ceiling} this session has "
+                "signed: do not use that relayer")
+        per_call = max(self.max_price, self.price)
+        if self._ceiling is None and amount - settled_amount > (calls - settled_calls) * per_call:
+            raise e.ChannelStateError(
+                f"{where} {calls - settled_calls} unsettled calls for {amount - settled_amount} "
+                f"base units, more than {per_call} per call: it claims receipts you did not "
+                "sign; use another relayer")
+        reported_settled = (reported.settled_calls, reported.settled_amount) if reported else (0, 0)
+        # The chain is the truth for what is settled; a relayer's view may lag or lead a block.
+        settled = max((settled_calls, settled_amount), reported_settled)
+        return ChannelState(calls, amount, settled[0], settled[1])
+
+    def _checked_price(self, receipt_price: int) -> int:
+        if receipt_price > self.max_price:
+            raise e.PriceAboveMaxError(
+                f"model {self.model_id} now costs {receipt_price} base units per call by receipt, "
+                f"above your max_price of {self.max_price}; raise max_price to go on paying it",
+                "InferenceEscrow_PriceAboveMax",
+                {"modelId": self.model_id, "price": receipt_price, "maxPrice": self.max_price})
+        return int(receipt_price)
+
+    def _sync_clock(self) -> None:
+        """Deadlines follow the chain's clock, which a dev chain may have moved ahead of ours."""
+        from ape import chain
+
+        with chain_errors():
+            head = chain.blocks.head.timestamp
+        self._clock_skew = max(0.0, float(head) - time.time())
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def channel(self) -> ChannelState:
+        """The channel's totals after the newest call (and what was settled, as last seen)."""
+        return self._channel
+
+    def refresh(self) -> ChannelState:
+        """Re-reads the channel from the relayer (checked against the chain, as on opening)."""
+        with self._lock:
+            self._resync()
+            return self._channel
+
+    def _resync(self) -> None:
+        view = fetch_channel(self._http, self.relayer_url, self.caller, self.model_id, self.timeout)
+        self._channel = self._checked_channel(view.state.calls, view.state.amount, view.state)
+        self._stale = False
+
+    # ------------------------------------------------------------------ calls
+
+    def infer(self, inputs: Mapping[str, Any] | bytes) -> FastCallResult:
+        """One call on `inputs` (a JSON object of tensors, or its bytes), paid by the next
+        receipt of the channel and verified. Raises a FastCallError subclass, or the SDK's
+        errors for its causes (InsufficientCreditError, PriceAboveMaxError, InvalidInputError,
+        ModelInactiveError...), when the relayer refuses; a refused call is not charged.
+        Raises OutputVerificationError for an answer that fails verification: that call was
+        charged (the relayer holds its receipt), so do not use that relayer again."""
+        canonical = canonical_input(inputs)
+        input_hash = keccak(canonical)
+        with self._lock:
+            if self._closed:
+                raise e.ModelHubError("this fast session is closed; open a new one (Hub.fast_session)")
+            if self._stale:
+                self._resync()
+            for attempt in range(MAX_RECOVERIES + 1):
+                base = self._channel
+                receipt = Receipt(self.caller, self.relayer, self.model_id, base.calls + 1,
+                                  base.amount + self.price, self._deadline())
+                signature = self._sign(receipt)
+                status, answer = self._post(canonical, receipt, signature)
+                if status == 200:
+                    # The relayer stores the receipt before answering: it is owed from now on,
+                    # whatever the verification below finds.
+                    self._ceiling = max(self._ceiling or 0, receipt.amount)
+                    self._channel = ChannelState(receipt.calls, receipt.amount, base.settled_calls,
+                                                 base.settled_amount)
+                    result = self.verify(answer, receipt, input_hash, receipt_signature=signature,
+                                         price=self.price)
+                    self._channel = result.channel
+                    return result
+                if attempt < MAX_RECOVERIES and self._recover(status, answer):
+                    continue
+                raise self._refused(status, answer)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _deadline(self) -> int:
+        return int(time.time() + self._clock_skew) + self.receipt_lifetime
+
+    def _sign(self, receipt: Receipt) -> bytes:
+        if self._signer is not None:
+            return self._signer.sign_digest(receipt_digest(receipt, self.chain_id, self.escrow))
+        signature = self.hub.account.sign_message(signable_message(receipt, self.chain_id, self.escrow))
+        if signature is None:
+            raise e.ModelHubError(f"account {self.caller} declined to sign the receipt")
+        return signature.encode_rsv()
+
+    def _post(self, canonical: bytes, receipt: Receipt, signature: bytes) -> tuple[int, dict]:
+        # The input goes out as its canonical bytes, so the relayer hashes exactly what we did.
+        body = b"".join((
+            b'{"input":', canonical,
+            b',"version":', str(self.version).encode(),
+            b',"receipt":', json.dumps(receipt.as_json(), separators=(",", ":")).encode(),
+            b',"signature":"0x', signature.hex().encode(), b'"}',
+        ))
+        url = f"{self.relayer_url}/v1/models/{self.model_id}/infer"
+        try:
+            reply = self._http.post(url, data=body, timeout=self.timeout,
+                                    headers={"Content-Type": "application/json"})
+        except requests.RequestException as error:
+            # The relayer may have stored the receipt before the connection broke.
+            self._stale = True
+            raise e.RelayerUnreachableError(
+                f"the fast call to the relayer at {self.relayer_url} failed ({error}); it may "
+                "or may not have been served: the session re-reads the channel before the next "
+                "call") from None
+        try:
+            answer = reply.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            self._stale = True
+            raise e.RelayerUnreachableError(
+                f"the relayer at {self.relayer_url} answered {reply.status_code} to a fast call "
+                f"with something that is not a JSON object ({reply.text[:120]!r}); is the URL "
+                "a Model Hub relayer that serves fast calls?", status=reply.status_code)
+        return reply.status_code, answer
+
+    def _recover(self, status: int, answer: dict) -> bool:
+        """Repairs what a refusal says is stale in the session; False if it cannot."""
+        code = answer.get("code")
+        if status == 409 and code == "out_of_order":
+            channel = answer.get("channel")
+            if isinstance(channel, dict) and "calls" in channel and "amount" in channel:
+                try:
+                    calls, amount = int(channel["calls"]), int(channel["amount"])
+                except (TypeError, ValueError):
+                    self._resync()
+                else:
+                    self._channel = self._checked_channel(calls, amount, _channel_state(channel))
+            else:
+                self._resync()
+            return True
+        if status == 409 and code == "wrong_amount":
+            chain_price = self.hub.price_notice(self.model_id).receipt_price
+            if chain_price == self.price:
+                # The chain agrees with us; the relayer reads another block. Its own floor is
+                # acceptable too, within max_price.
+                try:
+                    chain_price = int(answer.get("receiptPrice", chain_price))
+                except (TypeError, ValueError):
+                    return False
+                if chain_price == self.price:
+                    return False
+            self.price = self._checked_price(chain_price)
+            return True
+        if status == 400 and code == "deadline_too_soon":
+            before = self._clock_skew
+            self._sync_clock()
+            return self._clock_skew > before
+        if status == 403 and code == "receipts_not_enabled":
+            # Enabled on opening: the relayer may not have seen that block yet.
+            if not self.hub.withdrawal_notice().receipts_enabled:
+                self.hub.enable_receipts()
+            time.sleep(1.0)
+            return True
+        return False
+
+    def _refused(self, status: int, answer: dict) -> Exception:
+        """The SDK exception for a refused call, with what to do about it."""
+        code = str(answer.get("code", ""))
+        said = str(answer.get("error", "")) or f"HTTP {status}"
+        where = f"the relayer at {self.relayer_url} refused the fast call of model {self.model_id}"
+        details = {k: v for k, v in answer.items() if k not in ("error", "code")}
+        inputs = {"modelId": self.model_id, **details}
+        if code == "insufficient_credit":
+            return e.InsufficientCreditError(
+                f"{where}: not enough credit for another receipt (available "
+                f"{answer.get('available', '?')}, needed {answer.get('needed', '?')} base units; "
+                "credit counts minus an announced withdrawal and what the relayer holds "
+                "unsettled); deposit more (Hub.deposit)", code, inputs)
+        if code == "receipts_not_enabled":
+            return e.ReceiptsNotEnabledError(
+                f"{where}: {self.caller} has not enabled receipts; call Hub.enable_receipts "
+                "(`modelhub receipts enable`) and wait for the transaction", status, code, details)
+        if code == "unknown_model":
+            return e.UnknownModelError(f"{where}: it knows no model {self.model_id}; pick an id "
+                                       "from list_models()", code, inputs)
+        if code == "model_inactive":
+            return e.ModelInactiveError(f"{where}: the model is switched off; its owner can "
+                                        "switch it on with set_active", code, inputs)
+        if code == "bad_input":
+            return e.InvalidInputError(f"{where}: the input does not fit the model: {said}")
+        if code == "wrong_amount":
+            return e.FastCallError(
+                f"{where}: the receipt's amount does not fit the model's price ({said}; relayer "
+                f"price {answer.get('price', '?')}, receipt price {answer.get('receiptPrice', '?')}, "
+                f"this session pays {self.price}); open a new session", status, code, details)
+        if code == "out_of_order":
+            return e.FastCallError(
+                f"{where}: the channel moved on while this session signed ({said}); another "
+                "client is using the same account, model and relayer: use one session per channel",
+                status, code, details)
+        if code == "deadline_too_soon":
+            return e.FastCallError(
+                f"{where}: the receipt's deadline is too soon for the relayer to settle it (it "
+                f"needs {answer.get('minDeadline', '?')}, unix time); open the session with a "
+                f"longer receipt_lifetime than {self.receipt_lifetime} s", status, code, details)
+        if code == "model_unavailable":
+            return e.FastCallError(f"{where}: the model file is unavailable there ({said}); "
+                                   "try again later or use another relayer", status, code, details)
+        if code == "invalid_signature":
+            return e.FastCallError(
+                f"{where}: it does not accept {self.caller}'s signature of the receipt ({said}); "
+                "the account must sign EIP-712 messages with its own key (contract wallets are "
+                "checked on chain at settlement, and relayers may refuse them)", status, code, details)
+        if code == "wrong_channel":
+            return e.FastCallError(
+                f"{where}: the receipt names another relayer or model ({said}); the URL does "
+                f"not serve relayer {self.relayer}: open the session with its address", status,
+                code, details)
+        return e.FastCallError(f"{where} with HTTP {status} {code or ''}: {said}".rstrip(),
+                               status, code, details)
+
+    # ------------------------------------------------------------------ verification
+
+    def verify(self, answer: Mapping[str, Any], receipt: Receipt, input_hash: bytes, *,
+               receipt_signature: bytes = b"", price: int | None = None) -> FastCallResult:
+        """Checks a relayer's 200 answer to the call paid by `receipt` on the input whose
+        canonical JSON hashes to `input_hash`: the output's canonical encoding hashes to
+        `outputHash`, the attestation is (receipt_call_id(receipt), model, version, input
+        hash, output hash) and its signature recovers to the session's relayer. Returns the
+        result, or raises OutputVerificationError saying what does not match."""
+
+        def refuse(what: str) -> OutputVerificationError:
+            return OutputVerificationError(
+                f"the answer of the relayer at {self.relayer_url} to fast call {receipt.calls} "
+                f"of model {self.model_id} fails verification: {what}; do not trust it, and do "
+                "not use that relayer again")
+
+        output = answer.get("output")
+        if not isinstance(output, dict):
+            raise refuse("its `output` is not a JSON object")
+        try:
+            canonical = encode_output(output)
+            att = Attestation.from_json(answer["attestation"])
+            signature = bytes.fromhex(str(answer["signature"]).removeprefix("0x"))
+            claimed_hash = bytes.fromhex(str(answer["outputHash"]).removeprefix("0x"))
+            version = int(answer.get("version", att.version))
+        except (e.ModelHubError, KeyError, TypeError, ValueError) as error:
+            raise refuse(f"the answer is malformed ({error})") from None
+        digest = keccak(canonical)
+        if digest != claimed_hash:
+            raise refuse(f"the output hashes to 0x{digest.hex()}, but the relayer claims "
+                         f"0x{claimed_hash.hex()}")
+        if not self._version_fits(version):
+            raise refuse(f"it ran version {version}, but the session asked for "
+                         f"{self.version or 'the latest'}")
+        expected = Attestation(receipt_call_id(receipt, self.chain_id, self.escrow), self.model_id,
+                               version, input_hash, digest)
+        if att != expected:
+            raise refuse(f"the attestation {att.as_json()} is not {expected.as_json()}, the one "
+                         "for this receipt, input and output")
+        signer = recover_digest_signer(attestation_digest(att, self.chain_id, self.escrow), signature)
+        if signer != self.relayer:
+            raise refuse(f"the attestation is signed by {signer or 'an invalid signature'}, not "
+                         f"by the relayer {self.relayer}")
+        settled = _channel_state(answer.get("channel")) if isinstance(answer.get("channel"), dict) else None
+        channel = ChannelState(
+            receipt.calls, receipt.amount,
+            *max((self._channel.settled_calls, self._channel.settled_amount),
+                 (settled.settled_calls, settled.settled_amount) if settled else (0, 0)))
+        return FastCallResult(output, canonical, digest, input_hash, version, att, signature,
+                              receipt, receipt_signature, self.price if price is None else price,
+                              self.relayer, self.relayer_url, channel)
+
+    def _version_fits(self, version: int) -> bool:
+        if self.version:
+            return version == self.version
+        if 1 <= version <= self._latest_version:
+            return True
+        # A version published since the session opened is the latest now.
+        self._latest_version = self.hub.get_model(self.model_id).latest_version
+        return 1 <= version <= self._latest_version
+
+    # ------------------------------------------------------------------ closing
+
+    def close(self) -> None:
+        """Closes the HTTP connection; the channel lives on at the relayer and on chain."""
+        with self._lock:
+            self._closed = True
+            self._http.close()
+
+    def __enter__(self) -> "FastSession":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"FastSession(caller={self.caller}, relayer={self.relayer}, model={self.model_id}, "
+                f"calls={self._channel.calls}, amount={self._channel.amount})")
+
+
+# --- relayers ----------------------------------------------------------------------------------
+
+
+def resolve_relayer(hub: "Hub", relayer: str | None, http: requests.Session | None = None,
+                    timeout: float = HTTP_TIMEOUT_S) -> tuple[str, str]:
+    """(address, URL) of the relayer to make fast calls at: `relayer` is its URL or its address
+    (then its registered endpoint); None picks the first active relayer that answers. The
+    relayer's /healthz must name the same address and this deployment's chain, and the relayer
+    must be bonded and active (receipts to any other never settle)."""
+    http = http or requests.Session()
+    if relayer is None:
+        return _first_answering_relayer(hub, http, timeout)
+    text = str(relayer).strip()
+    if "://" in text:
+        url = text.rstrip("/")
+        address = None
+    elif is_address(text):
+        address = to_checksum_address(text)
+        url = hub.relayer_info(address).endpoint.rstrip("/")
+        if not url:
+            raise e.RelayerMismatchError(f"{address} is not a registered relayer: it has no "
+                                         "endpoint; pass a relayer's URL or address")
+    else:
+        raise e.RelayerMismatchError(f"{text!r} is neither a relayer's URL (http://...) nor its "
+                                     "address (0x...)")
+    health = _health(http, url, timeout)
+    named = health.get("relayer")
+    if not isinstance(named, str) or not is_address(named):
+        raise e.RelayerUnreachableError(f"the relayer at {url} does not name its address in "
+                                        "/healthz; is it a Model Hub relayer?")
+    named = to_checksum_address(named)
+    if address is not None and named != address:
+        raise e.RelayerMismatchError(f"the relayer at {url} (the endpoint {address} registered) "
+                                     f"says it is {named}; the endpoint is stale: ask its operator")
+    if health.get("chainId") != hub.deployment.chain_id:
+        raise e.RelayerMismatchError(
+            f"the relayer at {url} serves chain {health.get('chainId')}, not chain "
+            f"{hub.deployment.chain_id} of this deployment; use a relayer of this chain")
+    if not hub.relayer_info(named).active:
+        raise e.RelayerMismatchError(
+            f"the relayer at {url} ({named}) is not bonded and active: its receipts would never "
+            "settle; use another relayer")
+    return named, url
+
+
+def _first_answering_relayer(hub: "Hub", http: requests.Session, timeout: float) -> tuple[str, str]:
+    from ape import chain
+    from ape.types import LogFilter
+
+    registry = hub.contracts.relayers
+    log_filter = LogFilter.from_event(event=registry.RelayerRegistered.abi, addresses=[registry.address],
+                                      start_block=hub.deployment.start_block)
+    with chain_errors():
+        registered = list(dict.fromkeys(to_checksum_address(log.relayer) for log in
+                                        chain.provider.get_contract_logs(log_filter)))
+    for address in registered:
+        try:
+            return resolve_relayer(hub, address, http, min(timeout, 5.0))
+        except (e.RelayerMismatchError, e.RelayerUnreachableError):
+            continue
+    raise e.RelayerMismatchError(
+        f"none of the {len(registered)} registered relayers is active and answering; pass a "
+        "relayer's URL or address")
+
+
+def _health(http: requests.Session, url: str, timeout: float) -> dict:
+    try:
+        reply = http.get(f"{url}/healthz", timeout=timeout)
+        health = reply.json()
+    except requests.RequestException as error:
+        raise e.RelayerUnreachableError(f"cannot reach the relayer at {url} ({error}); check "
+                                        "that it runs and that the URL is right") from None
+    except ValueError:
+        health = None
+    if reply.status_code != 200 or not isinstance(health, dict):
+        raise e.RelayerUnreachableError(
+            f"the relayer at {url} is not healthy (/healthz answered {reply.status_code}: "
+            f"{reply.text[:120]!r}); try again later or use another relayer", status=reply.status_code)
+    return health
+
+
+def fetch_channel(http: requests.Session, relayer_url: str, caller: str, model_id: int,
+                  timeout: float = HTTP_TIMEOUT_S) -> RelayerChannel:
+    """A relayer's view of the channel (caller, that relayer, model): GET /v1/channels. Not
+    checked against anything: FastSession does that."""
+    url = f"{relayer_url.rstrip('/')}/v1/channels/{to_checksum_address(caller)}/{int(model_id)}"
+    try:
+        reply = http.get(url, timeout=timeout)
+    except requests.RequestException as error:
+        raise e.RelayerUnreachableError(f"cannot reach the relayer at {relayer_url} ({error}); "
+                                        "check that it runs and that the URL is right") from None
+    try:
+        view = reply.json()
+    except ValueError:
+        view = None
+    if reply.status_code != 200 or not isinstance(view, dict):
+        hint = ("it does not serve fast calls (no /v1/channels route); update it or use another "
+                "relayer" if reply.status_code in (404, 405) else f"{reply.text[:120]!r}")
+        raise e.RelayerUnreachableError(
+            f"the relayer at {relayer_url} answered {reply.status_code} for the channel of model "
+            f"{model_id}: {hint}", status=reply.status_code)
+    try:
+        return RelayerChannel(to_checksum_address(view["caller"]), to_checksum_address(view["relayer"]),
+                              int(view["modelId"]), _channel_state(view), int(view.get("price", 0)),
+                              int(view.get("receiptPrice", 0)))
+    except (KeyError, TypeError, ValueError) as error:
+        raise e.RelayerUnreachableError(f"the relayer at {relayer_url} answered a malformed channel "
+                                        f"view ({error!r}); use another relayer") from None
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def canonical_input(inputs: Mapping[str, Any] | bytes) -> bytes:
+    """The canonical JSON of a call's input (`codec.encode_output`), checked to be an object of
+    numeric tensors: its keccak-256 is the attestation's inputHash."""
+    if isinstance(inputs, (bytes, bytearray, memoryview)):
+        document = decode_input(bytes(inputs))
+    elif isinstance(inputs, Mapping):
+        document = dict(inputs)
+        for name, value in document.items():
+            if not isinstance(name, str):
+                raise e.InvalidInputError(f"input tensor names are strings, not {name!r}")
+            tensor_shape(getattr(value, "tolist", lambda: value)(), name)
+    else:
+        raise e.InvalidInputError(f"the inputs are a {type(inputs).__name__}, but must be a JSON "
+                                  "object of tensors (a dict, or its bytes)")
+    try:
+        return encode_output(document)
+    except e.OutputEncodingError as error:
+        raise e.InvalidInputError(f"the input has no canonical JSON form: {error}") from None
+
+
+def _channel_state(data: Mapping[str, Any]) -> ChannelState:
+    return ChannelState(int(data["calls"]), int(data["amount"]), int(data.get("settledCalls", 0)),
+                        int(data.get("settledAmount", 0)))
+
+
+def _fast_signer(account: Any) -> FastSigner | None:
+    """A FastSigner for an account that exposes its raw key (Ape's test accounts); else None,
+    and receipts are signed through the account's own `sign_message`."""
+    from ape.api.accounts import TestAccountAPI
+
+    # Only test accounts: on a keyfile account, reading the key would ask for its passphrase.
+    key = getattr(account, "private_key", None) if isinstance(account, TestAccountAPI) else None
+    if not isinstance(key, (str, bytes)):
+        return None
+    signer = FastSigner(key)
+    return signer if signer.address == to_checksum_address(account.address) else None
+
