@@ -222,7 +222,10 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     mapping(address account => uint256) public earningsOf;
 
     mapping(uint256 requestId => Request) private _requests;
+    // Both written through storage pointers, which Slither does not follow.
+    // slither-disable-next-line uninitialized-state
     mapping(bytes32 channelKey => Channel) private _channels;
+    // slither-disable-next-line uninitialized-state
     mapping(address account => WithdrawalNotice) private _notices;
     // Written through a storage pointer in _settle, which Slither does not follow.
     // slither-disable-next-line uninitialized-state
@@ -771,8 +774,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     function _signedBy(address account, bytes32 digest, bytes calldata signature) private view returns (bool) {
         // The third value only details the error; any error means "not this key".
         // slither-disable-next-line unused-return
-        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecoverCalldata(digest, signature);
-        if (error == ECDSA.RecoverError.NoError && signer == account) return true;
+        (address signer, ECDSA.RecoverError recoverError,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (recoverError == ECDSA.RecoverError.NoError && signer == account) return true;
         return SignatureChecker.isValidERC1271SignatureNowCalldata(account, digest, signature);
     }
 
