@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile test test-invariants slither demo up bench bench-gas bench-relayer clean
+.PHONY: install compile test test-invariants slither demo up bench bench-gas bench-relayer bench-fast clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -88,11 +88,15 @@ up: compile
 
 bench-gas: compile
 	$(BIN)/python bench/gas.py
+	$(BIN)/python bench/receipts_gas.py
 
 bench-relayer: compile
 	$(BIN)/python bench/relayer.py
 
-bench: bench-gas bench-relayer
+bench-fast: compile
+	$(BIN)/python bench/fast_path.py
+
+bench: bench-gas bench-relayer bench-fast
 
 clean:
 	rm -rf .build .ape .pytest_cache .hypothesis
