@@ -1,5 +1,5 @@
-"""The `modelhub` command line: models, credit, paid calls and earnings on a Model Hub
-deployment, built on the SDK's `Hub` and Ape's CLI helpers."""
+"""The `modelhub` command line: models, credit, paid calls (on chain or fast, by receipt) and
+earnings on a Model Hub deployment, built on the SDK's `Hub` and Ape's CLI helpers."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ __all__ = ["cli", "main"]
              context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Model Hub: an open market for AI models, paid per call.
+
+    A call is paid on chain (`infer`: one transaction, served once a relayer sees it) or, with
+    `infer --fast`, by a receipt your account signs, straight to a relayer over HTTP
+    (`receipts --help` says what that changes for withdrawals).
 
     Every command takes --network (an Ape network choice or a node URL; default: the local
     chain at 127.0.0.1:8545), --account (an Ape account alias or TEST::<n>; default on dev

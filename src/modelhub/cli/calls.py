@@ -1,4 +1,5 @@
-"""Paid calls: `infer` (request, wait, fetch and verify the output) and `refund`."""
+"""Paid calls: `infer` on chain (request, wait, fetch and verify the output) or `--fast` (paid
+by signed receipts, straight to a relayer over HTTP), and `refund`."""
 
 from __future__ import annotations
 
@@ -33,26 +34,44 @@ class RequestIdType(click.ParamType):
 
 REQUEST_ID = RequestIdType()
 
+FAST_HELP = """\b
+Fast calls (--fast) skip the transaction per call: the CLI signs a receipt (the channel's
+running totals with that relayer and model) and the relayer answers at once over HTTP, signs
+an attestation the CLI verifies, and settles your receipts on chain later. The first fast call
+enables receipts for your account (one transaction): from then on your credit is withdrawn in
+two steps (`modelhub withdraw --announce`); see `modelhub receipts --help`.
+"""
+
 
 def register(cli: click.Group) -> None:
     """Adds `infer` and `refund` to the top-level group."""
 
-    @hub_command(cli, epilog=AMOUNTS_HELP)
+    @hub_command(cli, epilog=AMOUNTS_HELP + "\n" + FAST_HELP)
     @click.argument("model_id", type=click.IntRange(1))
     @click.argument("input_json", required=False)
+    @click.option("--input", "input_option", metavar="JSON",
+                  help="The input JSON (the same as INPUT_JSON).")
     @click.option("--input-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="Read the input JSON from this file instead.")
     @click.option("--version", "model_version", type=click.IntRange(0), default=0,
                   help="Model version to call (0, the default: the latest).")
     @click.option("--max-price", type=AMOUNT,
-                  help="Refuse to pay more than this (default: the current price).")
+                  help="Refuse to pay more than this per call (default: the current price).")
     @click.option("--timeout", type=click.FloatRange(min=0), default=120.0, show_default=True,
-                  help="Seconds to wait for a relayer to serve the call.")
-    @click.option("--relayer", "relayer_url", metavar="URL",
-                  help="Fetch the output from this relayer (default: the endpoint the "
-                       "fulfilling relayer registered).")
-    def infer(session: Session, model_id: int, input_json: str | None, input_file: Path | None,
-              model_version: int, max_price, timeout: float, relayer_url: str | None) -> None:
+                  help="Seconds to wait for a relayer to serve the call (--fast: for each "
+                       "HTTP answer).")
+    @click.option("--relayer", "relayer", metavar="URL|ADDRESS",
+                  help="On chain: fetch the output from this relayer (default: the endpoint the "
+                       "fulfilling relayer registered). --fast: the relayer to call (default: "
+                       "the first active relayer that answers).")
+    @click.option("--fast", is_flag=True,
+                  help="Pay by signed receipt and call the relayer directly over HTTP: no "
+                       "transaction per call (see below).")
+    @click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
+                  help="With --fast: make the call N times in a row on one connection.")
+    def infer(session: Session, model_id: int, input_json: str | None, input_option: str | None,
+              input_file: Path | None, model_version: int, max_price, timeout: float,
+              relayer: str | None, fast: bool, repeat: int) -> None:
         """Pay for one call of model MODEL_ID on INPUT_JSON and print its verified output.
 
         INPUT_JSON maps the model's input tensors to values, e.g. '{"X": [[5.1, 3.5, 1.4, 0.2]]}'.
@@ -62,10 +81,20 @@ def register(cli: click.Group) -> None:
         from modelhub.codec import decode_input
         from modelhub.hub import encode_input
 
-        if (input_json is None) == (input_file is None):
-            raise click.UsageError("give the input either as INPUT_JSON or with --input-file")
-        raw = input_file.read_bytes() if input_file is not None else input_json.encode("utf-8")
+        given = [source for source in (input_json, input_option, input_file) if source is not None]
+        if len(given) != 1:
+            raise click.UsageError("give the input once: as INPUT_JSON, with --input or with --input-file")
+        if repeat > 1 and not fast:
+            raise click.UsageError("--repeat makes fast calls only: add --fast")
+        raw = input_file.read_bytes() if input_file is not None else given[0].encode("utf-8")
         data = encode_input(decode_input(raw))  # compact: calldata costs gas per byte
+        if fast:
+            _infer_fast(session, model_id, data, model_version, session.base(max_price), timeout,
+                        relayer, repeat)
+            return
+        relayer_url = relayer
+        if relayer is not None and "://" not in relayer:
+            relayer_url = session.hub.relayer_info(relayer).endpoint or None
 
         hub = session.hub
 
@@ -127,6 +156,53 @@ def register(cli: click.Group) -> None:
                       "refunded": session.money_json(price), "credit": session.money_json(credit)},
                      f"Refunded request {request_id}: {session.money(price)} back; "
                      f"credit now {session.money(credit)}")
+
+
+def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_price: int | None,
+                timeout: float, relayer: str | None, repeat: int) -> None:
+    """`infer --fast`: one FastSession, `repeat` calls on it, the last output printed."""
+    import json
+
+    hub = session.hub
+    started = time.monotonic()
+    with hub.fast_session(model_id, relayer=relayer, version=version, max_price=max_price,
+                          timeout=timeout) as fast:
+        if fast.enabled_receipts:
+            session.note(f"Enabled receipts for {hub.address}: from now on its withdrawals take "
+                         "two steps (see `modelhub withdraw --help`)")
+        opened = fast.channel
+        with _progress(session, f"calling relayer {fast.relayer} at {fast.relayer_url}"):
+            served = time.monotonic()
+            for _ in range(repeat):
+                result = fast.infer(data)
+            seconds = time.monotonic() - served
+    channel, receipt = result.channel, result.receipt
+    paid = channel.amount - opened.amount
+    session.emit(
+        {"status": "served", "paidBy": "receipt", "modelId": model_id, "version": result.version,
+         "price": session.money_json(result.price), "output": result.outputs,
+         "outputHash": "0x" + result.output_hash.hex(), "relayer": result.relayer,
+         "relayerUrl": result.relayer_url, "callId": str(result.call_id),
+         "attestation": result.attestation.as_json(), "signature": "0x" + result.signature.hex(),
+         "receipt": receipt.as_json(), "receiptSignature": "0x" + result.receipt_signature.hex(),
+         "channel": {"calls": str(channel.calls), "amount": session.money_json(channel.amount),
+                     "settledCalls": str(channel.settled_calls),
+                     "settledAmount": session.money_json(channel.settled_amount)},
+         "calls": repeat, "paid": session.money_json(paid), "seconds": round(time.monotonic() - started, 3)},
+        lambda: (
+            click.echo(json.dumps(result.outputs, indent=2)),
+            session.note(f"Verified: output hash 0x{result.output_hash.hex()} attested by relayer "
+                         f"{result.relayer}"),
+            session.note(
+                f"Paid by receipt: {repeat} call{'s' if repeat > 1 else ''} of model {model_id} "
+                f"version {result.version} for {session.money(paid)}"
+                + (f" in {seconds:.2f} s ({repeat / seconds:.0f} calls/s)" if repeat > 1 and seconds else "")),
+            session.note(
+                f"Channel with relayer {result.relayer}: {channel.calls} calls, "
+                f"{session.money(channel.amount)} signed; {channel.settled_calls} calls, "
+                f"{session.money(channel.settled_amount)} settled on chain"),
+        ),
+    )
 
 
 def _utc(timestamp: int) -> str:
