@@ -102,12 +102,12 @@ class FastCallResult:
 class FastSession:
     """Fast calls of one model at one relayer, paid with receipts on the channel (caller,
     relayer, model). Opening it checks the relayer (its /healthz names the expected address
-    and chain), the model, the price against `max_price` (default: the price now), enables
-    receipts for the account if needed (one transaction, once per account) and checks its
-    credit, then resumes the channel from the relayer's view, refusing a view below what the
+    and chain), the model, the price against `max_price` (default: the price now) and the
+    account's credit, enables receipts for it if needed (one transaction, once per account),
+    then resumes the channel from the relayer's view, refusing a view below what the
     chain has settled or claiming more than `max_price` per unsettled call.
 
-    Each call pays the least a receipt must pay per call now (`Hub.price_notice`): the model's
+    Each call pays the least a receipt must pay per call now (`receipt_price`): the model's
     price, or during a price rise's notice period the price before the rise. When the relayer
     says the amount no longer fits, the session re-reads the price from the chain and goes on
     only if it is at most `max_price`.
@@ -157,8 +157,7 @@ class FastSession:
                           version=self.version, latestVersion=model.latest_version)
         self._latest_version = model.latest_version
         self.max_price = model.price if max_price is None else int(max_price)
-        self.price = self._checked_price(hub.price_notice(self.model_id).receipt_price)
-        self.enabled_receipts = hub.enable_receipts()
+        self.price = self._checked_price(receipt_price(hub, self.model_id))
         notice = hub.withdrawal_notice()
         available = hub.balance() - notice.announced
         if available < self.price:
@@ -168,6 +167,8 @@ class FastSession:
                 f"call's {self.price}; deposit more (Hub.deposit) or cancel the announcement",
                 "InferenceEscrow_InsufficientCredit",
                 {"account": self.caller, "credit": available, "required": self.price})
+        # Enabling cannot be undone, so only once everything else says the session can work.
+        self.enabled_receipts = hub.enable_receipts()
         self._sync_clock()
         self._ceiling: int | None = None  # no receipt signed yet: nothing bounds the view above
         self._channel = self._load_channel()
@@ -340,7 +341,7 @@ class FastSession:
                 self._resync()
             return True
         if status == 409 and code == "wrong_amount":
-            chain_price = self.hub.price_notice(self.model_id).receipt_price
+            chain_price = receipt_price(self.hub, self.model_id)
             if chain_price == self.price:
                 # The chain agrees with us; the relayer reads another block. Its own floor is
                 # acceptable too, within max_price.
@@ -631,6 +632,17 @@ def canonical_input(inputs: Mapping[str, Any] | bytes) -> bytes:
         return encode_output(document)
     except e.OutputEncodingError as error:
         raise e.InvalidInputError(f"the input has no canonical JSON form: {error}") from None
+
+
+def receipt_price(hub: "Hub", model_id: int) -> int:
+    """The least a receipt must pay per call of `model_id` now (ModelRegistry.receiptTerms)."""
+    # Read here rather than through Hub.price_notice, which expects receiptTerms to return two
+    # values; it returns four (with the payees).
+    with chain_errors():
+        terms = hub.contracts.registry.receiptTerms(model_id)
+    if not terms[0]:
+        raise refusal("ModelRegistry_UnknownModel", modelId=model_id)
+    return int(terms[1])
 
 
 def _channel_state(data: Mapping[str, Any]) -> ChannelState:
