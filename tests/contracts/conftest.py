@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from modelhub.deployments import DeployParams, deploy
+from modelhub.receipts import Receipt
+from modelhub.receipts import sign_receipt as sign_receipt_with_key
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +48,60 @@ def fot_stack(project, deployer, treasury, relayers, escrow):
         project.RelayerRegistry.at(stack.relayer_registry),
         project.InferenceEscrow.at(stack.inference_escrow),
     )
+
+
+# ---------------------------------------------------------------- receipts (off-chain calls)
+
+
+@pytest.fixture
+def sign_receipt(chain, escrow):
+    """sign_receipt(signer, receipt, chain_id=..., verifying_contract=...) -> 65-byte EIP-712
+    signature of `receipt` in the escrow's domain; `signer` is a test account or a raw key."""
+
+    def sign_(signer, receipt: Receipt, chain_id: int | None = None, verifying_contract: str | None = None) -> bytes:
+        return sign_receipt_with_key(
+            getattr(signer, "private_key", signer),
+            receipt,
+            chain_id if chain_id is not None else chain.chain_id,
+            verifying_contract or escrow.address,
+        )
+
+    return sign_
+
+
+@pytest.fixture
+def make_receipt(chain, caller, relayer):
+    """make_receipt(model_id, calls, amount, payer=caller, to=relayer, deadline=in a day) -> Receipt:
+    the totals of the channel (payer, to, model_id) after `calls` calls costing `amount`."""
+    default_payer, default_relayer = caller, relayer
+
+    def make(model_id: int, calls: int, amount: int, payer=None, to=None, deadline: int | None = None) -> Receipt:
+        return Receipt(
+            getattr(payer or default_payer, "address", payer or default_payer),
+            getattr(to or default_relayer, "address", to or default_relayer),
+            model_id,
+            calls,
+            amount,
+            chain.pending_timestamp + 86_400 if deadline is None else deadline,
+        )
+
+    return make
+
+
+@pytest.fixture
+def settle_receipts(escrow, stranger):
+    """settle_receipts((receipt, signature), ..., sender=stranger) -> transaction receipt of one
+    settleReceipts call with those items, in order."""
+
+    def settle_(*items, sender=None):
+        return escrow.settleReceipts(
+            [receipt.as_tuple() for receipt, _ in items], [signature for _, signature in items], sender=sender or stranger
+        )
+
+    return settle_
+
+
+@pytest.fixture
+def wallet(project, deployer, caller):
+    """An ERC-1271 TestWallet whose owner is `caller` (its key signs for the wallet)."""
+    return deployer.deploy(project.TestWallet, caller)
