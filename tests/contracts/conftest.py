@@ -89,6 +89,16 @@ def make_receipt(chain, caller, relayer):
 
 
 @pytest.fixture
+def signed(sign_receipt, caller):
+    """signed(receipt, signer=caller) -> (receipt, signature), an item for settle_receipts."""
+
+    def signed_(receipt: Receipt, signer=None):
+        return receipt, sign_receipt(signer or caller, receipt)
+
+    return signed_
+
+
+@pytest.fixture
 def settle_receipts(escrow, stranger):
     """settle_receipts((receipt, signature), ..., sender=stranger) -> transaction receipt of one
     settleReceipts call with those items, in order."""

@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 
 from contract_support import events, fee_split, one_event, reverts, same
-from modelhub.receipts import Receipt, receipt_digest
+from modelhub.receipts import receipt_digest
 from modelhub.receipts import sign_receipt as sign_with_key
 
 PRICE = 1_001  # the fee parts round: 50.05 to the treasury, 100.1 to the relayer
@@ -47,16 +47,6 @@ def model(create_model):
 def funded(fund, caller):
     fund(caller, FUNDS)
     return caller
-
-
-@pytest.fixture
-def signed(sign_receipt, caller):
-    """signed(receipt, signer=caller) -> (receipt, signature), an item for settle_receipts."""
-
-    def signed_(receipt: Receipt, signer=None):
-        return receipt, sign_receipt(signer or caller, receipt)
-
-    return signed_
 
 
 # ---------------------------------------------------------------- settlement

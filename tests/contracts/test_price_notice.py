@@ -1,0 +1,199 @@
+"""Price changes and receipts: a rise binds signed receipts only after `priceNoticePeriod`
+(until then receipts at the price before it settle), binds on-chain requests at once, and a cut
+applies to both at once. `priceNotice` and `receiptTerms` tell relayers which price holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract_support import events, one_event, reverts, same
+
+OLD, NEW = 1_000, 1_500
+FUNDS = 1_000_000
+UNDERPRICED = 6  # InferenceEscrow.ReceiptSkipReason
+
+
+@pytest.fixture
+def model(create_model):
+    return create_model(price=OLD)
+
+
+@pytest.fixture
+def paying(fund, caller, active_relayer):
+    """A funded caller and a bonded relayer, so that receipts can settle."""
+    fund(caller, FUNDS)
+    return caller
+
+
+@pytest.fixture
+def raise_price(registry, uploader):
+    """raise_price(model, price) -> noticeEndsAt of the notice the change started."""
+
+    def raise_(model_id: int, price: int) -> int:
+        tx = registry.setPrice(model_id, price, sender=uploader)
+        return one_event(tx, registry.PriceNoticeStarted).noticeEndsAt
+
+    return raise_
+
+
+@pytest.fixture
+def settles(escrow, make_receipt, signed, settle_receipts, caller, relayer):
+    """settles(model, price) -> the reason a receipt for one more call of the channel paying
+    `price` was skipped, or None when it settled (in a block of its own)."""
+
+    def settles_(model_id: int, price: int):
+        calls, amount = escrow.channel(caller, relayer, model_id)
+        tx = settle_receipts(signed(make_receipt(model_id, calls + 1, amount + price)))
+        skipped = events(tx, escrow.ReceiptSkipped)
+        if skipped:
+            assert escrow.channel(caller, relayer, model_id) == (calls, amount)
+            return skipped[0].reason
+        assert one_event(tx, escrow.ReceiptSettled).paid == price
+        return None
+
+    return settles_
+
+
+def test_a_rise_announces_a_notice_with_the_old_price_as_floor(registry, model, uploader, chain):
+    tx = registry.setPrice(model, NEW, sender=uploader)
+    ends_at = chain.blocks.head.timestamp + registry.priceNoticePeriod()
+    assert registry.priceNoticePeriod() == 3_600
+    changed = one_event(tx, registry.PriceChanged)
+    assert (changed.oldPrice, changed.newPrice) == (OLD, NEW)
+    notice = one_event(tx, registry.PriceNoticeStarted)
+    assert (notice.modelId, notice.receiptPrice, notice.noticeEndsAt) == (model, OLD, ends_at)
+
+    assert registry.getModel(model)[1] == NEW
+    assert registry.priceNotice(model) == (OLD, ends_at)
+    exists, receipt_price, payees, shares = registry.receiptTerms(model)
+    assert exists and receipt_price == OLD
+    assert [same(p, uploader) for p in payees] == [True] and list(shares) == [10_000]
+
+
+def test_receipts_at_the_old_price_settle_until_the_notice_ends_and_not_from_then_on(
+    registry, model, paying, raise_price, settles, chain
+):
+    ends_at = raise_price(model, NEW)
+    assert settles(model, OLD) is None
+
+    chain.pending_timestamp = ends_at - 1
+    assert settles(model, OLD) is None  # the last second of the notice
+
+    chain.pending_timestamp = ends_at
+    assert settles(model, OLD) == UNDERPRICED  # the notice's end is exclusive
+    assert settles(model, NEW - 1) == UNDERPRICED
+    assert settles(model, NEW) is None
+    assert registry.receiptTerms(model)[1] == NEW
+    assert registry.priceNotice(model) == (0, 0)
+
+
+def test_an_on_chain_request_pays_the_new_price_at_once(escrow, registry, model, paying, raise_price, request_call):
+    raise_price(model, NEW)
+    with reverts(escrow.InferenceEscrow_PriceAboveMax, modelId=model, price=NEW, maxPrice=OLD):
+        escrow.requestInference(model, 0, b"{}", OLD, sender=paying)
+    call = request_call(model, NEW)
+    assert call.price == NEW
+    assert escrow.balanceOf(paying) == FUNDS - NEW
+
+
+def test_a_cut_during_a_notice_applies_to_receipts_at_once_and_ends_the_notice(
+    registry, model, paying, raise_price, settles, uploader
+):
+    raise_price(model, NEW)
+    tx = registry.setPrice(model, OLD - 200, sender=uploader)
+    assert events(tx, registry.PriceNoticeStarted) == []
+    assert registry.priceNotice(model) == (0, 0)
+    assert registry.receiptTerms(model)[1] == OLD - 200
+    assert settles(model, OLD - 201) == UNDERPRICED
+    assert settles(model, OLD - 200) is None
+
+
+def test_a_cut_without_a_notice_applies_at_once(registry, model, paying, settles, uploader):
+    tx = registry.setPrice(model, OLD // 2, sender=uploader)
+    assert events(tx, registry.PriceNoticeStarted) == []
+    assert registry.receiptTerms(model)[1] == OLD // 2
+    assert settles(model, OLD // 2) is None
+
+
+def test_setting_the_same_price_starts_no_notice(registry, model, uploader):
+    tx = registry.setPrice(model, OLD, sender=uploader)
+    assert events(tx, registry.PriceNoticeStarted) == []
+    assert registry.priceNotice(model) == (0, 0)
+    assert registry.receiptTerms(model)[1] == OLD
+
+
+def test_a_second_rise_inside_the_notice_keeps_the_first_floor_and_restarts_the_clock(
+    registry, model, paying, raise_price, settles, chain, uploader
+):
+    first_end = raise_price(model, NEW)
+    chain.pending_timestamp = first_end - 1_800
+    tx = registry.setPrice(model, 2 * NEW, sender=uploader)
+    second_end = chain.blocks.head.timestamp + registry.priceNoticePeriod()
+    notice = one_event(tx, registry.PriceNoticeStarted)
+    assert (notice.receiptPrice, notice.noticeEndsAt) == (OLD, second_end)
+    assert second_end == first_end + 1_800
+    assert registry.priceNotice(model) == (OLD, second_end)
+
+    chain.pending_timestamp = first_end  # the first notice would have ended here
+    assert settles(model, OLD) is None
+    chain.pending_timestamp = second_end - 1
+    assert settles(model, OLD) is None
+    chain.pending_timestamp = second_end
+    assert settles(model, NEW) == UNDERPRICED  # the intermediate price never bound receipts alone
+    assert settles(model, 2 * NEW) is None
+
+
+def test_a_rise_after_the_notice_ended_takes_the_risen_price_as_its_floor(
+    registry, model, raise_price, chain, uploader
+):
+    first_end = raise_price(model, NEW)
+    chain.pending_timestamp = first_end
+    tx = registry.setPrice(model, 2 * NEW, sender=uploader)
+    notice = one_event(tx, registry.PriceNoticeStarted)
+    assert (notice.receiptPrice, notice.noticeEndsAt) == (NEW, first_end + registry.priceNoticePeriod())
+    assert registry.receiptTerms(model)[1] == NEW
+
+
+def test_a_free_model_made_paid_keeps_free_receipts_settling_during_the_notice(
+    escrow, registry, create_model, active_relayer, make_receipt, signed, settle_receipts, caller, chain, uploader
+):
+    free = create_model(price=0)
+    tx = registry.setPrice(free, NEW, sender=uploader)
+    ends_at = one_event(tx, registry.PriceNoticeStarted).noticeEndsAt
+    assert one_event(tx, registry.PriceNoticeStarted).receiptPrice == 0
+    assert registry.priceNotice(free)[1] == ends_at
+    settle_receipts(signed(make_receipt(free, 3, 0)))  # the caller holds no credit
+    assert escrow.channel(caller, active_relayer, free) == (3, 0)
+    chain.pending_timestamp = ends_at
+    tx = settle_receipts(signed(make_receipt(free, 4, 0)))
+    assert one_event(tx, escrow.ReceiptSkipped).reason == UNDERPRICED
+
+
+def test_the_notice_views_read_the_clock(registry, model, raise_price, chain):
+    ends_at = raise_price(model, NEW)
+    chain.mine(timestamp=ends_at - 1)
+    assert registry.priceNotice(model) == (OLD, ends_at)
+    assert registry.receiptTerms(model)[1] == OLD
+    chain.mine(timestamp=ends_at)
+    assert registry.priceNotice(model) == (0, 0)
+    assert registry.receiptTerms(model)[1] == NEW
+
+
+def test_a_model_without_a_rise_has_no_notice_and_its_receipt_terms_name_its_payees(
+    registry, model, uploader, coauthor
+):
+    registry.setPayees(model, [coauthor, uploader], [6_000, 4_000], sender=uploader)
+    assert registry.priceNotice(model) == (0, 0)
+    exists, receipt_price, payees, shares = registry.receiptTerms(model)
+    assert exists and receipt_price == OLD
+    assert [p.lower() for p in payees] == [coauthor.address.lower(), uploader.address.lower()]
+    assert list(shares) == [6_000, 4_000]
+
+
+def test_unknown_models_have_no_receipt_terms_and_no_notice(registry, model):
+    assert registry.receiptTerms(model + 1) == (False, 0, [], [])
+    assert registry.receiptTerms(0) == (False, 0, [], [])
+    with reverts(registry.ModelRegistry_UnknownModel, modelId=model + 1):
+        registry.priceNotice(model + 1)
+    with reverts(registry.ModelRegistry_UnknownModel, modelId=0):
+        registry.priceNotice(0)
