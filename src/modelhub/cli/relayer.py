@@ -31,10 +31,28 @@ def relayer():
               help="Larger inputs are rejected (reason 1) without being run.")
 @click.option("--time-limit", type=click.FloatRange(0.001), default=10.0, show_default=True,
               help="Seconds a model may run on one call before the call is rejected (reason 2).")
+@click.option("--settle-threshold", type=click.IntRange(0), default=10**18, show_default=True,
+              help="Fast calls: settle a channel as soon as its unsettled receipts reach this many token base units.")
+@click.option("--settle-interval", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="Fast calls: every this many seconds, settle every channel holding an unsettled receipt.")
+@click.option("--min-receipt-lifetime", type=click.IntRange(2), default=600, show_default=True,
+              help="Fast calls: refuse receipts whose deadline is sooner than this many seconds from now "
+                   "(deadline_too_soon); a channel is settled when its receipt has half of this left, and receipts "
+                   "pay the new price within half of this before a price notice ends.")
+@click.option("--settle-batch-size", type=click.IntRange(1, 500), default=100, show_default=True,
+              help="Fast calls: receipts per settleReceipts transaction, at most.")
+@click.option("--chain-refresh-interval", type=click.FloatRange(0.1), default=2.0, show_default=True,
+              help="Fast calls: seconds between re-reads of known callers' credit and models' prices (the window "
+                   "in which credit spent elsewhere is not seen; withdrawals are announced and seen at once).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def run(session: Session, host, port, store_dir, confirmations, batch_size, poll_interval, fetch_from,
-        max_input_bytes, time_limit, log_level):
+        max_input_bytes, time_limit, settle_threshold, settle_interval, min_receipt_lifetime, settle_batch_size,
+        chain_refresh_interval, log_level):
     """Serve paid calls: follow the chain, run models, settle with signed attestations.
+
+    Also serves fast calls paid with signed receipts (POST /v1/models/{id}/infer): each accepted
+    receipt is stored before the answer and settled later with settleReceipts, many per
+    transaction (see the --settle-* options and docs/fast-calls.md).
 
     Runs until SIGTERM or Ctrl-C, finishing the batch in flight. Its state lives in --store, so it
     can be stopped or killed at any point and started again without losing or repeating a call.
@@ -59,6 +77,9 @@ def run(session: Session, host, port, store_dir, confirmations, batch_size, poll
         )
     config = RelayerConfig(store_dir=store_dir, confirmations=confirmations, batch_size=batch_size,
                            poll_interval=poll_interval, fetch_from=list(fetch_from),
-                           max_input_bytes=max_input_bytes, inference_time_limit=time_limit)
+                           max_input_bytes=max_input_bytes, inference_time_limit=time_limit,
+                           settle_threshold=settle_threshold, settle_interval=settle_interval,
+                           min_receipt_lifetime=min_receipt_lifetime, settle_batch_size=settle_batch_size,
+                           chain_refresh_interval=chain_refresh_interval)
     run_service(hub, config, host, port,
                 on_ready=lambda url: session.note(f"relayer {hub.address} serving on {url}, store {store_dir}"))

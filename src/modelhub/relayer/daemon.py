@@ -1,5 +1,6 @@
 """The relayer's main loop: follow paid calls on chain, run each on its verified model file,
 sign and store the answer, then settle answers in batches and reject what cannot be served.
+Each round also refreshes the fast-call path's chain view and settles its receipts (fast.py).
 
 One loop, one thread, at most one transaction in flight. Every step is driven by the state file
 (relayer/state.py), so the loop can be killed anywhere and resumed: it never runs again a call
@@ -33,6 +34,8 @@ from ..errors import (
 from ..hub import Hub
 from ..runtime import ModelRuntime
 from ..store import ModelStore, digest_to_cid, file_digest
+from .channels import ChannelStore
+from .fast import AttestationSigner, FastCalls, FastConfig
 from .metrics import RelayerMetrics
 from .state import CallState, RelayerState, SeenCall, StoredCall
 
@@ -53,6 +56,12 @@ class RelayerConfig:
     fetch_from: list[str] = field(default_factory=list)  # other relayers to fetch missing model files from
     min_backoff: float = 0.5  # first wait after a failed round; doubles up to max_backoff
     max_backoff: float = 30.0
+    # Fast calls (docs/fast-calls.md): when the receipts the relayer holds are settled.
+    settle_threshold: int = 10**18  # base units unsettled on one channel that trigger its settlement
+    settle_interval: float = 60.0  # seconds between settlements of every unsettled channel
+    min_receipt_lifetime: int = 600  # seconds a receipt's deadline must leave; settled at half of it
+    settle_batch_size: int = 100  # receipts per settleReceipts transaction, at most
+    chain_refresh_interval: float = 2.0  # seconds between re-reads of known callers' credit and models
 
 
 class Relayer:
@@ -72,6 +81,14 @@ class Relayer:
         self._stopping = threading.Event()
         self._relayer_fee_bps: int | None = None
         self._recovered = False
+        self.channels = ChannelStore(config.store_dir / "receipts.sqlite")
+        self.channels.bind(hub.deployment.chain_id, hub.deployment.inference_escrow, hub.address)
+        self.fast = FastCalls(
+            hub, self.runtime, self.channels, self.metrics,
+            FastConfig(config.settle_threshold, config.settle_interval, config.min_receipt_lifetime,
+                       config.settle_batch_size, config.chain_refresh_interval, config.max_input_bytes),
+            self._ensure_artifact, AttestationSigner(hub),
+        )
 
     # ------------------------------------------------------------------ loop
 
@@ -115,7 +132,8 @@ class Relayer:
         served = self.serve()
         rejected = self.reject_unservable()
         settled = self.settle()
-        return bool(seen or served or rejected or settled)
+        fast_settled = self.fast.tick(self.chain_head, self.chain_time)
+        return bool(seen or served or rejected or settled or fast_settled)
 
     # ------------------------------------------------------------------ recovery
 
@@ -343,6 +361,7 @@ class Relayer:
             "nextBlock": self.state.next_block,
             "pending": sum(counts[s.value] for s in CallState if s.open),
             "calls": counts,
+            "fast": self.fast.status(),
         }
 
 

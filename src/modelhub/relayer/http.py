@@ -13,10 +13,14 @@ Routes (the first five are fixed by the public interface):
                                          "attestation", "signature"}; 400 malformed id; 404 unseen
     GET  /v1/requests/{requestId}/output 200 the exact canonical output bytes (keccak-256 of
                                          them is `outputHash`); 404 unseen or not answered yet
+    POST /v1/models/{modelId}/infer      a fast call paid with a signed receipt (docs/fast-calls.md):
+                                         200 output and signed attestation; errors carry a "code"
+    GET  /v1/channels/{caller}/{modelId} this relayer's view of a receipt channel
 
 Choices a client can rely on:
 
 * Every error is JSON `{"error": "..."}` with a message saying what to do; never a traceback.
+  Fast-call errors add `"code"` and the fields docs/fast-calls.md lists for that code.
 * An upload answers 200 with the same body every time the same bytes are sent (not 201 the
   first time): "the same bytes always give the same answer", and a retry after a lost reply
   cannot be told from the first try anyway. The size limit is the store's `max_size`, enforced
@@ -46,6 +50,7 @@ from aiohttp import hdrs, web
 
 from ..errors import ArtifactNotFoundError, ArtifactTooLargeError, DigestMismatchError, InvalidContentIdError
 from ..store import ModelStore, cid_to_digest, digest_to_cid
+from .fast import FastCallError, FastCalls
 from .metrics import RelayerMetrics
 from .state import CallState, RelayerState, StoredCall
 
@@ -65,7 +70,8 @@ UPLOAD_HINT = (
 )
 ROUTES_HINT = (
     "GET /healthz, GET /metrics, POST /v1/artifacts, GET /v1/artifacts/{cid}, "
-    "GET /v1/requests/{requestId}, GET /v1/requests/{requestId}/output"
+    "GET /v1/requests/{requestId}, GET /v1/requests/{requestId}/output, POST /v1/models/{modelId}/infer, "
+    "GET /v1/channels/{caller}/{modelId}"
 )
 _REQUEST_ID = re.compile(r"(?:[0-9]{1,78}|0[xX][0-9a-fA-F]{1,64})")
 
@@ -78,6 +84,7 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.body: dict[str, Any] = {}  # extra fields of the JSON error
 
 
 # ---------------------------------------------------------------------------- the app
@@ -90,12 +97,14 @@ def create_app(
     status: StatusFn,
     *,
     status_timeout: float = STATUS_TIMEOUT_S,
+    fast: FastCalls | None = None,
 ) -> web.Application:
     """The relayer's HTTP application.
 
     `status()` feeds /healthz (chain id, relayer address, chain head, pending calls...). It runs
     in a thread of its own with `status_timeout` seconds to answer, so it may block, but it
     should read cached values rather than ask the chain. Its key "status" is ignored.
+    With `fast`, the app also serves fast calls (POST /v1/models/{modelId}/infer) and channels.
     """
     api = _Api(store, state, status, metrics, status_timeout)
     app = web.Application(middlewares=[_json_errors], client_max_size=store.max_size)
@@ -105,6 +114,10 @@ def create_app(
     app.router.add_get("/v1/artifacts/{cid}", api.get_artifact)
     app.router.add_get("/v1/requests/{requestId}", api.get_request)
     app.router.add_get("/v1/requests/{requestId}/output", api.get_output)
+    if fast is not None:
+        fast_api = _FastApi(fast)
+        app.router.add_post("/v1/models/{modelId}/infer", fast_api.infer)
+        app.router.add_get("/v1/channels/{caller}/{modelId}", fast_api.channel)
     app.on_cleanup.append(api.close)
     return app
 
@@ -251,6 +264,44 @@ class _Api:
         return call
 
 
+class _FastApi:
+    """The fast-call routes; the logic lives in FastCalls (relayer/fast.py)."""
+
+    def __init__(self, fast: FastCalls) -> None:
+        self.fast = fast
+
+    async def infer(self, request: web.Request) -> web.Response:
+        model_id = _path_model_id(request.match_info["modelId"])
+        if request.content_length is not None and request.content_length > self.fast.max_body:
+            raise _fast_error(FastCallError(400, "bad_request", f"the body is {request.content_length} bytes; this "
+                                            f"relayer takes inputs of at most {self.fast.config.max_input_bytes} bytes"))
+        body = await request.read()
+        try:
+            answer = await self.fast.infer(model_id, body)
+        except FastCallError as error:
+            raise _fast_error(error) from None
+        return web.Response(body=answer, content_type="application/json")
+
+    async def channel(self, request: web.Request) -> web.Response:
+        try:
+            view = await self.fast.channel_view(request.match_info["caller"], request.match_info["modelId"])
+        except FastCallError as error:
+            raise _fast_error(error) from None
+        return web.json_response(view)
+
+
+def _path_model_id(text: str) -> int:
+    if text.isascii() and text.isdigit() and len(text) <= 78:
+        return int(text)
+    raise _fast_error(FastCallError(400, "bad_request", f"{text[:100]!r} is not a model id: use its decimal number"))
+
+
+def _fast_error(error: FastCallError) -> ApiError:
+    api_error = ApiError(error.status, error.message)
+    api_error.body = {"code": error.code, **error.fields}
+    return api_error
+
+
 def parse_request_id(text: str) -> int:
     """A request id from a URL: decimal or 0x-hex, within uint256; ApiError 400 otherwise."""
     if _REQUEST_ID.fullmatch(text):
@@ -298,7 +349,7 @@ async def _json_errors(request: web.Request, handler: Callable) -> web.StreamRes
         return await handler(request)
     except ApiError as error:
         _log_error(request, error.status, error.message)
-        return _error_response(error.status, error.message, error.headers)
+        return _error_response(error.status, error.message, error.headers, error.body)
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -328,8 +379,9 @@ def _describe_status_failure(error: Exception, timeout: float) -> str:
     return (str(error) or type(error).__name__)[:500]
 
 
-def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
+def _error_response(status: int, message: str, headers: dict[str, str] | None = None,
+                    extra: dict[str, Any] | None = None) -> web.Response:
+    return web.json_response({"error": message, **(extra or {})}, status=status, headers=headers)
 
 
 def _log_error(request: web.Request, status: int, message: str) -> None:

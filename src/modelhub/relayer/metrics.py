@@ -1,5 +1,5 @@
-"""The relayer's Prometheus metrics: calls seen, served, rejected and dropped, settlement
-batches and their sizes, inference and settlement latency, and fees earned.
+"""The relayer's Prometheus metrics: on-chain calls seen, served, rejected and dropped, fast calls
+accepted, refused and settled, settlement batches, latencies, and fees earned.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SETTLEMENT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+# A fast call is answered in about a millisecond plus the model's own time.
+FAST_CALL_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 
 
 class RelayerMetrics:
@@ -45,6 +47,29 @@ class RelayerMetrics:
         self.chain_head = Gauge("modelhub_chain_head", "Latest block number seen", registry=r)
         self.rpc_errors = Counter("modelhub_rpc_errors", "Rounds that failed to reach the chain, retried with backoff", registry=r)
         self.round_errors = Counter("modelhub_round_errors", "Rounds that failed unexpectedly, retried with backoff", registry=r)
+
+        # Fast calls (paid with signed receipts, settled later with settleReceipts).
+        self.fast_calls_accepted = Counter("modelhub_fast_calls_accepted", "Fast calls answered (receipt stored)",
+                                           registry=r)
+        self.fast_calls_refused = Counter("modelhub_fast_calls_refused", "Fast calls refused, by error code",
+                                          ["code"], registry=r)
+        self.fast_call_seconds = Histogram(
+            "modelhub_fast_call_seconds", "Time to answer an accepted fast call: checks, model, commit, signing",
+            buckets=FAST_CALL_BUCKETS, registry=r,
+        )
+        self.fast_calls_settled = Counter("modelhub_fast_calls_settled", "Fast calls settled on chain", registry=r)
+        self.fast_amount_settled = Counter("modelhub_fast_amount_settled_base_units",
+                                           "Amount settled from receipts, in token base units", registry=r)
+        self.fast_settlement_batches = Counter("modelhub_fast_settlement_batches", "settleReceipts transactions sent",
+                                               registry=r)
+        self.fast_receipts_skipped = Counter("modelhub_fast_receipts_skipped",
+                                             "Receipts the escrow skipped at settlement, by reason", ["reason"],
+                                             registry=r)
+        self.fast_unsettled_amount = Gauge("modelhub_fast_unsettled_amount_base_units",
+                                           "Amount of accepted receipts not settled yet, in token base units",
+                                           registry=r)
+        self.fast_open_channels = Gauge("modelhub_fast_open_channels", "Channels holding an unsettled receipt",
+                                        registry=r)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -21,7 +21,8 @@ def run_service(hub: Hub, config: RelayerConfig, host: str, port: int,
     """Serves until SIGTERM or SIGINT. `on_ready` is told the HTTP base URL once it listens."""
     metrics = RelayerMetrics()
     relayer = Relayer(hub, config, metrics)
-    server = HttpServer(create_app(relayer.store, relayer.state, metrics, relayer.status), host, port)
+    server = HttpServer(create_app(relayer.store, relayer.state, metrics, relayer.status, fast=relayer.fast),
+                        host, port)
     server.start()
     url = f"http://{host}:{server.port}"
     if on_ready:
@@ -38,4 +39,6 @@ def run_service(hub: Hub, config: RelayerConfig, host: str, port: int,
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.stop()
+        relayer.fast.close()
+        relayer.channels.close()  # after the server: receipts of calls in flight are committed first
         relayer.state.close()
