@@ -69,6 +69,10 @@ class RelayerChannel:
     state: ChannelState
     price: int  # the model's price as the relayer knows it
     receipt_price: int  # the least a receipt must pay per call, as the relayer knows it
+    # The newest receipt's deadline and the caller's signature of it, if the relayer shows them
+    # (not part of the route's documented answer): proof that the caller signed these totals.
+    deadline: int = 0
+    signature: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -170,9 +174,9 @@ class FastSession:
         # Enabling cannot be undone, so only once everything else says the session can work.
         self.enabled_receipts = hub.enable_receipts()
         self._sync_clock()
-        self._ceiling: int | None = None  # no receipt signed yet: nothing bounds the view above
+        # The newest totals known to be signed by the caller: (calls, amount).
+        self._known: tuple[int, int] = (0, 0)
         self._channel = self._load_channel()
-        self._ceiling = self._channel.amount
 
     def _load_channel(self) -> ChannelState:
         """The relayer's view of the channel, checked against the chain."""
@@ -182,30 +186,42 @@ class FastSession:
                 f"the relayer at {self.relayer_url} answered for the channel ({view.caller}, "
                 f"{view.relayer}, model {view.model_id}) when asked for ({self.caller}, "
                 f"{self.relayer}, model {self.model_id}); do not use that relayer")
+        if view.signature:
+            receipt = Receipt(self.caller, self.relayer, self.model_id, view.state.calls,
+                              view.state.amount, view.deadline)
+            signer = recover_digest_signer(receipt_digest(receipt, self.chain_id, self.escrow), view.signature)
+            if signer != self.caller:
+                raise e.ChannelStateError(
+                    f"the relayer at {self.relayer_url} shows the channel of model {self.model_id} "
+                    f"at {view.state.calls} calls / {view.state.amount} base units with a signature "
+                    f"that is not {self.caller}'s: do not use that relayer")
+            # Totals this caller signed: no need to bound them by price.
+            self._known = max(self._known, (view.state.calls, view.state.amount))
         return self._checked_channel(view.state.calls, view.state.amount, view.state)
 
     def _checked_channel(self, calls: int, amount: int, reported: ChannelState | None = None) -> ChannelState:
         """Totals a relayer claims for the channel, if they can be true; else ChannelStateError.
-        They must not be below what the chain settled (the relayer lost receipts), nor above
-        the newest amount this session signed or accepted; on a fresh session, the unsettled
-        part must not be more than the dearer of `max_price` and the current price per call
-        (the view carries no signature, so that bounds what a lying relayer could make us pay)."""
+        They must not be below what the chain settled (the relayer lost receipts). Beyond the
+        newest totals this session knows to be signed (what the chain settled, what it signed
+        itself, a view carrying the caller's signature), they may only add calls at no more
+        than the dearer of `max_price` and the current price each: another client of the same
+        account may have moved the channel on, but the view carries no signature, so that
+        bounds what a lying relayer could make the caller pay."""
         settled_calls, settled_amount = self.hub.channel(self.caller, self.relayer, self.model_id)
         where = f"the relayer at {self.relayer_url} says the channel of model {self.model_id} is at"
         if calls < settled_calls or amount < settled_amount:
             raise e.ChannelStateError(
                 f"{where} {calls} calls / {amount} base units, below the {settled_calls} calls / "
                 f"{settled_amount} the chain has settled: it has lost receipts; use another relayer")
-        if self._ceiling is not None and amount > self._ceiling:
-            raise e.ChannelStateError(
-                f"{where} {amount} base units, more than the {self._ceiling} this session has "
-                "signed: do not use that relayer")
+        known_calls, known_amount = max(self._known, (settled_calls, settled_amount))
         per_call = max(self.max_price, self.price)
-        if self._ceiling is None and amount - settled_amount > (calls - settled_calls) * per_call:
+        if amount > known_amount and amount - known_amount > max(calls - known_calls, 0) * per_call:
             raise e.ChannelStateError(
-                f"{where} {calls - settled_calls} unsettled calls for {amount - settled_amount} "
-                f"base units, more than {per_call} per call: it claims receipts you did not "
-                "sign; use another relayer")
+                f"{where} {calls} calls / {amount} base units: {amount - known_amount} more than "
+                f"the {known_amount} known to be signed, for {max(calls - known_calls, 0)} more "
+                f"calls, which is more than {per_call} per call; it claims receipts you did not "
+                "sign: use another relayer")
+        self._known = max(self._known, (calls, amount))
         reported_settled = (reported.settled_calls, reported.settled_amount) if reported else (0, 0)
         # The chain is the truth for what is settled; a relayer's view may lag or lead a block.
         settled = max((settled_calls, settled_amount), reported_settled)
@@ -267,11 +283,12 @@ class FastSession:
                 receipt = Receipt(self.caller, self.relayer, self.model_id, base.calls + 1,
                                   base.amount + self.price, self._deadline())
                 signature = self._sign(receipt)
+                # From here the relayer may hold this receipt, even if the answer gets lost.
+                self._known = max(self._known, (receipt.calls, receipt.amount))
                 status, answer = self._post(canonical, receipt, signature)
                 if status == 200:
                     # The relayer stores the receipt before answering: it is owed from now on,
                     # whatever the verification below finds.
-                    self._ceiling = max(self._ceiling or 0, receipt.amount)
                     self._channel = ChannelState(receipt.calls, receipt.amount, base.settled_calls,
                                                  base.settled_amount)
                     result = self.verify(answer, receipt, input_hash, receipt_signature=signature,
@@ -605,7 +622,8 @@ def fetch_channel(http: requests.Session, relayer_url: str, caller: str, model_i
     try:
         return RelayerChannel(to_checksum_address(view["caller"]), to_checksum_address(view["relayer"]),
                               int(view["modelId"]), _channel_state(view), int(view.get("price", 0)),
-                              int(view.get("receiptPrice", 0)))
+                              int(view.get("receiptPrice", 0)), int(view.get("deadline", 0)),
+                              bytes.fromhex(str(view.get("signature") or "").removeprefix("0x")))
     except (KeyError, TypeError, ValueError) as error:
         raise e.RelayerUnreachableError(f"the relayer at {relayer_url} answered a malformed channel "
                                         f"view ({error!r}); use another relayer") from None

@@ -13,12 +13,12 @@ import pytest
 from eth_utils import keccak
 
 from modelhub import errors as e
-from modelhub.codec import encode_output, to_plain
+from modelhub.codec import encode_output
 from modelhub.deployments import save_deployment
 from modelhub.hub import Hub, OutputVerificationError, Upload
 from modelhub.session import FastSession, canonical_input, resolve_relayer
 
-from relayer.relayer_support import RelayerProcess
+from relayer.relayer_support import RelayerProcess, wait_until
 from sdk_support import IRIS, IRIS_INPUT, PRICE
 
 TOKEN = 10**18
@@ -55,12 +55,19 @@ def rich_caller(caller_hub: Hub) -> Hub:
     return caller_hub
 
 
-def bare_onnxruntime(inputs: dict) -> bytes:
-    """The canonical output of the iris model run by onnxruntime directly."""
+def bare_onnxruntime(inputs: dict) -> dict:
+    """The iris model's outputs {name: value} from onnxruntime directly."""
     session = ort.InferenceSession(str(IRIS), providers=["CPUExecutionProvider"])
     feed = {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()}
     names = [output.name for output in session.get_outputs()]
-    return encode_output(dict(zip(names, to_plain(session.run(names, feed)))))
+    return dict(zip(names, session.run(names, feed)))
+
+
+def same_as_bare(served: dict, bare: dict) -> bool:
+    """Served outputs equal onnxruntime's: labels exactly, probabilities as the float32s they are."""
+    return (served["label"] == [int(label) for label in bare["label"]]
+            and [{int(k): np.float32(v) for k, v in row.items()} for row in served["probabilities"]]
+            == [{int(k): np.float32(v) for k, v in row.items()} for row in bare["probabilities"]])
 
 
 # ---------------------------------------------------------------- inputs
@@ -133,3 +140,163 @@ def test_a_session_refuses_to_open_when_it_could_not_work(served_iris, relayer_p
     with pytest.raises(e.ModelInactiveError):
         caller_hub.fast_session(model, relayer=relayer_process.url)
     assert caller_hub.withdrawal_notice().receipts_enabled is False
+
+
+# ---------------------------------------------------------------- fast calls (need the relayer's fast route)
+
+
+@pytest.fixture
+def settling_relayer(relayer_hub: Hub, deployment, chain, tmp_path: Path) -> Iterator[RelayerProcess]:
+    """Like relayer_process, settling every channel each second."""
+    folder = tmp_path / "deployments"
+    save_deployment(deployment, folder)
+    process = RelayerProcess(chain.provider.http_uri, "TEST::3", tmp_path / "relayer-store", folder,
+                             "--settle-interval", "1")
+    bond = relayer_hub.min_bond
+    relayer_hub.faucet(bond)
+    relayer_hub.relayer_register(process.url, bond)
+    process.start()
+    yield process
+    process.kill()
+
+
+def answer_of(result) -> dict:
+    """The relayer's 200 answer as it came, rebuilt from a verified result."""
+    return {"modelId": result.attestation.model_id, "version": result.version, "output": result.outputs,
+            "outputHash": "0x" + result.output_hash.hex(), "attestation": result.attestation.as_json(),
+            "signature": "0x" + result.signature.hex()}
+
+
+def test_fast_calls_are_answered_as_onnxruntime_answers_and_each_adds_exactly_one_price(
+        served_iris, relayer_process, rich_caller, relayer):
+    inputs = [{"X": [[5.1, 3.5, 1.4, 0.2]]}, {"X": [[6.7, 3.0, 5.2, 2.3]]}, {"X": [[5.9, 3.0, 4.2, 1.5]]}]
+    with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url) as session:
+        assert session.enabled_receipts is True
+        assert (session.relayer, session.price, session.channel.calls) == (relayer.address, PRICE, 0)
+        for n in range(1, 31):
+            x = inputs[n % 3]
+            result = session.infer(x)
+            assert same_as_bare(result.outputs, bare_onnxruntime(x))
+            assert result.output_bytes == encode_output(result.outputs)
+            assert result.output_hash == keccak(result.output_bytes)
+            assert result.input_hash == keccak(encode_output(x))
+            assert (result.receipt.calls, result.receipt.amount) == (n, n * PRICE)
+            assert (result.channel.calls, result.channel.amount, result.price) == (n, n * PRICE, PRICE)
+            assert result.attestation.request_id == int.from_bytes(rich_caller.receipt_digest(result.receipt), "big")
+            assert (result.attestation.model_id, result.attestation.version) == (served_iris.model_id, 1)
+            assert result.relayer == relayer.address
+    assert rich_caller.withdrawal_notice().receipts_enabled
+    with pytest.raises(e.ModelHubError, match="closed"):
+        session.infer(IRIS_INPUT)
+
+
+def test_a_new_session_resumes_the_channel_and_refuses_a_relayer_that_lost_it(
+        uploader_hub, settling_relayer, rich_caller, relayer, deployment, chain, tmp_path):
+    model = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=settling_relayer.url).model_id
+    session = rich_caller.fast_session(model, relayer=relayer.address)
+    for _ in range(3):
+        session.infer(IRIS_INPUT)
+    del session  # dropped without closing, as a crashed client would
+
+    with rich_caller.fast_session(model, relayer=relayer.address) as resumed:
+        assert (resumed.channel.calls, resumed.channel.amount) == (3, 3 * PRICE)
+        assert resumed.infer(IRIS_INPUT).receipt.calls == 4
+
+    # The relayer settles on its own; a relayer whose store is gone then shows an empty channel.
+    wait_until(lambda: rich_caller.channel(rich_caller.address, relayer, model) == (4, 4 * PRICE),
+               what="the relayer to settle the channel")
+    settling_relayer.kill()
+    folder = tmp_path / "deployments"
+    amnesiac = RelayerProcess(chain.provider.http_uri, "TEST::3", tmp_path / "empty-store", folder)
+    amnesiac.port, amnesiac.url = settling_relayer.port, settling_relayer.url  # its registered endpoint
+    amnesiac.start()
+    try:
+        with pytest.raises(e.ChannelStateError, match="lost receipts"):
+            rich_caller.fast_session(model, relayer=relayer.address)
+    finally:
+        amnesiac.kill()
+
+
+def test_a_price_rise_is_paid_only_up_to_max_price(uploader_hub, served_iris, relayer_process,
+                                                   rich_caller, chain):
+    model = served_iris.model_id
+    capped = rich_caller.fast_session(model, relayer=relayer_process.url)  # max_price: the price now
+    willing = rich_caller.fast_session(model, relayer=relayer_process.url, max_price=2 * PRICE)
+    assert capped.infer(IRIS_INPUT).price == PRICE
+
+    uploader_hub.set_price(model, 2 * PRICE)
+    # During the notice, receipts at the price before the rise still settle: keep paying it.
+    assert capped.infer(IRIS_INPUT).price == PRICE
+
+    chain.mine(timestamp=chain.blocks.head.timestamp + uploader_hub.price_notice_period + 1)
+    head = chain.blocks.head.number
+    wait_until(lambda: relayer_process.health()["chainHead"] >= head, what="the relayer to see the new block")
+    before = capped.channel
+    with pytest.raises(e.PriceAboveMaxError, match="above your max_price"):
+        capped.infer(IRIS_INPUT)
+    assert capped.channel == before  # nothing signed for the refused price
+
+    willing.refresh()  # the channel moved on under the other session
+    result = willing.infer(IRIS_INPUT)
+    assert (result.price, result.channel.amount) == (2 * PRICE, before.amount + 2 * PRICE)
+    capped.close()
+    willing.close()
+
+
+def test_a_session_follows_the_channel_when_another_client_moved_it(served_iris, relayer_process, rich_caller):
+    first = rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url)
+    second = rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url)
+    first.infer(IRIS_INPUT)
+    assert second.infer(IRIS_INPUT).receipt.calls == 2  # out_of_order, resynced, signed again
+    assert first.infer(IRIS_INPUT).receipt.calls == 3
+    first.close()
+    second.close()
+
+
+def test_a_tampered_answer_is_refused(served_iris, relayer_process, rich_caller, caller):
+    from modelhub.attestation import Attestation
+    from modelhub.receipts import FastSigner, attestation_digest
+
+    with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url) as session:
+        result = session.infer(IRIS_INPUT)
+        answer = answer_of(result)
+        assert session.verify(answer, result.receipt, result.input_hash).outputs == result.outputs
+
+        def refused(changed: dict, receipt=result.receipt, input_hash=result.input_hash, match: str = ""):
+            with pytest.raises(OutputVerificationError, match=match):
+                session.verify({**answer, **changed}, receipt, input_hash)
+
+        other_output = {**result.outputs, "label": [2]}
+        other_hash = "0x" + keccak(encode_output(other_output)).hex()
+        refused({"output": other_output}, match="hashes to")
+        refused({"output": other_output, "outputHash": other_hash}, match="attestation")
+        refused({"output": "nope"}, match="not a JSON object")
+        refused({"signature": "0x1234"}, match="signed by an invalid signature")
+        refused({"version": 2}, match="version 2")
+        refused({}, input_hash=keccak(b'{"X":[[0,0,0,0]]}'), match="attestation")
+        refused({}, receipt=result.receipt.next(PRICE, result.receipt.deadline), match="attestation")
+        # A well-formed attestation of this very call, signed by someone else.
+        att = Attestation.from_json(answer["attestation"])
+        forged = FastSigner(caller.private_key).sign_digest(
+            attestation_digest(att, session.chain_id, session.escrow))
+        refused({"signature": "0x" + forged.hex()}, match=f"signed by {caller.address}")
+
+
+def test_refused_calls_are_not_charged_and_say_what_to_do(served_iris, relayer_process, rich_caller):
+    with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url) as session:
+        with pytest.raises(e.InvalidInputError, match="does not fit the model"):
+            session.infer({"X": [[1.0, 2.0]]})
+        assert session.infer(IRIS_INPUT).receipt.calls == 1  # the refused call cost nothing
+
+        rich_caller.announce_withdrawal(rich_caller.balance())  # relayers stop counting on it
+
+        def refused_for_credit() -> e.InsufficientCreditError | None:
+            try:
+                session.infer(IRIS_INPUT)  # until the relayer has seen the announcement
+            except e.InsufficientCreditError as error:
+                return error
+            return None
+
+        error = wait_until(refused_for_credit, timeout=30, what="the relayer to see the announcement")
+        assert "deposit more" in str(error)
+        assert session.refresh() == session.channel  # the relayer kept nothing of the refused call
