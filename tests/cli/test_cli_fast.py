@@ -110,3 +110,44 @@ def test_fast_usage_errors_exit_with_2(hub_env):
     assert modelhub(hub_env, "infer", "1", "--input", IRIS_INPUT, "--repeat", "3").returncode == 2
     assert modelhub(hub_env, "receipts", "status", "--model", "1").returncode == 2
     assert "--fast" in modelhub(hub_env, "infer", "--help", network=False).stdout
+
+
+# ---------------------------------------------------------------- infer --fast
+
+
+def test_a_fast_call_is_paid_by_receipt_verified_and_counted_in_the_channel(hub_env, fast_relayer, fast_model):
+    served = ok_json(modelhub(hub_env, "infer", str(fast_model), "--input", IRIS_INPUT, "--fast",
+                              "--relayer", fast_relayer.url, "--json", account=FAST_CALLER))
+    assert (served["status"], served["paidBy"], served["output"]["label"]) == ("served", "receipt", [0])
+    assert (served["relayer"], served["relayerUrl"]) == (ADDRESSES[RELAYER], fast_relayer.url)
+    assert served["channel"] == {"calls": "1", "amount": str(PRICE), "settledCalls": "0", "settledAmount": "0"}
+    assert (served["receipt"]["calls"], served["receipt"]["amount"], served["price"]) == ("1", str(PRICE), str(PRICE))
+    assert served["attestation"]["requestId"] == served["callId"]
+
+    repeated = modelhub(hub_env, "infer", str(fast_model), IRIS_INPUT, "--fast", "--relayer", ADDRESSES[RELAYER],
+                        "--repeat", "5", account=FAST_CALLER)
+    assert repeated.returncode == 0, repeated.stderr
+    assert json.loads(repeated.stdout)["label"] == [0]
+    assert "Paid by receipt: 5 calls of model" in repeated.stderr and "for 0.005 tOPG" in repeated.stderr
+    assert f"Channel with relayer {ADDRESSES[RELAYER]}: 6 calls, 0.006 tOPG" in repeated.stderr
+
+    status = ok_json(modelhub(hub_env, "receipts", "status", "--relayer", fast_relayer.url, "--model",
+                              str(fast_model), "--json", account=FAST_CALLER))
+    assert status["receiptsEnabled"] is True
+    assert (status["channel"]["calls"], status["channel"]["amount"]) == ("6", str(6 * PRICE))
+    assert int(status["channel"]["settledCalls"]) <= 6
+
+
+def test_a_fast_call_that_cannot_be_paid_fails_with_what_to_do(hub_env, fast_relayer, fast_model):
+    broke = 8
+    line = fails(modelhub(hub_env, "infer", str(fast_model), "--input", IRIS_INPUT, "--fast",
+                          "--relayer", fast_relayer.url, account=broke), 1, "deposit more", "`modelhub deposit`")
+    assert "Hub." not in line
+    ok_json(modelhub(hub_env, "faucet", "0.01", "--json", account=broke))
+    ok_json(modelhub(hub_env, "deposit", "0.01", "--json", account=broke))
+    fails(modelhub(hub_env, "infer", str(fast_model), "--input", IRIS_INPUT, "--fast", "--max-price", "0.0005",
+                   "--relayer", fast_relayer.url, account=broke), 1, "above your --max-price", "raise --max-price")
+    refused = modelhub(hub_env, "infer", str(fast_model), "--input", '{"X": [[1, 2]]}', "--fast", "--json",
+                       "--relayer", fast_relayer.url, account=broke)
+    fails(refused, 1, "does not fit the model")
+    assert json.loads(refused.stdout)["error"]["type"] == "InvalidInputError"
