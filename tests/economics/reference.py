@@ -10,10 +10,17 @@ does not say which is reported first, so any of them is accepted.
 
 Implementation limits that the spec leaves open but the contracts must have are marked LIMIT:
 prices and bonds fit in 128 bits, a caller's credit in 160 bits.
+
+Off-chain calls (docs/fast-calls.md): callers sign cumulative receipts over channels (caller,
+relayer, model); `settle_receipts` pays each channel's increase since its newest settled receipt,
+or skips the item for the first reason in the escrow's check order. A price rise binds receipts
+only after the registry's notice period; an account that enables receipts withdraws credit only
+what it announced, a delay after announcing it.
 """
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -28,6 +35,31 @@ REJECT_REASONS = (1, 2, 3, 4)
 
 PENDING, FULFILLED, REJECTED, REFUNDED = 1, 2, 3, 4
 ENDED = (FULFILLED, REJECTED, REFUNDED)
+
+MAX_CHANNEL_CALLS = 2**64 - 1  # InferenceEscrow.MAX_CHANNEL_CALLS
+MAX_CHANNEL_AMOUNT = 2**160 - 1  # LIMIT: a channel's settled amount is stored in 160 bits
+MAX_REVENUE = 2**160 - 1  # LIMIT: modelStats' revenue is stored in 160 bits (checked: overflow reverts)
+
+# Why an item of settleReceipts is skipped (ReceiptSkipped's reason).
+(
+    RECEIPT_NOT_NEWER,
+    RECEIPT_EXPIRED,
+    RECEIPT_BAD_SIGNATURE,
+    RECEIPT_NOT_RELAYER,
+    RECEIPT_UNKNOWN_MODEL,
+    RECEIPT_UNDERPRICED,
+    RECEIPT_INSUFFICIENT_CREDIT,
+) = range(1, 8)
+RECEIPT_REASON_NAMES = {
+    RECEIPT_NOT_NEWER: "NotNewer",
+    RECEIPT_EXPIRED: "Expired",
+    RECEIPT_BAD_SIGNATURE: "InvalidSignature",
+    RECEIPT_NOT_RELAYER: "NotActiveRelayer",
+    RECEIPT_UNKNOWN_MODEL: "UnknownModel",
+    RECEIPT_UNDERPRICED: "Underpriced",
+    RECEIPT_INSUFFICIENT_CREDIT: "InsufficientCredit",
+}
+PANIC_OVERFLOW = "Panic(0x11)"
 
 # Why an item of fulfillBatch is skipped (InferenceSkipped's reason), and the error the single
 # fulfill reverts with for the same cause.
@@ -83,6 +115,18 @@ class Model:
     latest_version: int = 1
     active: bool = True
     explicit_payees: list[tuple[str, int]] | None = None  # None: the owner alone, 10_000 bps
+    # The notice on the last price rise: receipts paying `notice_floor` per call settle until
+    # `notice_ends` (exclusive); (0, 0) when no rise was announced or a cut cleared it.
+    notice_floor: int = 0
+    notice_ends: int = 0
+
+    def receipt_price(self, now: int) -> int:
+        """The least a receipt must pay per new call at time `now`."""
+        return self.notice_floor if now < self.notice_ends else self.price
+
+    def price_notice(self, now: int) -> tuple[int, int]:
+        """What `ModelRegistry.priceNotice` reads: the notice while it runs, else zeros."""
+        return (self.notice_floor, self.notice_ends) if now < self.notice_ends else (0, 0)
 
     def payees(self) -> list[tuple[str, int]]:
         return list(self.explicit_payees) if self.explicit_payees is not None else [(self.owner, BPS)]
@@ -98,6 +142,45 @@ class Request:
     input_hash: bytes
     deadline: int
     status: int = PENDING
+
+
+@dataclass
+class WithdrawalNotice:
+    receipts_enabled: bool = False
+    announced: int = 0
+    ready_at: int = 0
+
+
+@dataclass(frozen=True)
+class SignedReceipt:
+    """A receipt as the model sees it: its fields and who the escrow will find signed it:
+    an address (a key recovered, or an ERC-1271 wallet) or None (no valid signature)."""
+
+    caller: str
+    relayer: str
+    model_id: int
+    calls: int
+    amount: int
+    deadline: int
+    signer: str | None
+
+    @property
+    def channel(self) -> tuple[str, str, int]:
+        return (self.caller, self.relayer, self.model_id)
+
+
+@dataclass
+class ReceiptSettlement:
+    """One settled receipt: the channel's increase and who got which part of it."""
+
+    channel: tuple[str, str, int]
+    calls: int
+    amount: int
+    new_calls: int
+    paid: int
+    treasury: tuple[str, int]
+    relayer: tuple[str, int]
+    payees: list[tuple[str, int]]
 
 
 @dataclass
@@ -143,6 +226,8 @@ class Hub:
     request_timeout: int
     min_bond: int
     unbond_delay: int
+    withdrawal_delay: int = 3_600
+    price_notice_period: int = 3_600
     # ERC-20 balances of the fee token
     tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # escrow
@@ -153,6 +238,10 @@ class Hub:
     stats: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     escrow_paused: bool = False
     settlements: list[Settlement] = field(default_factory=list)
+    # off-chain calls: settled totals per channel (caller, relayer, model) -> [calls, amount]
+    channels: dict[tuple[str, str, int], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    notices: dict[str, WithdrawalNotice] = field(default_factory=lambda: defaultdict(WithdrawalNotice))
+    receipt_settlements: list[ReceiptSettlement] = field(default_factory=list)
     # registries
     models: dict[int, Model] = field(default_factory=dict)
     registry_paused: bool = False
@@ -228,13 +317,28 @@ class Hub:
         model.latest_version += 1
         return model.latest_version
 
-    def set_price(self, sender: str, model_id: int, price: int) -> None:
+    def set_price(self, sender: str, model_id: int, price: int, now: int) -> None:
         broken: list[str] = []
         model = self._owned(sender, model_id, broken)
         if price > MAX_PRICE:
             broken.append("ModelRegistry_PriceTooHigh")
         _check(broken)
-        model.price = price  # calls already paid keep their locked price
+        # A rise above the receipt price in force binds receipts only after the notice period:
+        # until then receipts at that price (the floor) settle. A rise during a notice keeps
+        # its floor and restarts the clock; a price at or below the floor ends any notice.
+        floor = model.receipt_price(now)
+        model.price = price  # calls already paid keep their locked price; new requests pay this
+        if price > floor:
+            model.notice_floor, model.notice_ends = floor, now + self.price_notice_period
+        else:
+            model.notice_floor, model.notice_ends = 0, 0
+
+    def receipt_terms(self, model_id: int, now: int) -> tuple[bool, int, list[tuple[str, int]]]:
+        """What `ModelRegistry.receiptTerms` reads: exists, receipt price, payees."""
+        model = self.models.get(model_id)
+        if model is None:
+            return (False, 0, [])
+        return (True, model.receipt_price(now), model.payees())
 
     def set_payees(self, sender: str, model_id: int, accounts: list[str], shares: list[int]) -> None:
         broken: list[str] = []
@@ -342,15 +446,43 @@ class Hub:
         self.credit[account] += amount
         self._move(sender, self.escrow, amount)
 
-    def withdraw(self, sender: str, amount: int) -> None:
+    def withdraw(self, sender: str, amount: int, now: int) -> None:
         broken: list[str] = []
         if amount == 0:
             broken.append("InferenceEscrow_ZeroAmount")
         if self.credit[sender] < amount:
             broken.append("InferenceEscrow_InsufficientCredit")
+        notice = self.notices.get(sender)
+        if notice is not None and notice.receipts_enabled:
+            # Credit behind signed receipts leaves only as announced, once the delay has passed.
+            if notice.announced < amount:
+                broken.append("InferenceEscrow_WithdrawalNotAnnounced")
+            elif now < notice.ready_at:
+                broken.append("InferenceEscrow_WithdrawalNotReady")
         _check(broken)
+        if notice is not None and notice.receipts_enabled:
+            notice.announced -= amount
         self.credit[sender] -= amount
         self._move(self.escrow, sender, amount)
+
+    def enable_receipts(self, sender: str) -> None:
+        self.notices[sender].receipts_enabled = True  # once; again is a no-op
+
+    def announce_withdrawal(self, sender: str, amount: int, now: int) -> None:
+        notice = self.notices.get(sender)
+        broken: list[str] = []
+        if notice is None or not notice.receipts_enabled:
+            broken.append("InferenceEscrow_NoWithdrawalDelay")
+        if amount > MAX_CREDIT:
+            broken.append("InferenceEscrow_CreditOverflow")
+        _check(broken)
+        # Replaces any earlier announcement; 0 cancels. Credit stays usable meanwhile.
+        notice.announced = amount
+        notice.ready_at = 0 if amount == 0 else now + self.withdrawal_delay
+
+    def withdrawal_notice(self, account: str) -> tuple[bool, int, int]:
+        notice = self.notices.get(account) or WithdrawalNotice()
+        return (notice.receipts_enabled, notice.announced, notice.ready_at)
 
     def withdraw_earnings(self, sender: str) -> int:
         amount = self.earnings[sender]
@@ -423,14 +555,34 @@ class Hub:
 
     def fulfill_batch(self, atts: list[Signed], now: int) -> list[Settlement | set[int]]:
         """Per item, its settlement or the reasons it is skipped; items run in order."""
-        out: list[Settlement | set[int]] = []
-        for att in atts:
-            reasons = self.skip_reasons(att, now)
-            out.append(reasons if reasons else self._settle(att))
-        return out
+        def run() -> list[Settlement | set[int]]:
+            out: list[Settlement | set[int]] = []
+            for att in atts:
+                reasons = self.skip_reasons(att, now)
+                out.append(reasons if reasons else self._settle(att))
+            return out
+
+        return self._atomic(run)
+
+    def _check_revenue(self, model_id: int, price: int) -> None:
+        """LIMIT: a model's revenue is a checked 160-bit counter: a settlement that would push it
+        past 2**160 - 1 reverts the whole transaction (a batch included)."""
+        if self.stats[model_id][1] + price > MAX_REVENUE:
+            raise Revert(PANIC_OVERFLOW)
+
+    def _atomic(self, run):
+        """Runs `run()`; if it raises Revert, the model's state is as before (one transaction)."""
+        saved = copy.deepcopy(self.__dict__)
+        try:
+            return run()
+        except Revert:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
 
     def _settle(self, att: Signed) -> Settlement:
         request = self.requests[att.request_id]
+        self._check_revenue(request.model_id, request.price)
         request.status = FULFILLED
         price = request.price
         protocol, relayer, payee_part = fee_split(price, self.protocol_bps, self.relayer_bps)
@@ -443,6 +595,67 @@ class Hub:
         stats[0] += 1
         stats[1] += price
         self.settlements.append(settlement)
+        return settlement
+
+    # ------------------------------------------------------------ escrow: receipts
+
+    def receipt_skip_reason(self, receipt: SignedReceipt, now: int) -> int | None:
+        """Why `receipt` does not settle now, the first reason in the escrow's check order, or
+        None: it settles."""
+        if now > receipt.deadline:
+            return RECEIPT_EXPIRED
+        if receipt.calls > MAX_CHANNEL_CALLS or receipt.amount > MAX_CHANNEL_AMOUNT:
+            return RECEIPT_NOT_NEWER
+        settled_calls, settled_amount = self.channels.get(receipt.channel, (0, 0))
+        if receipt.calls <= settled_calls or receipt.amount < settled_amount:
+            return RECEIPT_NOT_NEWER  # a replay, an older receipt, or one that owes less
+        if receipt.signer is None or receipt.signer != receipt.caller:
+            return RECEIPT_BAD_SIGNATURE
+        if not self.is_active(receipt.relayer):
+            return RECEIPT_NOT_RELAYER
+        exists, receipt_price, _ = self.receipt_terms(receipt.model_id, now)
+        if not exists:
+            return RECEIPT_UNKNOWN_MODEL
+        new_calls = receipt.calls - settled_calls
+        paid = receipt.amount - settled_amount
+        if paid < new_calls * receipt_price:
+            return RECEIPT_UNDERPRICED
+        if paid > self.credit[receipt.caller]:
+            return RECEIPT_INSUFFICIENT_CREDIT
+        return None
+
+    def settle_receipts(self, receipts: list[SignedReceipt], now: int) -> list[ReceiptSettlement | int]:
+        """Per item, in order, its settlement or the reason it is skipped. The whole batch
+        reverts (and nothing changes) if a model's 160-bit revenue would overflow."""
+        def run() -> list[ReceiptSettlement | int]:
+            out: list[ReceiptSettlement | int] = []
+            for receipt in receipts:
+                reason = self.receipt_skip_reason(receipt, now)
+                out.append(reason if reason is not None else self._settle_receipt(receipt, now))
+            return out
+
+        return self._atomic(run)
+
+    def _settle_receipt(self, receipt: SignedReceipt, now: int) -> ReceiptSettlement:
+        channel = self.channels[receipt.channel]
+        new_calls = receipt.calls - channel[0]
+        paid = receipt.amount - channel[1]  # only the increase since the newest settled receipt
+        self._check_revenue(receipt.model_id, paid)
+        channel[0], channel[1] = receipt.calls, receipt.amount
+        self.credit[receipt.caller] -= paid
+        stats = self.stats[receipt.model_id]
+        stats[0] += new_calls
+        stats[1] += paid
+        # The one rounding rule, applied to the increase as a whole; the payees the model has now.
+        protocol, relayer, payee_part = fee_split(paid, self.protocol_bps, self.relayer_bps)
+        parts = payee_parts(payee_part, self.models[receipt.model_id].payees())
+        settlement = ReceiptSettlement(
+            receipt.channel, receipt.calls, receipt.amount, new_calls, paid,
+            (self.treasury, protocol), (receipt.relayer, relayer), parts,
+        )  # fmt: skip
+        for account, amount in [settlement.treasury, settlement.relayer, *parts]:
+            self.earnings[account] += amount
+        self.receipt_settlements.append(settlement)
         return settlement
 
     def reject(self, sender: str, request_id: int, reason: int) -> Request:

@@ -10,7 +10,18 @@ After every step:
 - every token balance, credit, earning, bond, request, model and model stat equals the model's;
 - every request is in exactly one state, and ends at most once (one terminal event each);
 - each settlement's parts sum to its price by the rounding rule (the model's split, checked by
-  the earnings deltas), and a refund or rejection returns exactly the locked price.
+  the earnings deltas), and a refund or rejection returns exactly the locked price;
+- off-chain receipts (docs/fast-calls.md): every channel's settled totals, every account's
+  withdrawal notice, every model's price notice and receipt price equal the model's; a receipt
+  never pays twice: a channel's settled calls only grow, its amount never shrinks, it equals the
+  newest ReceiptSettled of the channel, and the increases paid (`paid`) add up to it exactly;
+  every item of settleReceipts settles or is skipped for exactly the reason the model gives, in
+  the escrow's check order.
+
+Callers sign receipts with anvil's dev keys (tests/cast_support.DEV_KEYS); forged, foreign-domain,
+malleable, expired, replayed, older, underpriced, over-credit and out-of-range receipts are mixed
+into batches with valid ones. Price rises under notice, cuts, withdrawal announcements and the
+withdrawal delay are hit at their boundaries (endsAt - 1, endsAt, readyAt - 1, readyAt).
 
 Every transaction is mined at a timestamp the test chooses, so deadlines and unbonding delays
 are hit exactly (deadline, deadline + 1, ...). Each example starts from the same chain snapshot.
@@ -29,8 +40,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 import reference as ref
+from cast_support import DEV_KEYS
 from chain_driver import Abi, Rpc, RpcError
 from modelhub.attestation import Attestation, sign_attestation
+from modelhub.receipts import FastSigner, Receipt
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MAX_UINT256 = 2**256 - 1
@@ -42,6 +55,8 @@ TOPIC_REJECTED = "0x" + keccak(text="InferenceRejected(uint256,address,uint8)").
 TOPIC_REFUNDED = "0x" + keccak(text="InferenceRefunded(uint256)").hex()
 TOPIC_REQUESTED = "0x" + keccak(text="InferenceRequested(uint256,uint256,uint32,address,uint256,bytes32,bytes)").hex()
 TERMINAL = {TOPIC_FULFILLED: ref.FULFILLED, TOPIC_REJECTED: ref.REJECTED, TOPIC_REFUNDED: ref.REFUNDED}
+TOPIC_RECEIPT_SETTLED = "0x" + keccak(text="ReceiptSettled(address,address,uint256,uint256,uint256,uint256)").hex()
+TOPIC_RECEIPT_SKIPPED = "0x" + keccak(text="ReceiptSkipped(address,address,uint256,uint256,uint8)").hex()
 
 
 # ---------------------------------------------------------------- the chain side
@@ -61,6 +76,7 @@ class World:
     owner: str
     actors: list[str]
     keys: dict[str, object]
+    signers: dict[str, FastSigner]  # every dev account's key, for receipts
     abi: dict[str, Abi]
     chain_id: int
     params: dict
@@ -127,6 +143,18 @@ ATT_KIND = st.sampled_from(
 )  # fmt: skip
 
 
+RECEIPT_KIND = st.sampled_from(
+    [
+        "next", "next", "next", "next", "next", "newest", "all_credit",
+        "expired", "at_deadline", "forged", "foreign_domain", "malleable", "short",
+        "replay", "stale", "older", "less_amount", "out_of_range", "max_calls", "zero_increase",
+        "underpriced", "over_credit", "model_zero",
+    ]
+)  # fmt: skip
+# (kind, caller, relayer, model, calls added, extra)
+RECEIPT_ITEM = st.tuples(RECEIPT_KIND, ACTOR, PICK, PICK, st.integers(1, 4), st.integers(0, 2**16))
+
+
 def normalise(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Scale raw weights to shares summing to exactly 10_000, each at least 1."""
     total = sum(w for _, w in pairs)
@@ -163,10 +191,21 @@ class EconomicsMachine(RuleBasedStateMachine):
             request_timeout=p["timeout"],
             min_bond=p["min_bond"],
             unbond_delay=p["unbond_delay"],
+            withdrawal_delay=p["withdrawal_delay"],
+            price_notice_period=p["price_notice_period"],
         )
         for account, amount in w.base_tokens.items():
             self.hub.tokens[account] = amount
-        self.next_ts = w.head_timestamp() + 1
+        self.head_ts = w.head_timestamp()  # the latest block's time: what views run at
+        self.next_ts = self.head_ts + 1
+        # Receipts: every one submitted (the model's view, the ABI tuple, the signature), for
+        # replays; per channel, the caller's newest validly signed receipt (its off-chain state);
+        # per channel, the ReceiptSettled events seen (calls, amount, paid) and the settled totals
+        # the chain showed at the last check.
+        self.submitted: list[tuple[ref.SignedReceipt, tuple, bytes]] = []
+        self.signed: dict[tuple, list[tuple[ref.SignedReceipt, tuple, bytes]]] = {}
+        self.settled_events: dict[tuple, list[tuple[int, int, int]]] = {}
+        self.seen_channels: dict[tuple, tuple[int, int]] = {}
         self.inputs: dict[int, bytes] = {}  # request id -> input bytes
         self.used: list[tuple[tuple, bytes]] = []  # attestations already submitted, for replays
         self.terminal_events: dict[int, int] = {}  # request id -> the one terminal status seen
@@ -191,6 +230,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         except ref.Revert as exc:
             expected, errors = None, exc.errors
         receipt = self.rpc.send(sender, to, abi[fn], *args, timestamp=ts)
+        self.head_ts = ts
         self.w.steps += 1
         key = (fn, "ok" if receipt.ok else receipt.error)
         self.w.outcomes[key] = self.w.outcomes.get(key, 0) + 1
@@ -323,16 +363,19 @@ class EconomicsMachine(RuleBasedStateMachine):
     @initialize(
         prices=st.lists(PRICE, min_size=1, max_size=2),
         relayer_picks=st.lists(ACTOR, min_size=1, max_size=2, unique=True),
-        callers=st.lists(st.tuples(ACTOR, AMOUNT), min_size=1, max_size=3),
+        callers=st.lists(st.tuples(ACTOR, AMOUNT, st.sampled_from([False, False, True])), min_size=1, max_size=3),
     )
     def market(self, prices, relayer_picks, callers):
-        """A few models, bonded relayers and funded callers, so that steps have something to do."""
+        """A few models, bonded relayers and funded callers (some of which sign receipts), so
+        that steps have something to do."""
         for i, price in enumerate(prices):
             self.register_model(actor=i, price=price, named=2)
         for pick in relayer_picks:
             self.relayer_register(actor=pick, bond_choice=0, extra=0)
-        for pick, amount in callers:
+        for pick, amount, receipts in callers:
             self.deposit(payer=pick, beneficiary=None, amount=amount, mint_first=True)
+            if receipts:
+                self.enable_receipts(actor=pick)
 
     # ------------------------------------------------------------ model registry
 
@@ -351,7 +394,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         model_id = self.pick_model(model)
         sender = self.model_actor(model_id, by_owner, model)
         self.transact(
-            lambda ts: self.hub.set_price(sender, model_id, price),
+            lambda ts: self.hub.set_price(sender, model_id, price, ts),
             sender, self.w.registry, "setPrice", model_id, price, abi=self.R,
         )  # fmt: skip
 
@@ -435,7 +478,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         sender = funded[actor % len(funded)] if funded and actor % 4 else self.actor(actor)
         credit = self.hub.credit[sender]
         amount = {"all": credit, "part": credit // 2, "one_more": credit + 1, "given": amount}[how]
-        self.transact(lambda ts: self.hub.withdraw(sender, amount), sender, self.w.escrow, "withdraw", amount, abi=self.E)
+        self.transact(lambda ts: self.hub.withdraw(sender, amount, ts), sender, self.w.escrow, "withdraw", amount, abi=self.E)
 
     @rule(actor=PICK)
     def withdraw_earnings(self, actor):
@@ -665,6 +708,379 @@ class EconomicsMachine(RuleBasedStateMachine):
             lambda ts: self.hub.set_paused(sender, which, paused), sender, to, "pause" if paused else "unpause", abi=abi
         )
 
+    # ------------------------------------------------------------ receipts: withdrawal delay
+
+    def receipt_accounts(self) -> list[str]:
+        return [a for a in self.w.actors if self.hub.withdrawal_notice(a)[0]]
+
+    @rule(actor=ACTOR)
+    def enable_receipts(self, actor):
+        sender = self.actor(actor)
+        self.transact(lambda ts: self.hub.enable_receipts(sender), sender, self.w.escrow, "enableReceipts", abi=self.E)
+
+    @rule(
+        actor=PICK,
+        how=st.sampled_from(["all", "all", "part", "zero", "one_more", "given", "over_max"]),
+        amount=AMOUNT,
+    )
+    def announce_withdrawal(self, actor, how, amount):
+        enabled = self.receipt_accounts()
+        sender = enabled[actor % len(enabled)] if enabled and actor % 5 else self.actor(actor)
+        credit = self.hub.credit[sender]
+        amount = {
+            "all": credit, "part": credit // 2, "zero": 0, "one_more": credit + 1, "given": amount,
+            "over_max": ref.MAX_CREDIT + 1,
+        }[how]  # fmt: skip
+        self.transact(
+            lambda ts: self.hub.announce_withdrawal(sender, amount, ts),
+            sender, self.w.escrow, "announceWithdrawal", amount, abi=self.E,
+        )  # fmt: skip
+
+    @precondition(lambda self: any(self.hub.withdrawal_notice(a)[1] for a in self.w.actors))
+    @rule(
+        actor=PICK,
+        when=st.sampled_from(["before_ready", "ready", "ready", "now"]),
+        how=st.sampled_from(["announced", "announced", "part", "one_more", "credit"]),
+    )
+    def withdraw_announced(self, actor, when, how):
+        """An account that signs receipts withdraws what it announced: one second early, right
+        on time, or whenever; all of it, part, one more than announced, or its whole credit."""
+        announced = [a for a in self.w.actors if self.hub.withdrawal_notice(a)[1]]
+        sender = announced[actor % len(announced)]
+        _, amount, ready_at = self.hub.withdrawal_notice(sender)
+        if when == "before_ready":
+            self.next_ts = max(self.next_ts, ready_at - 1)
+        elif when == "ready":
+            self.next_ts = max(self.next_ts, ready_at)
+        credit = self.hub.credit[sender]
+        amount = {
+            "announced": max(min(amount, credit), 1), "part": max(min(amount, credit) // 2, 1), "one_more": amount + 1,
+            "credit": credit,
+        }[how]  # fmt: skip
+        self.transact(lambda ts: self.hub.withdraw(sender, amount, ts), sender, self.w.escrow, "withdraw", amount, abi=self.E)
+
+    # ------------------------------------------------------------ receipts: price notice
+
+    @precondition(lambda self: self.hub.models)
+    @rule(
+        model=PICK,
+        how=st.sampled_from(["rise", "rise", "rise_big", "same", "between", "to_floor", "below_floor", "zero"]),
+        extra=st.integers(1, 10**6),
+    )
+    def change_price(self, model, how, extra):
+        """Rises and cuts relative to the price and the receipt price in force."""
+        model_id = 1 + model % len(self.hub.models)
+        m = self.hub.models[model_id]
+        floor = m.receipt_price(self.next_ts)
+        price = {
+            "rise": m.price + extra,
+            "rise_big": m.price * 3 + extra,
+            "same": m.price,
+            "between": floor + (m.price - floor) // 2 + (extra % 2),
+            "to_floor": floor,
+            "below_floor": max(floor - extra, 0),
+            "zero": 0,
+        }[how]
+        price = min(price, ref.MAX_PRICE)
+        self.transact(
+            lambda ts: self.hub.set_price(m.owner, model_id, price, ts),
+            m.owner, self.w.registry, "setPrice", model_id, price, abi=self.R,
+        )  # fmt: skip
+
+    @rule(
+        to=st.sampled_from(["notice_end", "before_notice_end", "ready", "before_ready", "delay", "notice", "minute"]),
+        pick=PICK,
+    )
+    def warp_receipts(self, to, pick):
+        """Moves the next block's time to a boundary of the price notice or withdrawal delay."""
+        notices = [m.notice_ends for m in self.hub.models.values() if m.notice_ends >= self.next_ts]
+        ready = [n.ready_at for n in self.hub.notices.values() if n.ready_at >= self.next_ts]
+        if to in ("notice_end", "before_notice_end") and notices:
+            ts = notices[pick % len(notices)] - (to == "before_notice_end")
+        elif to in ("ready", "before_ready") and ready:
+            ts = ready[pick % len(ready)] - (to == "before_ready")
+        elif to == "delay":
+            ts = self.next_ts + self.hub.withdrawal_delay + pick % 2
+        elif to == "notice":
+            ts = self.next_ts + self.hub.price_notice_period + pick % 2
+        else:
+            ts = self.next_ts + 60 + pick
+        self.next_ts = max(self.next_ts, ts)
+
+    # ------------------------------------------------------------ receipts: signing and settling
+
+    def pick_caller(self, pick: int) -> int:
+        """An actor index: mostly one with credit, preferring those that signed receipts."""
+        funded = [i for i, a in enumerate(self.w.actors) if self.hub.credit[a]]
+        enabled = [i for i in funded if self.hub.withdrawal_notice(self.w.actors[i])[0]]
+        if enabled and pick % 3 == 0:
+            return enabled[pick // 3 % len(enabled)]
+        if funded and pick % 3 == 1:
+            return funded[pick // 3 % len(funded)]
+        return pick
+
+    def caller_signer(self, account: str) -> FastSigner:
+        return self.w.signers[account]
+
+    def newest_signed(self, channel: tuple) -> tuple[int, int]:
+        """The totals a caller builds its next receipt on: its newest signed receipt of the
+        channel, or what has been settled if that is further."""
+        settled = self.hub.channels.get(channel, (0, 0))
+        signed = self.signed.get(channel)
+        if not signed:
+            return tuple(settled)
+        last = signed[-1][0]
+        return max(last.calls, settled[0]), max(last.amount, settled[1])
+
+    def sign(self, view: ref.SignedReceipt, key: FastSigner, chain_id: int | None = None, escrow: str | None = None) -> bytes:
+        receipt = Receipt(view.caller, view.relayer, view.model_id, view.calls, view.amount, view.deadline)
+        return key.sign_receipt(receipt, chain_id or self.w.chain_id, escrow or self.w.escrow)
+
+    def build_receipt(
+        self, kind, caller_pick, relayer_pick, model_pick, k, extra, ts, model_id: int | None = None
+    ) -> tuple[ref.SignedReceipt, tuple, bytes]:
+        """A receipt (possibly forged, stale or out of range) to be settled at time `ts`: the
+        model's view of it, the ABI tuple and the signature."""
+        if kind == "replay" and self.submitted:
+            return self.submitted[extra % len(self.submitted)]
+        if model_id is None:  # a random item; the fast-call paths name their caller and model
+            caller_pick = self.pick_caller(caller_pick)
+        if kind in ("newest", "stale") and self.signed:
+            channels = sorted(self.signed, key=str)
+            history = self.signed[channels[extra % len(channels)]]
+            return history[-1] if kind == "newest" else history[extra % len(history)]
+        caller = self.actor(caller_pick)
+        relayer = self.pick_signer(relayer_pick)
+        if model_id is None:
+            model_id = 0 if kind == "model_zero" else self.pick_model(model_pick)
+        channel = (caller, relayer, model_id)
+        m = self.hub.models.get(model_id)
+        receipt_price = m.receipt_price(ts) if m else 0
+        price = m.price if m else 0
+        per_call = [receipt_price, receipt_price, price, receipt_price + extra % 1000][extra % 4]
+        base_calls, base_amount = self.newest_signed(channel)
+        settled_calls, settled_amount = self.hub.channels.get(channel, (0, 0))
+        credit = self.hub.credit[caller]
+        calls, amount = base_calls + k, base_amount + k * per_call
+        deadline = ts + 600 + extra % 7200  # mostly settleable now, not always later
+        if kind == "all_credit":
+            amount = base_amount + max(credit, k * receipt_price)
+        elif kind == "over_credit":
+            amount = base_amount + max(credit + 1 + extra % 3, k * receipt_price)
+        elif kind == "underpriced":
+            amount = base_amount + max(k * receipt_price - 1 - extra % 2, 0)
+        elif kind == "zero_increase":
+            amount = base_amount
+        elif kind == "expired":
+            deadline = ts - 1 - extra % 2
+        elif kind == "at_deadline":
+            deadline = ts
+        elif kind == "older":
+            calls, amount = settled_calls - extra % 2, settled_amount + k * per_call
+        elif kind == "less_amount":
+            amount = settled_amount - 1
+        elif kind == "out_of_range":
+            if extra % 2:
+                calls = ref.MAX_CHANNEL_CALLS + 1
+            else:
+                amount = ref.MAX_CHANNEL_AMOUNT + 1
+        elif kind == "max_calls":
+            calls = ref.MAX_CHANNEL_CALLS
+            amount = base_amount + (calls - base_calls) * receipt_price
+        calls, amount = max(calls, 0), max(amount, 0)
+        if amount >= 2**256:
+            amount = 2**256 - 1
+        key = self.caller_signer(caller)
+        signer: str | None = caller
+        if kind == "forged":
+            other = self.actor(caller_pick + 1 + extra % 8)
+            key, signer = self.caller_signer(other), other
+        view = ref.SignedReceipt(caller, relayer, model_id, calls, amount, deadline, signer)
+        if kind == "foreign_domain":
+            signature = self.sign(view, key, chain_id=1 if extra % 2 else None, escrow=None if extra % 2 else self.w.registry)
+            view = ref.SignedReceipt(caller, relayer, model_id, calls, amount, deadline, None)
+        else:
+            signature = self.sign(view, key)
+        if kind == "malleable":  # the same signature with s in the upper half: refused
+            r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
+            signature = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
+            view = ref.SignedReceipt(caller, relayer, model_id, calls, amount, deadline, None)
+        elif kind == "short":
+            signature = signature[:64]
+            view = ref.SignedReceipt(caller, relayer, model_id, calls, amount, deadline, None)
+        fields = (caller, relayer, model_id, calls, amount, deadline)
+        if kind in ("next", "at_deadline"):  # what a relayer accepts: the caller's newest receipt
+            self.signed.setdefault(channel, []).append((view, fields, signature))
+        return view, fields, signature
+
+    def settle_receipts(self, built, submitter: int, mismatched_lengths: bool = False) -> list | None:
+        for item in built:
+            if item not in self.submitted:
+                self.submitted.append(item)
+        views = [b[0] for b in built]
+        receipts = [b[1] for b in built]
+        sigs = [b[2] for b in built]
+        if mismatched_lengths:
+            sigs = sigs[:-1] if sigs else [b"\x00" * 65]
+
+            def predict(ts):
+                raise ref.Revert("InferenceEscrow_LengthMismatch")
+        else:
+
+            def predict(ts):
+                return self.hub.settle_receipts(views, ts)
+
+        outcome, receipt = self.transact(
+            predict, self.actor(submitter), self.w.escrow, "settleReceipts", receipts, sigs, abi=self.E
+        )
+        if outcome is None:
+            return None
+        # Item by item, in the batch's order: a settled item emits ReceiptSettled with the
+        # channel's new totals and the increase the model pays; a skipped one ReceiptSkipped
+        # with the one reason the model finds first in the escrow's check order.
+        logs = [log for log in receipt.logs if log["topics"][0] in (TOPIC_RECEIPT_SETTLED, TOPIC_RECEIPT_SKIPPED)]
+        self.check(len(logs) == len(views), f"{len(logs)} settle/skip events for {len(views)} receipts")
+        for i, (expected, log, view) in enumerate(zip(outcome, logs, views)):
+            settled = isinstance(expected, ref.ReceiptSettlement)
+            name = "settled" if settled else f"skipped {ref.RECEIPT_REASON_NAMES[expected]}"
+            self.w.outcomes[("settleReceipts item", name)] = self.w.outcomes.get(("settleReceipts item", name), 0) + 1
+            topics = log["topics"]
+            about = (to_checksum_address("0x" + topics[1][-40:]), to_checksum_address("0x" + topics[2][-40:]), int(topics[3], 16))
+            self.check(about == view.channel, f"receipt {i} event is about {about}, the item about {view.channel}")
+            data = bytes.fromhex(log["data"][2:])
+            if settled:
+                self.check(topics[0] == TOPIC_RECEIPT_SETTLED, f"receipt {i} {view} skipped; the model settles it: {expected}")
+                calls, amount, paid = (int.from_bytes(data[j : j + 32], "big") for j in (0, 32, 64))
+                self.check(
+                    (calls, amount, paid) == (expected.calls, expected.amount, expected.paid),
+                    f"receipt {i} settled (calls, amount, paid) = {(calls, amount, paid)};"
+                    f" the model {(expected.calls, expected.amount, expected.paid)}",
+                )
+                self.settled_events.setdefault(view.channel, []).append((calls, amount, paid))
+            else:
+                self.check(
+                    topics[0] == TOPIC_RECEIPT_SKIPPED,
+                    f"receipt {i} {view} settled; the model skips it: {ref.RECEIPT_REASON_NAMES[expected]}",
+                )
+                calls, reason = int.from_bytes(data[:32], "big"), int.from_bytes(data[32:64], "big")
+                self.check(calls == view.calls, f"receipt {i} skipped with calls {calls}, the item has {view.calls}")
+                self.check(
+                    reason == expected,
+                    f"receipt {i} {view} skipped for {ref.RECEIPT_REASON_NAMES.get(reason, reason)};"
+                    f" the model says {ref.RECEIPT_REASON_NAMES[expected]}",
+                )
+        return outcome
+
+    @rule(
+        items=st.lists(RECEIPT_ITEM, min_size=0, max_size=6),
+        duplicate=st.booleans(),
+        mismatched_lengths=st.booleans(),
+        submitter=ACTOR,
+    )
+    def sign_and_settle(self, items, duplicate, mismatched_lengths, submitter):
+        """A batch of receipts of every kind, valid and not, settled in one transaction."""
+        ts = self.next_ts
+        built = [self.build_receipt(*item, ts) for item in items]
+        if duplicate and built:
+            built.append(built[len(built) // 2])  # the same receipt twice in one batch
+        self.settle_receipts(built, submitter, mismatched_lengths=mismatched_lengths and len(items) % 3 == 1)
+
+    @rule(items=st.lists(RECEIPT_ITEM, min_size=1, max_size=4))
+    def sign_only(self, items):
+        """Callers sign receipts that a relayer keeps for now (no transaction)."""
+        ts = self.next_ts
+        for item in items:
+            self.build_receipt(*item, ts)
+
+    @precondition(lambda self: self.hub.models)
+    @rule(
+        caller=ACTOR,
+        relayer=PICK,
+        model=PICK,
+        calls=st.integers(1, 6),
+        extra=st.integers(0, 2**16),
+        enable=st.booleans(),
+        fund=st.sampled_from([True, True, True, False]),
+        settle_every=st.integers(1, 6),
+        others=st.lists(RECEIPT_ITEM, max_size=3),
+        submitter=ACTOR,
+    )
+    def serve_fast_calls(self, caller, relayer, model, calls, extra, enable, fund, settle_every, others, submitter):
+        """The common path: a caller that signs receipts, funded for its calls, makes a few
+        fast calls with a relayer (one receipt each, at the receipt price or the price); the
+        relayer settles every `settle_every` calls, each time in a batch with other items."""
+        account = self.actor(caller)
+        if enable and not self.hub.withdrawal_notice(account)[0]:
+            self.enable_receipts(actor=caller)
+        model_id = 1 + model % len(self.hub.models)
+        m = self.hub.models[model_id]
+        need = calls * max(m.price, m.receipt_price(self.next_ts))
+        if fund and need > self.hub.credit[account] and self.hub.credit[account] + need <= ref.MAX_CREDIT:
+            self.deposit(payer=caller, beneficiary=None, amount=need, mint_first=True)
+        pending = []
+        for i in range(calls):
+            ts = self.next_ts
+            pending.append(self.build_receipt("next", caller, relayer, 0, 1, extra + i, ts, model_id=model_id))
+            if (i + 1) % settle_every == 0 or i == calls - 1:
+                ts = self.next_ts
+                built = [self.build_receipt(*item, ts) for item in others] + [pending[-1]]
+                self.settle_receipts(built, submitter)
+                others, pending = [], []
+
+    @precondition(lambda self: self.hub.models)
+    @rule(caller=ACTOR, relayer=PICK, model=PICK, calls=st.integers(1, 4), extra=st.integers(0, 2**16), submitter=ACTOR)
+    def serve_fast_calls_2(self, caller, relayer, model, calls, extra, submitter):
+        self.serve_fast_calls(
+            caller=caller, relayer=relayer, model=model, calls=calls, extra=extra, enable=True, fund=True,
+            settle_every=calls, others=[], submitter=submitter,
+        )  # fmt: skip
+
+    @precondition(lambda self: self.hub.models)
+    @rule(caller=ACTOR, relayer=PICK, model=PICK, extra=st.integers(0, 2**16))
+    def whale_fast_call(self, caller, relayer, model, extra):
+        """A caller with credit near the 160-bit limit pays all of it in one receipt: a model's
+        revenue can reach its 160-bit limit (ref.MAX_REVENUE) within a few settlements."""
+        account = self.actor(caller)
+        top_up = ref.MAX_CREDIT - extra - self.hub.credit[account]
+        if top_up > 0:
+            self.deposit(payer=caller, beneficiary=None, amount=top_up, mint_first=True)
+        model_id = 1 + model % len(self.hub.models)
+        built = self.build_receipt("all_credit", caller, relayer, 0, 1, extra, self.next_ts, model_id=model_id)
+        self.settle_receipts([built], caller)
+
+    @precondition(lambda self: self.signed)
+    @rule(picks=st.lists(PICK, min_size=1, max_size=4), newest=st.booleans(), submitter=ACTOR)
+    def settle_held(self, picks, newest, submitter):
+        """A relayer settles receipts it has held: the newest of each channel (paying every call
+        since the last settlement at once) or an older one."""
+        channels = sorted(self.signed, key=str)
+        built = []
+        for pick in picks:
+            history = self.signed[channels[pick % len(channels)]]
+            built.append(history[-1] if newest else history[pick % len(history)])
+        self.settle_receipts(built, submitter)
+
+    @precondition(lambda self: self.hub.models)
+    @rule(
+        caller=ACTOR,
+        relayer=PICK,
+        model=PICK,
+        extra=st.integers(0, 2**16),
+        how=st.sampled_from(["rise", "rise", "rise_big", "between", "below_floor"]),
+        when=st.sampled_from(["now", "before_end", "at_end", "after_end"]),
+    )
+    def price_change_under_receipts(self, caller, relayer, model, extra, how, when):
+        """A receipt signed at the receipt price before a price change, settled after it: at
+        once, or one second before, at, or after the end of the notice."""
+        model_id = 1 + model % len(self.hub.models)
+        built = self.build_receipt("next", caller, relayer, 0, 1, extra * 4, self.next_ts, model_id=model_id)
+        self.change_price(model=model_id - 1, how=how, extra=1 + extra)
+        ends = self.hub.models[model_id].notice_ends
+        if when != "now":
+            ends = ends or self.next_ts + self.hub.price_notice_period
+            self.next_ts = max(self.next_ts, ends + {"before_end": -1, "at_end": 0, "after_end": 1}[when])
+        self.settle_receipts([built], caller)
+
     # ------------------------------------------------------------ weights
     # Hypothesis picks rules uniformly: the money paths get extra entries.
 
@@ -798,6 +1214,11 @@ class EconomicsMachine(RuleBasedStateMachine):
         calls += [(w.escrow, E["modelStats"], (m,)) for m in model_ids]
         calls += [(w.registry, R["getModel"], (m,)) for m in model_ids]
         calls += [(w.registry, R["getPayees"], (m,)) for m in model_ids]
+        calls += [(w.escrow, E["withdrawalNotice"], (a,)) for a in people]
+        channel_ids = sorted(set(hub.channels) | set(self.settled_events) | set(self.signed), key=str)
+        calls += [(w.escrow, E["channel"], ch) for ch in channel_ids]
+        calls += [(w.registry, R["priceNotice"], (m,)) for m in model_ids]
+        calls += [(w.registry, R["receiptTerms"], (m,)) for m in [*model_ids, len(model_ids) + 1, 0]]
         calls += [
             (w.registry, R["modelCount"], ()),
             (w.escrow, E["protocolFeeBps"], ()),
@@ -828,6 +1249,10 @@ class EconomicsMachine(RuleBasedStateMachine):
         stats = take(len(model_ids))
         models = take(len(model_ids))
         payees = take(len(model_ids))
+        notices = take(n)
+        channels = take(len(channel_ids))
+        price_notices = take(len(model_ids))
+        terms = take(len(model_ids) + 2)
         (count,), (protocol_bps,), (relayer_bps,), (treasury,), (escrow_paused,), (registry_paused,), (relayers_paused,), (min_bond,) = take(8)
 
         # Conservation, from the chain's own state: every account that can hold credit or
@@ -877,6 +1302,37 @@ class EconomicsMachine(RuleBasedStateMachine):
             ), f"model {m}: chain {model[:4]}, model {want}"
             assert [(to_checksum_address(a), s) for a, s in zip(accounts, shares)] == want.payees(), f"payees of {m}"
 
+        # Receipts: withdrawal notices, price notices and receipt terms, at the latest block's time
+        # (what views run at).
+        now = self.head_ts
+        for a, got in zip(people, notices):
+            assert tuple(got) == hub.withdrawal_notice(a), f"withdrawalNotice({a}): chain {got}, model {hub.withdrawal_notice(a)}"
+        for m, got in zip(model_ids, price_notices):
+            assert tuple(got) == hub.models[m].price_notice(now), (
+                f"priceNotice({m}) at {now}: chain {got}, model {hub.models[m].price_notice(now)} ({hub.models[m]})"
+            )
+        for m, (exists, receipt_price, accounts, shares) in zip([*model_ids, len(model_ids) + 1, 0], terms):
+            want_exists, want_price, want_payees = hub.receipt_terms(m, now)
+            got_terms = (exists, receipt_price, [(to_checksum_address(a), s) for a, s in zip(accounts, shares)])
+            assert got_terms == (want_exists, want_price, want_payees), f"receiptTerms({m}) at {now}: chain {got_terms}"
+
+        # Channels: no receipt pays twice. The settled totals equal the model's and the newest
+        # ReceiptSettled of the channel; the increases paid add up to the settled amount exactly;
+        # calls strictly grow and the amount never shrinks, event by event and check by check.
+        for ch, (calls_, amount) in zip(channel_ids, channels):
+            want = tuple(hub.channels.get(ch, (0, 0)))
+            assert (calls_, amount) == want, f"channel {ch}: chain {(calls_, amount)}, model {want}"
+            events = self.settled_events.get(ch, [])
+            assert (calls_, amount) == (events[-1][:2] if events else (0, 0)), f"channel {ch} != its newest ReceiptSettled"
+            assert sum(paid for _, _, paid in events) == amount, f"channel {ch}: paid {[e[2] for e in events]}, settled {amount}"
+            for (c0, a0, _), (c1, a1, p1) in zip(events, events[1:]):
+                assert c1 > c0 and a1 >= a0 and p1 == a1 - a0, f"channel {ch} settled {events}"
+            before = self.seen_channels.get(ch, (0, 0))
+            assert calls_ >= before[0] and amount >= before[1], f"channel {ch} went back from {before} to {(calls_, amount)}"
+            self.seen_channels[ch] = (calls_, amount)
+        paid_total = sum(s.paid for s in hub.receipt_settlements)
+        assert paid_total == sum(amount for _, amount in channels), f"receipts paid {paid_total} != channels' settled amounts"
+
         # Parameters.
         assert (protocol_bps, relayer_bps, to_checksum_address(treasury), min_bond) == (
             hub.protocol_bps, hub.relayer_bps, hub.treasury, hub.min_bond
@@ -887,6 +1343,9 @@ class EconomicsMachine(RuleBasedStateMachine):
         for s in hub.settlements[-4:]:
             parts = [s.treasury[1], s.relayer[1], *(a for _, a in s.payees)]
             assert sum(parts) == s.price
+        for s in hub.receipt_settlements[-4:]:
+            parts = [s.treasury[1], s.relayer[1], *(a for _, a in s.payees)]
+            assert sum(parts) == s.paid
 
 
 # ---------------------------------------------------------------- the test
@@ -906,6 +1365,8 @@ def test_no_money_created_lost_or_paid_twice(chain, accounts, deployment, token,
     actors = [accounts[i].address for i in range(1, 10)]
     assert treasury.address in actors
     keys = {a.address: a.private_key for a in accounts}
+    signers = {signer.address: signer for signer in map(FastSigner, DEV_KEYS)}
+    assert all(a in signers for a in [owner, *actors]), "the test accounts are anvil's dev accounts"
 
     # The base every example starts from: unlimited allowances for the escrow and the registry.
     for sender in [owner, *actors]:
@@ -925,6 +1386,7 @@ def test_no_money_created_lost_or_paid_twice(chain, accounts, deployment, token,
         owner=owner,
         actors=actors,
         keys=keys,
+        signers=signers,
         abi=abi,
         chain_id=chain.chain_id,
         params=dict(
@@ -934,6 +1396,8 @@ def test_no_money_created_lost_or_paid_twice(chain, accounts, deployment, token,
             timeout=escrow.requestTimeout(),
             min_bond=relayers.minBond(),
             unbond_delay=relayers.unbondDelay(),
+            withdrawal_delay=escrow.withdrawalDelay(),
+            price_notice_period=registry.priceNoticePeriod(),
         ),
         base_tokens=base_tokens,
     )
