@@ -642,7 +642,9 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         if (receipt.calls <= settledCalls || receipt.amount < settledAmount) return ReceiptSkipReason.NotNewer;
 
         if (!_signedBy(caller, hashReceipt(receipt), signature)) return ReceiptSkipReason.InvalidSignature;
-        if (relayer != run.activeRelayer) {
+        // The cache starts at address(0), which is never a relayer: check it like any other
+        // rather than let a receipt naming it book the relayer's part where nobody can withdraw it.
+        if (relayer != run.activeRelayer || relayer == address(0)) {
             if (!relayers.isActive(relayer)) return ReceiptSkipReason.NotActiveRelayer;
             run.activeRelayer = relayer;
         }

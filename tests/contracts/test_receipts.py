@@ -405,12 +405,6 @@ def test_a_skipped_item_first_in_the_batch_does_not_stop_the_good_ones_after_it_
     assert escrow.earningsOf(stranger) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CONTRACT BUG: _settleReceipt skips the isActive check when receipt.relayer equals the batch's "
-    "cached run.activeRelayer, which starts as address(0); a receipt naming relayer 0x0 settles and books "
-    "the relayer's part to earningsOf(0x0), where it is stuck",
-)
 def test_a_receipt_naming_the_zero_address_as_relayer_is_skipped_as_not_an_active_relayer(
     escrow, funded, model, make_receipt, signed, settle_receipts
 ):
