@@ -33,7 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from eth_utils import keccak
+import requests
+from eth_utils import keccak as _eth_keccak
 
 from .. import codec
 from ..attestation import ATTESTATION_TYPEHASH, Attestation
@@ -59,8 +60,19 @@ MAX_AMOUNT = 2**160 - 1
 ERC1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes)
 _WORD = 32
 _BODY_OVERHEAD = 4096  # bytes a request body may hold besides the input
+INLINE_MODEL_S = 0.001  # models averaging less than this run on the event loop: a thread hop costs more
 CALLER_RELOAD_S = 1.0  # a caller read as "receipts not enabled" is read again after this long
 UNKNOWN_MODEL_RELOAD_S = 5.0  # an unknown model id is asked again after this long
+
+
+try:  # safe-pysha3 (requirements.lock): ~3x faster than eth_hash's pycryptodome backend
+    from sha3 import keccak_256 as _keccak_256
+
+    def keccak(data: bytes) -> bytes:
+        return _keccak_256(data).digest()
+except ImportError:  # pragma: no cover -- same digest, slower
+    def keccak(data: bytes) -> bytes:
+        return _eth_keccak(data)
 
 
 class FastCallError(Exception):
@@ -223,6 +235,7 @@ class FastCalls:
         for channel in channels.load():
             self._add_channel(channel)
 
+        self._model_seconds: dict[bytes, float] = {}
         self._model_pool = ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="relayer-fast-model")
         self._chain_pool = ThreadPoolExecutor(2, thread_name_prefix="relayer-fast-chain")
 
@@ -235,6 +248,8 @@ class FastCalls:
         self._notice_settled: dict[int, int] = {}
         self._retry_at: dict[tuple[str, int], float] = {}
         self._event_abis: list | None = None
+        self._balance_selector: str | None = None
+        self._rpc = requests.Session()
 
     def close(self) -> None:
         self._model_pool.shutdown(wait=False, cancel_futures=True)
@@ -298,9 +313,12 @@ class FastCalls:
             increase = self._check_totals(call, channel, model, now)
             self._reserve(call.caller, increase)
             try:
-                loop = asyncio.get_running_loop()
-                output, output_hash, input_hash, signature = await loop.run_in_executor(
-                    self._model_pool, self._run, call, digest, version)
+                if self._model_seconds.get(digest, 1.0) < INLINE_MODEL_S:
+                    output, output_hash, input_hash, signature = self._run(call, digest, version)
+                else:
+                    loop = asyncio.get_running_loop()
+                    output, output_hash, input_hash, signature = await loop.run_in_executor(
+                        self._model_pool, self._run, call, digest, version)
                 # Shielded: once the commit is under way the channel is updated even if the
                 # client goes away, so memory never lags what is on disk.
                 await asyncio.shield(self._commit(channel, call))
@@ -404,11 +422,16 @@ class FastCalls:
         output hash, input hash, signature)."""
         try:
             input_bytes = codec.encode_output(call.inputs)
+            started = time.perf_counter()
             try:
                 outputs = self.runtime.run(digest, call.inputs)
             except ArtifactNotFoundError:
                 self.ensure_artifact(digest)  # fetches it from peers, or raises
                 outputs = self.runtime.run(digest, call.inputs)
+            else:
+                # A running average of the model's time decides where its next calls run.
+                elapsed = time.perf_counter() - started
+                self._model_seconds[digest] = 0.9 * self._model_seconds.get(digest, elapsed) + 0.1 * elapsed
             output = codec.encode_output(outputs)
         except (InvalidInputError, ModelExecutionError, InferenceTimeoutError, OutputEncodingError) as error:
             raise FastCallError(422, "bad_input", str(error)) from None
@@ -555,13 +578,48 @@ class FastCalls:
             self._settle(still_open, "restart")
 
     def refresh(self) -> None:
-        """Re-reads every cached caller and model (the exposure window is this period)."""
+        """Re-reads every cached caller's credit and every cached model (the exposure window is
+        this period). A caller's receipts flag and announced withdrawal change only with events,
+        which `_follow` reads."""
         self._last_refresh = time.monotonic()
-        for caller in list(self.callers):
-            self.read_caller(caller)
+        callers = list(self.callers)
+        credits = self._read_credits(callers)
+        with self._book:
+            for caller, credit in credits.items():
+                view = self.callers[caller]
+                if view.credit != credit:
+                    self.callers[caller] = replace(view, credit=credit)
         for model_id in list(self.models):
             self.read_model(model_id)
         self._update_gauges()
+
+    def _read_credits(self, callers: list[str]) -> dict[str, int]:
+        """balanceOf of many callers in one JSON-RPC batch: an Ape contract call costs
+        milliseconds of CPU under the GIL, which every fast call in flight would wait for."""
+        from ape import chain
+
+        if not callers:
+            return {}
+        uri = getattr(chain.provider, "http_uri", None)
+        if not isinstance(uri, str) or not uri.startswith("http"):
+            return {caller: self.hub.balance(caller) for caller in callers}
+        if self._balance_selector is None:
+            abi = self.hub.contracts.escrow.balanceOf.abis[0]
+            self._balance_selector = "0x" + keccak(abi.selector.encode()).hex()[:8]
+        escrow = self.hub.deployment.inference_escrow
+        batch = [{"jsonrpc": "2.0", "id": index, "method": "eth_call",
+                  "params": [{"to": escrow, "data": self._balance_selector + "0" * 24 + caller[2:]}, "latest"]}
+                 for index, caller in enumerate(callers)]
+        replies = self._rpc.post(uri, json=batch, timeout=30).json()
+        credits = {}
+        for reply in replies if isinstance(replies, list) else []:
+            index = reply.get("id")
+            if isinstance(index, int) and 0 <= index < len(callers) and isinstance(reply.get("result"), str):
+                credits[callers[index]] = int(reply["result"], 16)
+        for caller in callers:  # a node that refuses batches, or an item that failed
+            if caller not in credits:
+                credits[caller] = self.hub.balance(caller)
+        return credits
 
     def _follow(self, head: int) -> None:
         """Reads the escrow's and registry's events that change what the hot path knows."""
@@ -577,6 +635,7 @@ class FastCalls:
         escrow, registry = self.hub.contracts.escrow, self.hub.contracts.registry
         if self._event_abis is None:
             self._event_abis = [escrow.ReceiptsEnabled.abi, escrow.WithdrawalAnnounced.abi, escrow.Deposited.abi,
+                                escrow.Withdrawn.abi,
                                 registry.PriceChanged.abi, registry.PriceNoticeStarted.abi,
                                 registry.ModelActiveChanged.abi, registry.VersionPublished.abi]
         start, end = self._event_cursor, min(head, self._event_cursor + 1_999)
@@ -594,7 +653,7 @@ class FastCalls:
                     if int(event.amount) > 0 and caller in self._by_caller:
                         log.info("%s announced a withdrawal of %s: settling its channels now", caller, event.amount)
                         self._withdrawing.add(caller)
-                elif name in ("ReceiptsEnabled", "Deposited"):
+                elif name in ("ReceiptsEnabled", "Deposited", "Withdrawn"):
                     callers.add(str(event.account).lower())
                 else:
                     models.add(int(event.modelId))
@@ -722,7 +781,9 @@ class FastCalls:
             channels = list(self.channels.values())
         return {"channels": len(channels), "openChannels": sum(1 for c in channels if c.open),
                 "unsettledAmount": str(sum(max(c.unsettled, 0) for c in channels)),
-                "fastSigning": self.signer.fast}
+                "fastSigning": self.signer.fast, "receiptCommits": self.channel_store.commits,
+                "receiptsCommitted": self.channel_store.saved,
+                "receiptCommitSeconds": round(self.channel_store.commit_seconds, 3)}
 
 
 # ---------------------------------------------------------------------------- parsing helpers
