@@ -327,7 +327,7 @@ class Hub:
 
     def price_notice(self, model_id: int) -> PriceNotice:
         """The least a receipt must pay per call for `model_id` now, and until when."""
-        exists, receipt_price = self._call(self.contracts.registry.receiptTerms, model_id)
+        exists, receipt_price, _payees, _shares = self._call(self.contracts.registry.receiptTerms, model_id)
         if not exists:
             raise refusal("ModelRegistry_UnknownModel", modelId=model_id)
         _, ends_at = self._call(self.contracts.registry.priceNotice, model_id)

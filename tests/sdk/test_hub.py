@@ -399,3 +399,62 @@ def test_a_free_model_can_be_called_without_credit(caller_hub, uploader_hub, sto
     free = uploader_hub.upload_model(IRIS, "free iris", 0, store=store)
     call = caller_hub.request(free.model_id, json.dumps(IRIS_INPUT).encode())
     assert call.price == 0
+
+
+# ---------------------------------------------------------------- receipts (the settlement side)
+
+
+def test_settle_receipts_reports_each_item_paid_or_skipped_with_its_reason(
+    iris, funded_caller, bonded_relayer, caller
+):
+    from modelhub.contracts import ReceiptSkipReason
+    from modelhub.receipts import FastSigner, Receipt
+
+    signer = FastSigner(caller.private_key)
+    d = funded_caller.deployment
+    deadline = 2**40
+    good = Receipt(caller.address, bonded_relayer.address, iris.model_id, 2, 2 * PRICE, deadline)
+    cheap = Receipt(caller.address, bonded_relayer.address, iris.model_id, 5, 5 * PRICE - 1, deadline)
+    items = [(r, signer.sign_receipt(r, d.chain_id, d.inference_escrow)) for r in (good, good, cheap)]
+    credit = funded_caller.balance()
+
+    outcomes = bonded_relayer.settle_receipts(items)
+
+    assert [(o.settled, o.paid, o.skip_reason) for o in outcomes] == [
+        (True, 2 * PRICE, ReceiptSkipReason.NONE),
+        (False, 0, ReceiptSkipReason.NOT_NEWER),  # the same receipt again pays nothing
+        (False, 0, ReceiptSkipReason.UNDERPRICED),
+    ]
+    assert bonded_relayer.channel(caller, bonded_relayer.address, iris.model_id) == (2, 2 * PRICE)
+    assert funded_caller.balance() == credit - 2 * PRICE
+
+
+def test_price_notice_gives_the_old_price_for_receipts_after_a_rise_and_nothing_pending_otherwise(
+    uploader_hub, iris
+):
+    from modelhub.hub import PriceNotice
+
+    assert uploader_hub.price_notice(iris.model_id) == PriceNotice(PRICE, 0)
+    uploader_hub.set_price(iris.model_id, 3 * PRICE)
+    notice = uploader_hub.price_notice(iris.model_id)
+    assert notice.receipt_price == PRICE
+    assert notice.ends_at > 0
+    uploader_hub.set_price(iris.model_id, PRICE // 2)  # a cut applies at once
+    assert uploader_hub.price_notice(iris.model_id) == PriceNotice(PRICE // 2, 0)
+    with pytest.raises(errors.UnknownModelError):
+        uploader_hub.price_notice(99)
+
+
+def test_withdrawal_notice_and_its_errors_for_an_account_that_signs_receipts(funded_caller):
+    from modelhub.hub import WithdrawalNotice
+
+    assert funded_caller.withdrawal_notice() == WithdrawalNotice(False, 0, 0)
+    assert funded_caller.enable_receipts() is True
+    assert funded_caller.enable_receipts() is False  # already on: no second transaction
+    with pytest.raises(errors.WithdrawalDelayError, match="announce"):
+        funded_caller.withdraw(1)
+    notice = funded_caller.announce_withdrawal(5)
+    assert notice.receipts_enabled and notice.announced == 5
+    assert notice.ready_at >= funded_caller.withdrawal_delay
+    with pytest.raises(errors.WithdrawalDelayError, match="wait until then"):
+        funded_caller.withdraw(5)
