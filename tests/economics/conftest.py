@@ -3,6 +3,8 @@
 - "ci" (the default): what `make test` runs on every change.
 - "long": a soak run, selected with MODELHUB_HYPOTHESIS_PROFILE=long.
 - "smoke": a few short sequences, for working on the tests themselves.
+- "bite": the ci run without the example database and without shrinking, to time how fast a
+  bug planted in a copy of the contracts is found ("first failure after ... s").
 
 Both keep failing examples in Hypothesis' database (.hypothesis/, replayed first on the next
 run) and print a `@reproduce_failure(...)` blob: put it on `EconomicsMachine` in
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 _COMMON = dict(
     deadline=None,  # a step is a few chain transactions: timing varies with the machine
@@ -25,5 +27,8 @@ _COMMON = dict(
 # ci: 200 sequences, ~8.7k transactions and ~6k full-state checks, about 2 minutes on anvil.
 settings.register_profile("ci", max_examples=200, stateful_step_count=31, **_COMMON)
 settings.register_profile("long", max_examples=2000, stateful_step_count=51, **_COMMON)
+settings.register_profile(
+    "bite", max_examples=600, stateful_step_count=31, phases=[Phase.generate], **{**_COMMON, "database": None}
+)
 settings.register_profile("smoke", max_examples=10, stateful_step_count=10, **_COMMON)  # a quick look
 settings.load_profile(os.environ.get("MODELHUB_HYPOTHESIS_PROFILE", "ci"))

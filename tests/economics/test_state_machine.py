@@ -96,6 +96,7 @@ class World:
                 f"first failure after {time.monotonic() - self.started:.1f} s, in example {self.examples}"
                 f" (step {self.steps_per_example[-1] + 1}): {str(exc).splitlines()[0][:200]}"
             )
+            print(f"\neconomics: {self.first_failure}", flush=True)  # before shrinking, which can take minutes
 
     @property
     def everyone(self) -> list[str]:
@@ -148,7 +149,7 @@ RECEIPT_KIND = st.sampled_from(
         "next", "next", "next", "next", "next", "newest", "all_credit",
         "expired", "at_deadline", "forged", "foreign_domain", "malleable", "short",
         "replay", "stale", "older", "less_amount", "out_of_range", "max_calls", "zero_increase",
-        "underpriced", "over_credit", "model_zero",
+        "underpriced", "over_credit", "model_zero", "zero_relayer", "zero_caller",
     ]
 )  # fmt: skip
 # (kind, caller, relayer, model, calls added, extra)
@@ -890,9 +891,14 @@ class EconomicsMachine(RuleBasedStateMachine):
         calls, amount = max(calls, 0), max(amount, 0)
         if amount >= 2**256:
             amount = 2**256 - 1
+        if kind == "zero_relayer":  # never a relayer, whatever any cache starts at
+            relayer = ZERO_ADDRESS
         key = self.caller_signer(caller)
         signer: str | None = caller
-        if kind == "forged":
+        if kind == "zero_caller":  # no key signs for address(0), and no wallet lives there
+            caller = ZERO_ADDRESS
+            signer = key.address
+        elif kind == "forged":
             other = self.actor(caller_pick + 1 + extra % 8)
             key, signer = self.caller_signer(other), other
         view = ref.SignedReceipt(caller, relayer, model_id, calls, amount, deadline, signer)
@@ -1012,6 +1018,8 @@ class EconomicsMachine(RuleBasedStateMachine):
         account = self.actor(caller)
         if enable and not self.hub.withdrawal_notice(account)[0]:
             self.enable_receipts(actor=caller)
+        if not any(self.hub.is_active(a) for a in self.w.actors):  # a relayer to serve the calls
+            self.relayer_register(actor=relayer % 9, bond_choice=0, extra=0)
         model_id = 1 + model % len(self.hub.models)
         m = self.hub.models[model_id]
         need = calls * max(m.price, m.receipt_price(self.next_ts))
@@ -1202,6 +1210,9 @@ class EconomicsMachine(RuleBasedStateMachine):
     def _check_chain_matches_model(self):
         w, hub, E, R, L, T = self.w, self.hub, self.E, self.R, self.L, self.T
         people = w.everyone
+        # Accounts nobody acts as, which no credit or earning may ever reach: counted in the
+        # conservation check and expected to stay at zero.
+        nobody = [ZERO_ADDRESS, w.escrow, w.registry, w.relayers, w.token]
         model_ids = sorted(hub.models)
         request_ids = list(hub.requests)
         calls = [(w.token, T["balanceOf"], (w.escrow,)), (w.token, T["balanceOf"], (w.relayers,))]
@@ -1215,6 +1226,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         calls += [(w.registry, R["getModel"], (m,)) for m in model_ids]
         calls += [(w.registry, R["getPayees"], (m,)) for m in model_ids]
         calls += [(w.escrow, E["withdrawalNotice"], (a,)) for a in people]
+        calls += [(w.escrow, fn, (a,)) for a in nobody for fn in (E["balanceOf"], E["earningsOf"])]
         channel_ids = sorted(set(hub.channels) | set(self.settled_events) | set(self.signed), key=str)
         calls += [(w.escrow, E["channel"], ch) for ch in channel_ids]
         calls += [(w.registry, R["priceNotice"], (m,)) for m in model_ids]
@@ -1250,13 +1262,15 @@ class EconomicsMachine(RuleBasedStateMachine):
         models = take(len(model_ids))
         payees = take(len(model_ids))
         notices = take(n)
+        strays = [v[0] for v in take(2 * len(nobody))]
         channels = take(len(channel_ids))
         price_notices = take(len(model_ids))
         terms = take(len(model_ids) + 2)
         (count,), (protocol_bps,), (relayer_bps,), (treasury,), (escrow_paused,), (registry_paused,), (relayers_paused,), (min_bond,) = take(8)
 
         # Conservation, from the chain's own state: every account that can hold credit or
-        # earnings is one of `people`.
+        # earnings is one of `people`; nothing is booked to address(0) or a contract.
+        assert not any(strays), f"credit/earnings of {nobody}: {strays}"
         pending_locked = sum(r[3] for r in requests if r[6] == ref.PENDING)
         assert escrow_tokens == sum(credit) + pending_locked + sum(earnings), (
             f"escrow holds {escrow_tokens}, owes credit {sum(credit)} + locked {pending_locked} + earnings {sum(earnings)}"
