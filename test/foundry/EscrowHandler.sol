@@ -15,6 +15,11 @@ import {InferenceEscrow} from "../../contracts/InferenceEscrow.sol";
 ///
 /// Roles are disjoint (callers, authors = owners and payees, relayers, treasury), so that each
 /// part of a settlement can be checked on its own against the rounding rule.
+///
+/// Off-chain calls: callers have keys and sign receipts (vm.sign) over channels (caller, relayer,
+/// model) that `settleReceipts` settles in batches of valid and invalid items; two of the three
+/// callers turn on `enableReceipts` and withdraw through `announceWithdrawal`, the third keeps
+/// the one-step `withdraw`.
 contract EscrowHandler is WithVm {
     uint256 internal constant BPS = 10_000;
     uint256 internal constant MAX_PRICE = type(uint128).max;
@@ -25,6 +30,17 @@ contract EscrowHandler is WithVm {
     bytes32 internal constant FULFILLED_TOPIC = keccak256("InferenceFulfilled(uint256,address,bytes32)");
     bytes32 internal constant REJECTED_TOPIC = keccak256("InferenceRejected(uint256,address,uint8)");
     bytes32 internal constant REFUNDED_TOPIC = keccak256("InferenceRefunded(uint256)");
+    bytes32 internal constant RECEIPT_SETTLED_TOPIC =
+        keccak256("ReceiptSettled(address,address,uint256,uint256,uint256,uint256)");
+    bytes32 internal constant RECEIPT_SKIPPED_TOPIC = keccak256("ReceiptSkipped(address,address,uint256,uint256,uint8)");
+    uint64 internal constant WITHDRAWAL_DELAY = 1 hours;
+    // InferenceEscrow.ReceiptSkipReason
+    uint8 internal constant NOT_NEWER = 1;
+    uint8 internal constant EXPIRED = 2;
+    uint8 internal constant INVALID_SIGNATURE = 3;
+    uint8 internal constant NOT_ACTIVE_RELAYER = 4;
+    uint8 internal constant UNKNOWN_MODEL = 5;
+    uint8 internal constant UNDERPRICED = 6;
 
     HubToken public token;
     ModelRegistry public registry;
@@ -33,6 +49,7 @@ contract EscrowHandler is WithVm {
     address public treasury = address(0x7EA5);
 
     address[3] internal callers;
+    uint256[3] internal callerKeys;
     address[3] internal authors;
     uint256[3] internal relayerKeys;
     address[3] internal relayerAddrs;
@@ -57,6 +74,26 @@ contract EscrowHandler is WithVm {
     uint256 public settledRevenue;
     uint256[] public modelIds;
 
+    /// @notice Settled calls and their prices per model, from InferenceFulfilled events.
+    mapping(uint256 => uint256) public requestCallsOf;
+    mapping(uint256 => uint256) public requestRevenueOf;
+
+    /// @notice Every channel a receipt was built for (settled or not).
+    struct ChannelId {
+        address caller;
+        address relayer;
+        uint256 modelId;
+    }
+
+    ChannelId[] public channelIds;
+    mapping(bytes32 => bool) internal knownChannel;
+    /// @notice Each channel's totals as its ReceiptSettled events left them.
+    mapping(bytes32 => uint256) public ghostChannelCalls;
+    mapping(bytes32 => uint256) public ghostChannelAmount;
+    /// @notice Every token a caller ever deposited.
+    mapping(address => uint256) public deposited;
+    uint256 public receiptsSettled;
+
     /// @notice Every broken per-call rule, with what broke it.
     string[] public violations;
     mapping(bytes32 => uint256) public calls;
@@ -67,7 +104,8 @@ contract EscrowHandler is WithVm {
         relayers = new RelayerRegistry(token, MIN_BOND, UNBOND_DELAY);
         escrow = new InferenceEscrow(token, registry, relayers, treasury, 500, 1_000, TIMEOUT, 1 hours);
         for (uint256 i; i < 3; ++i) {
-            callers[i] = address(uint160(0xCA11E0 + i));
+            callerKeys[i] = 0xCA11E0 + i;
+            callers[i] = vm.addr(callerKeys[i]);
             authors[i] = address(uint160(0xA07 + i));
             relayerKeys[i] = 0xBEEF + i;
             relayerAddrs[i] = vm.addr(relayerKeys[i]);
@@ -95,6 +133,14 @@ contract EscrowHandler is WithVm {
         return modelIds.length;
     }
 
+    function channelCount() external view returns (uint256) {
+        return channelIds.length;
+    }
+
+    function callerAt(uint256 i) external view returns (address) {
+        return callers[i];
+    }
+
     /// @notice Every account that can hold credit, earnings or a bond.
     function accounts() public view returns (address[] memory all) {
         all = new address[](11);
@@ -119,8 +165,13 @@ contract EscrowHandler is WithVm {
     function setPrice(uint256 modelSeed, uint256 price) external {
         uint256 modelId = _model(modelSeed);
         (address owner,,,,,) = registry.getModel(modelId);
+        (, uint256 floor,,) = registry.receiptTerms(modelId);
+        price = _price(price);
         vm.prank(owner);
-        registry.setPrice(modelId, _price(price));
+        registry.setPrice(modelId, price);
+        // A rise keeps the receipt price in force before it; a cut (or no change) applies at once.
+        (, uint256 receiptPrice,,) = registry.receiptTerms(modelId);
+        if (receiptPrice != (price > floor ? floor : price)) _violate("setPrice left a wrong receipt price");
         _count("setPrice");
     }
 
@@ -166,8 +217,26 @@ contract EscrowHandler is WithVm {
         if (credit == 0) return;
         amount = 1 + amount % credit;
         uint256 before = token.balanceOf(caller);
-        vm.prank(caller);
-        escrow.withdraw(amount);
+        (bool enabled, uint256 announced, uint64 readyAt) = escrow.withdrawalNotice(caller);
+        if (!enabled) {
+            vm.prank(caller);
+            escrow.withdraw(amount);
+        } else {
+            bool allowed = amount <= announced && block.timestamp >= readyAt;
+            vm.prank(caller);
+            try escrow.withdraw(amount) {
+                if (!allowed) _violate("a withdrawal skipped the announcement or the delay");
+                (, uint256 left,) = escrow.withdrawalNotice(caller);
+                if (left != announced - amount) _violate("a withdrawal did not use up its announcement");
+            } catch {
+                if (allowed) _violate("an announced, ready withdrawal was refused");
+                if (escrow.balanceOf(caller) != credit || token.balanceOf(caller) != before) {
+                    _violate("a refused withdrawal moved money");
+                }
+                _count("withdraw refused");
+                return;
+            }
+        }
         if (token.balanceOf(caller) != before + amount) _violate("withdraw paid a different amount");
         if (escrow.balanceOf(caller) != credit - amount) _violate("withdraw debited a different amount");
         _count("withdraw");
@@ -224,8 +293,6 @@ contract EscrowHandler is WithVm {
         bytes memory sig = _sign(key, att);
 
         address relayer = vm.addr(key);
-        uint256 protocolBps = escrow.protocolFeeBps();
-        uint256 relayerBps = escrow.relayerFeeBps();
         (address[] memory payees, uint16[] memory shares) = registry.getPayees(t.modelId);
         uint256[] memory before = _earnings();
         (,,,,,, uint8 statusBefore) = escrow.getRequest(id);
@@ -234,7 +301,7 @@ contract EscrowHandler is WithVm {
         try escrow.fulfill(att, sig) {
             _countEndings();
             if (statusBefore != 1) _violate("an ended request settled again");
-            _checkSplit(t.price, protocolBps, relayerBps, relayer, payees, shares, before);
+            _checkSplit(t.price, relayer, payees, shares, before);
             _count("fulfill");
         } catch (bytes memory reason) {
             _countEndings();
@@ -291,6 +358,145 @@ contract EscrowHandler is WithVm {
     /// @dev Mostly a few seconds; one time in eight up to two request timeouts.
     function warp(uint256 seconds_) external {
         vm.warp(block.timestamp + (seconds_ % 8 == 0 ? seconds_ % (2 * TIMEOUT) : seconds_ % 60));
+    }
+
+    // ------------------------------------------------------------------ receipts (off-chain calls)
+
+    /// @notice Up to four receipts of random channels, sometimes the same item twice. Per item,
+    /// `kind` 0-5: the channel's next totals (1-3 new calls at the receipt price, sometimes a
+    /// little over it; funded three times in four); 6: a replay of the settled totals; 7: one wei
+    /// short of the receipt price; 8: signed by a key that is not the caller's; 9: past its
+    /// deadline. Each item must end in exactly one event with an outcome its kind allows, each
+    /// settled item must pay exactly its channel's increase (at least the receipt price per new
+    /// call) out of its caller's credit, split by the rounding rule, and nothing else may move.
+    function settleReceipts(uint256 seed) external {
+        uint256 n = 1 + seed % 4;
+        InferenceEscrow.Receipt[] memory receipts = new InferenceEscrow.Receipt[](n);
+        bytes[] memory sigs = new bytes[](n);
+        uint8[] memory kinds = new uint8[](n);
+        for (uint256 i; i < n; ++i) {
+            (receipts[i], sigs[i], kinds[i]) = _buildReceipt(uint256(keccak256(abi.encode(seed, i))));
+        }
+        if (seed % 5 == 0 && n > 1) {
+            receipts[n - 1] = receipts[0]; // the same item twice
+            sigs[n - 1] = sigs[0];
+            kinds[n - 1] = kinds[0];
+        }
+
+        uint256[] memory earningsBefore = _earnings();
+        uint256[3] memory creditBefore;
+        for (uint256 i; i < 3; ++i) {
+            creditBefore[i] = escrow.balanceOf(callers[i]);
+        }
+        vm.recordLogs();
+        escrow.settleReceipts(receipts, sigs);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+
+        uint256[] memory expected = new uint256[](earningsBefore.length);
+        uint256[3] memory paidBy;
+        uint256 item;
+        for (uint256 l; l < logs.length; ++l) {
+            if (logs[l].emitter != address(escrow)) continue;
+            bytes32 topic = logs[l].topics[0];
+            if (topic != RECEIPT_SETTLED_TOPIC && topic != RECEIPT_SKIPPED_TOPIC) continue;
+            if (item >= n) {
+                _violate("more receipt events than items");
+                break;
+            }
+            InferenceEscrow.Receipt memory r = receipts[item];
+            if (
+                logs[l].topics[1] != bytes32(uint256(uint160(r.caller)))
+                    || logs[l].topics[2] != bytes32(uint256(uint160(r.relayer))) || logs[l].topics[3] != bytes32(r.modelId)
+            ) _violate("a receipt event names another item than the one in its place");
+            if (topic == RECEIPT_SETTLED_TOPIC) {
+                (uint256 totalCalls, uint256 totalAmount, uint256 paid) = abi.decode(logs[l].data, (uint256, uint256, uint256));
+                if (totalCalls != r.calls || totalAmount != r.amount) _violate("ReceiptSettled carries other totals than the receipt");
+                _onReceiptSettled(r, kinds[item], paid, expected);
+                paidBy[_callerIndex(r.caller)] += paid;
+            } else {
+                (uint256 totalCalls, uint8 reason) = abi.decode(logs[l].data, (uint256, uint8));
+                if (totalCalls != r.calls) _violate("ReceiptSkipped carries other calls than the receipt");
+                _checkSkipReason(kinds[item], reason);
+            }
+            ++item;
+        }
+        if (item != n) _violate("a receipt ended in no event");
+
+        uint256[] memory earningsAfter = _earnings();
+        for (uint256 i; i < earningsAfter.length; ++i) {
+            if (earningsAfter[i] - earningsBefore[i] != expected[i]) {
+                _violate("a receipt settlement part does not follow the rounding rule");
+            }
+        }
+        for (uint256 i; i < 3; ++i) {
+            if (creditBefore[i] - escrow.balanceOf(callers[i]) != paidBy[i]) {
+                _violate("a caller's credit moved by other than what its receipts paid");
+            }
+        }
+        for (uint256 i; i < n; ++i) {
+            bytes32 key = _channelKey(receipts[i].caller, receipts[i].relayer, receipts[i].modelId);
+            (uint256 chCalls, uint256 chAmount) = escrow.channel(receipts[i].caller, receipts[i].relayer, receipts[i].modelId);
+            if (chCalls != ghostChannelCalls[key] || chAmount != ghostChannelAmount[key]) {
+                _violate("channel() differs from the channel's settled receipts");
+            }
+        }
+        _count("settleReceipts");
+    }
+
+    /// @dev Callers 0 and 1 sign receipts and turn on the withdrawal delay; caller 2 never does.
+    function enableReceipts(uint256 callerSeed) external {
+        address caller = callers[callerSeed % 2];
+        vm.prank(caller);
+        escrow.enableReceipts();
+        (bool enabled,,) = escrow.withdrawalNotice(caller);
+        if (!enabled) _violate("enableReceipts did not enable receipts");
+        _count("enableReceipts");
+    }
+
+    /// @dev One time in five announces 0 (a cancellation), else up to a little over the credit.
+    function announceWithdrawal(uint256 callerSeed, uint256 amount) external {
+        address caller = callers[callerSeed % 3];
+        (bool enabled,,) = escrow.withdrawalNotice(caller);
+        amount = amount % 5 == 0 ? 0 : amount % (escrow.balanceOf(caller) + 2);
+        vm.prank(caller);
+        try escrow.announceWithdrawal(amount) {
+            if (!enabled) _violate("an account without receipts announced a withdrawal");
+            (, uint256 announced, uint64 readyAt) = escrow.withdrawalNotice(caller);
+            if (announced != amount || readyAt != (amount == 0 ? 0 : block.timestamp + WITHDRAWAL_DELAY)) {
+                _violate("announceWithdrawal stored another amount or time");
+            }
+            _count("announceWithdrawal");
+        } catch (bytes memory reason) {
+            if (enabled || bytes4(reason) != InferenceEscrow.InferenceEscrow_NoWithdrawalDelay.selector) {
+                _violate("announceWithdrawal was refused for the wrong reason");
+            }
+        }
+    }
+
+    /// @dev Withdraws what was announced (at most the credit); `wait`: first jump to readyAt.
+    function withdrawAnnounced(uint256 callerSeed, bool wait) external {
+        address caller = callers[callerSeed % 2];
+        (bool enabled, uint256 announced, uint64 readyAt) = escrow.withdrawalNotice(caller);
+        uint256 credit = escrow.balanceOf(caller);
+        if (!enabled || announced == 0 || credit == 0) return;
+        if (wait && block.timestamp < readyAt) vm.warp(readyAt);
+        uint256 amount = announced < credit ? announced : credit;
+        uint256 before = token.balanceOf(caller);
+        vm.prank(caller);
+        try escrow.withdraw(amount) {
+            if (block.timestamp < readyAt) _violate("a withdrawal went through before readyAt");
+            if (token.balanceOf(caller) != before + amount || escrow.balanceOf(caller) != credit - amount) {
+                _violate("an announced withdrawal paid a different amount");
+            }
+            (, uint256 left,) = escrow.withdrawalNotice(caller);
+            if (left != announced - amount) _violate("a withdrawal did not use up its announcement");
+            _count("withdrawAnnounced");
+        } catch (bytes memory reason) {
+            if (block.timestamp >= readyAt || bytes4(reason) != InferenceEscrow.InferenceEscrow_WithdrawalNotReady.selector) {
+                _violate("an announced withdrawal was refused for the wrong reason");
+            }
+            _count("withdrawAnnounced early");
+        }
     }
 
     // ------------------------------------------------------------------ relayers and owner
@@ -370,35 +576,138 @@ contract EscrowHandler is WithVm {
     /// the rest, payee i > 0 gets its share rounded down, the first payee the remainder.
     function _checkSplit(
         uint256 price,
-        uint256 protocolBps,
-        uint256 relayerBps,
         address relayer,
         address[] memory payees,
         uint16[] memory shares,
         uint256[] memory before
     ) private {
         uint256[] memory afterwards = _earnings();
-        address[] memory all = accounts();
-        uint256 protocolPart = price * protocolBps / BPS;
-        uint256 relayerPart = price * relayerBps / BPS;
-        uint256 payeePart = price - protocolPart - relayerPart;
+        uint256[] memory expected = new uint256[](afterwards.length);
+        _addSplit(expected, price, relayer, payees, shares);
         uint256 paid;
-        for (uint256 i; i < all.length; ++i) {
+        for (uint256 i; i < afterwards.length; ++i) {
             uint256 delta = afterwards[i] - before[i];
             paid += delta;
-            uint256 expected;
-            if (all[i] == treasury) expected = protocolPart;
-            if (all[i] == relayer) expected += relayerPart;
-            uint256 rest = payeePart;
-            for (uint256 j = 1; j < payees.length; ++j) {
-                uint256 part = payeePart * shares[j] / BPS;
-                rest -= part;
-                if (payees[j] == all[i]) expected += part;
-            }
-            if (payees[0] == all[i]) expected += rest;
-            if (delta != expected) _violate("a settlement part does not follow the rounding rule");
+            if (delta != expected[i]) _violate("a settlement part does not follow the rounding rule");
         }
         if (paid != price) _violate("a settlement's parts do not sum to its price");
+    }
+
+    /// @dev Adds the parts of a settlement of `price` by the rounding rule to `into` (indexed as
+    /// `accounts()`), at the escrow's current fees.
+    function _addSplit(
+        uint256[] memory into,
+        uint256 price,
+        address relayer,
+        address[] memory payees,
+        uint16[] memory shares
+    ) private view {
+        uint256 protocolPart = price * escrow.protocolFeeBps() / BPS;
+        uint256 relayerPart = price * escrow.relayerFeeBps() / BPS;
+        uint256 payeePart = price - protocolPart - relayerPart;
+        into[_indexOf(treasury)] += protocolPart;
+        into[_indexOf(relayer)] += relayerPart;
+        uint256 rest = payeePart;
+        for (uint256 j = 1; j < payees.length; ++j) {
+            uint256 part = payeePart * shares[j] / BPS;
+            rest -= part;
+            into[_indexOf(payees[j])] += part;
+        }
+        into[_indexOf(payees[0])] += rest;
+    }
+
+    function _indexOf(address account) private view returns (uint256) {
+        address[] memory all = accounts();
+        for (uint256 i; i < all.length; ++i) {
+            if (all[i] == account) return i;
+        }
+        revert("not a handler account");
+    }
+
+    /// @dev A receipt of a random channel and kind (see settleReceipts), signed.
+    function _buildReceipt(uint256 s)
+        private
+        returns (InferenceEscrow.Receipt memory r, bytes memory sig, uint8 kind)
+    {
+        uint256 ci = s % 3;
+        address relayer = (s >> 8) % 11 == 0 ? stranger : vm.addr(_relayerKey(s >> 12));
+        uint256 modelId = _model(s >> 20);
+        kind = uint8((s >> 28) % 10);
+        (uint256 chCalls, uint256 chAmount) = escrow.channel(callers[ci], relayer, modelId);
+        (, uint256 receiptPrice,,) = registry.receiptTerms(modelId);
+        uint256 newCalls = 1 + (s >> 36) % 3;
+        uint256 pay = newCalls * receiptPrice + ((s >> 40) % 4 == 0 ? (s >> 44) % 1_000 : 0);
+        if (kind == 6) {
+            newCalls = 0;
+            pay = 0;
+        } else if (kind == 7) {
+            if (receiptPrice == 0) kind = 0;
+            else pay = newCalls * receiptPrice - 1;
+        }
+        if (kind < 6 && (s >> 56) % 4 != 0) {
+            uint256 credit = escrow.balanceOf(callers[ci]);
+            if (credit < pay) _deposit(callers[ci], pay - credit);
+        }
+        uint64 deadline = kind == 9 ? uint64(block.timestamp - 1) : uint64(block.timestamp + 1 hours);
+        r = InferenceEscrow.Receipt(callers[ci], relayer, modelId, chCalls + newCalls, chAmount + pay, deadline);
+        (uint8 v, bytes32 rr, bytes32 ss) = vm.sign(kind == 8 ? strangerKey : callerKeys[ci], escrow.hashReceipt(r));
+        sig = abi.encodePacked(rr, ss, v);
+
+        bytes32 key = _channelKey(callers[ci], relayer, modelId);
+        if (!knownChannel[key]) {
+            knownChannel[key] = true;
+            channelIds.push(ChannelId(callers[ci], relayer, modelId));
+        }
+    }
+
+    /// @dev A settled receipt: it must be a kind that may settle, pay exactly its channel's
+    /// increase, at least the receipt price per new call; its split is added to `expected`.
+    function _onReceiptSettled(InferenceEscrow.Receipt memory r, uint8 kind, uint256 paid, uint256[] memory expected)
+        private
+    {
+        if (kind >= 6) _violate("a replayed, underpriced, foreign-signed or expired receipt settled");
+        bytes32 key = _channelKey(r.caller, r.relayer, r.modelId);
+        uint256 prevCalls = ghostChannelCalls[key];
+        uint256 prevAmount = ghostChannelAmount[key];
+        if (r.calls <= prevCalls || r.amount < prevAmount || paid != r.amount - prevAmount) {
+            _violate("a receipt paid other than its channel's increase");
+            return;
+        }
+        (, uint256 receiptPrice,,) = registry.receiptTerms(r.modelId);
+        if (paid < (r.calls - prevCalls) * receiptPrice) _violate("a receipt settled below the receipt price");
+        ghostChannelCalls[key] = r.calls;
+        ghostChannelAmount[key] = r.amount;
+        receiptsSettled += 1;
+
+        (address[] memory payees, uint16[] memory shares) = registry.getPayees(r.modelId);
+        _addSplit(expected, paid, r.relayer, payees, shares);
+    }
+
+    /// @dev The reasons each kind of item may be skipped for.
+    function _checkSkipReason(uint8 kind, uint8 reason) private {
+        if (reason < NOT_NEWER || reason > 7) _violate("a receipt was skipped with a reason out of range");
+        if (kind == 9 && reason != EXPIRED) _violate("an expired receipt was skipped for another reason");
+        if (kind == 6 && reason != NOT_NEWER) _violate("a replayed receipt was skipped for another reason");
+        if (kind == 8 && reason != INVALID_SIGNATURE && reason != NOT_NEWER) {
+            _violate("a receipt signed by another key was skipped for another reason");
+        }
+        if (kind == 7 && reason != UNDERPRICED && reason != NOT_NEWER && reason != NOT_ACTIVE_RELAYER) {
+            _violate("an underpriced receipt was skipped for another reason");
+        }
+        if (kind < 6 && (reason == EXPIRED || reason == INVALID_SIGNATURE || reason == UNKNOWN_MODEL)) {
+            _violate("a valid receipt was skipped as expired, badly signed or of an unknown model");
+        }
+    }
+
+    function _channelKey(address caller, address relayer, uint256 modelId) private pure returns (bytes32) {
+        return keccak256(abi.encode(caller, relayer, modelId));
+    }
+
+    function _callerIndex(address caller) private view returns (uint256) {
+        for (uint256 i; i < 3; ++i) {
+            if (callers[i] == caller) return i;
+        }
+        revert("not a caller");
     }
 
     function _countEndings() private {
@@ -412,6 +721,8 @@ contract EscrowHandler is WithVm {
             if (topic == FULFILLED_TOPIC) {
                 settledCalls += 1;
                 settledRevenue += tracked[id].price;
+                requestCallsOf[tracked[id].modelId] += 1;
+                requestRevenueOf[tracked[id].modelId] += tracked[id].price;
             }
         }
     }
@@ -436,6 +747,7 @@ contract EscrowHandler is WithVm {
     }
 
     function _deposit(address caller, uint256 amount) private {
+        deposited[caller] += amount;
         token.mint(caller, amount);
         vm.startPrank(caller);
         token.approve(address(escrow), amount);

@@ -32,7 +32,7 @@ contract EscrowInvariants is WithVm {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory selectors) {
-        bytes4[] memory actions = new bytes4[](19);
+        bytes4[] memory actions = new bytes4[](24);
         actions[0] = EscrowHandler.registerModel.selector;
         actions[1] = EscrowHandler.setPrice.selector;
         actions[2] = EscrowHandler.setPayees.selector;
@@ -52,6 +52,11 @@ contract EscrowInvariants is WithVm {
         actions[16] = EscrowHandler.unbondRelayer.selector;
         actions[17] = EscrowHandler.setFees.selector;
         actions[18] = EscrowHandler.setPaused.selector;
+        actions[19] = EscrowHandler.settleReceipts.selector;
+        actions[20] = EscrowHandler.settleReceipts.selector; // the receipts' money path twice as often
+        actions[21] = EscrowHandler.enableReceipts.selector;
+        actions[22] = EscrowHandler.announceWithdrawal.selector;
+        actions[23] = EscrowHandler.withdrawAnnounced.selector;
         selectors = new FuzzSelector[](1);
         selectors[0] = FuzzSelector(address(handler), actions);
     }
@@ -100,7 +105,9 @@ contract EscrowInvariants is WithVm {
     }
 
     /// @notice Per-call rules the handler checked: splits sum to the price by the rounding rule,
-    /// refunds return the locked price, nothing settles twice.
+    /// refunds return the locked price, nothing settles twice, each receipt pays exactly its
+    /// channel's increase or is skipped for a reason its kind allows, withdrawals of accounts
+    /// that sign receipts wait for their announcement.
     function invariant_perCallRules() public view {
         uint256 count = handler.violationCount();
         if (count != 0) revert InvariantBroken(handler.violations(0), count, 0);
@@ -119,17 +126,80 @@ contract EscrowInvariants is WithVm {
         if (handler.violationCount() != 0) revert InvariantBroken(handler.violations(0), 0, 0);
     }
 
-    /// @notice modelStats adds up to the settled calls and their prices.
-    function invariant_modelStats() public view {
-        uint256 calls;
-        uint256 revenue;
-        uint256 models = handler.modelCount();
-        for (uint256 i; i < models; ++i) {
-            (uint256 c, uint256 r) = escrow.modelStats(handler.modelIds(i));
-            calls += c;
-            revenue += r;
+    /// @notice The handler's receipts and withdrawal-delay actions do settle and pay out.
+    function test_handlerReceiptsPath() public {
+        handler.enableReceipts(0);
+        for (uint256 seed; seed < 12; ++seed) {
+            handler.settleReceipts(seed);
         }
-        if (calls != handler.settledCalls()) revert InvariantBroken("modelStats calls != settled calls", calls, handler.settledCalls());
-        if (revenue != handler.settledRevenue()) revert InvariantBroken("modelStats revenue != settled prices", revenue, handler.settledRevenue());
+        if (handler.receiptsSettled() == 0) revert InvariantBroken("the handler's receipts never settled", 0, 1);
+        if (handler.channelCount() == 0) revert InvariantBroken("the handler built no channel", 0, 1);
+        address caller = handler.callerAt(0);
+        handler.deposit(0, 1e18);
+        handler.announceWithdrawal(0, 1); // 1 % (credit + 2) = 1
+        (bool enabled, uint256 announced, uint64 readyAt) = escrow.withdrawalNotice(caller);
+        if (!enabled || announced != 1) revert InvariantBroken("the handler's announcement did not hold", announced, 1);
+        uint256 before = token.balanceOf(caller);
+        handler.withdrawAnnounced(0, false); // too early: refused
+        if (token.balanceOf(caller) != before) revert InvariantBroken("a withdrawal went through early", 0, 0);
+        handler.withdrawAnnounced(0, true);
+        if (block.timestamp != readyAt || token.balanceOf(caller) != before + 1) {
+            revert InvariantBroken("the handler's announced withdrawal did not pay", token.balanceOf(caller), before + 1);
+        }
+        if (handler.violationCount() != 0) revert InvariantBroken(handler.violations(0), 0, 0);
+    }
+
+    /// @notice Each model's modelStats are its settled requests (count and prices) plus the
+    /// settled totals of its channels.
+    function invariant_modelStats() public view {
+        // The handler registers every model, so ids run from 1 to modelCount.
+        uint256 models = handler.modelCount();
+        uint256[] memory calls = new uint256[](models + 1);
+        uint256[] memory revenue = new uint256[](models + 1);
+        uint256 channels = handler.channelCount();
+        for (uint256 c; c < channels; ++c) {
+            (address caller, address relayer, uint256 modelId) = handler.channelIds(c);
+            (uint256 channelCalls, uint256 channelAmount) = escrow.channel(caller, relayer, modelId);
+            calls[modelId] += channelCalls;
+            revenue[modelId] += channelAmount;
+        }
+        for (uint256 modelId = 1; modelId <= models; ++modelId) {
+            calls[modelId] += handler.requestCallsOf(modelId);
+            revenue[modelId] += handler.requestRevenueOf(modelId);
+            (uint256 statCalls, uint256 statRevenue) = escrow.modelStats(modelId);
+            if (statCalls != calls[modelId]) {
+                revert InvariantBroken("modelStats calls != settled requests + channel calls", statCalls, calls[modelId]);
+            }
+            if (statRevenue != revenue[modelId]) {
+                revert InvariantBroken("modelStats revenue != settled request prices + channel amounts", statRevenue, revenue[modelId]);
+            }
+        }
+    }
+
+    /// @notice No channel has settled more than its caller ever deposited, nor all of a caller's
+    /// channels together; and channel() reads what the settled receipts left.
+    function invariant_channelsBackedByDeposits() public view {
+        address[3] memory callers;
+        uint256[3] memory deposits;
+        uint256[3] memory spent;
+        for (uint256 i; i < 3; ++i) {
+            callers[i] = handler.callerAt(i);
+            deposits[i] = handler.deposited(callers[i]);
+        }
+        uint256 channels = handler.channelCount();
+        for (uint256 c; c < channels; ++c) {
+            (address caller, address relayer, uint256 modelId) = handler.channelIds(c);
+            (uint256 calls, uint256 amount) = escrow.channel(caller, relayer, modelId);
+            uint256 i = caller == callers[0] ? 0 : caller == callers[1] ? 1 : 2;
+            if (amount > deposits[i]) revert InvariantBroken("a channel settled more than its caller deposited", amount, deposits[i]);
+            spent[i] += amount;
+            bytes32 key = keccak256(abi.encode(caller, relayer, modelId));
+            if (calls != handler.ghostChannelCalls(key) || amount != handler.ghostChannelAmount(key)) {
+                revert InvariantBroken("channel() != the totals of its settled receipts", amount, handler.ghostChannelAmount(key));
+            }
+        }
+        for (uint256 i; i < 3; ++i) {
+            if (spent[i] > deposits[i]) revert InvariantBroken("a caller's channels settled more than it deposited", spent[i], deposits[i]);
+        }
     }
 }
