@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+import requests
 from eth_utils import keccak
 
 from modelhub import errors as e
@@ -229,8 +230,9 @@ def test_a_price_rise_is_paid_only_up_to_max_price(uploader_hub, served_iris, re
     assert capped.infer(IRIS_INPUT).price == PRICE
 
     chain.mine(timestamp=chain.blocks.head.timestamp + uploader_hub.price_notice_period + 1)
-    head = chain.blocks.head.number
-    wait_until(lambda: relayer_process.health()["chainHead"] >= head, what="the relayer to see the new block")
+    view = f"{relayer_process.url}/v1/channels/{rich_caller.address}/{model}"
+    wait_until(lambda: requests.get(view, timeout=5).json()["receiptPrice"] == str(2 * PRICE),
+               what="the relayer to see the notice end")
     before = capped.channel
     with pytest.raises(e.PriceAboveMaxError, match="above your max_price"):
         capped.infer(IRIS_INPUT)
@@ -255,12 +257,16 @@ def test_a_session_follows_the_channel_when_another_client_moved_it(served_iris,
 
 def test_a_tampered_answer_is_refused(served_iris, relayer_process, rich_caller, caller):
     from modelhub.attestation import Attestation
-    from modelhub.receipts import FastSigner, attestation_digest
+    from modelhub.receipts import FastSigner, attestation_digest, receipt_digest
 
     with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url) as session:
         result = session.infer(IRIS_INPUT)
         answer = answer_of(result)
         assert session.verify(answer, result.receipt, result.input_hash).outputs == result.outputs
+        # The session's digests from raw words are the generic encoders' digests.
+        assert session.receipt_digest(result.receipt) == receipt_digest(result.receipt, session.chain_id, session.escrow)
+        assert session.attestation_digest(result.attestation) == attestation_digest(
+            result.attestation, session.chain_id, session.escrow)
 
         def refused(changed: dict, receipt=result.receipt, input_hash=result.input_hash, match: str = ""):
             with pytest.raises(OutputVerificationError, match=match):

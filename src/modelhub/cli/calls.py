@@ -170,14 +170,14 @@ def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_
         if fast.enabled_receipts:
             session.note(f"Enabled receipts for {hub.address}: from now on its withdrawals take "
                          "two steps (see `modelhub withdraw --help`)")
-        opened = fast.channel
+        paid = 0
         with _progress(session, f"calling relayer {fast.relayer} at {fast.relayer_url}"):
             served = time.monotonic()
             for _ in range(repeat):
                 result = fast.infer(data)
+                paid += result.price
             seconds = time.monotonic() - served
     channel, receipt = result.channel, result.receipt
-    paid = channel.amount - opened.amount
     session.emit(
         {"status": "served", "paidBy": "receipt", "modelId": model_id, "version": result.version,
          "price": session.money_json(result.price), "output": result.outputs,

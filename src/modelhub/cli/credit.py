@@ -42,13 +42,13 @@ def register(cli: click.Group) -> None:
         notice = hub.withdrawal_notice()
         data = {"account": hub.address, "credit": session.money_json(credit),
                 "wallet": session.money_json(wallet), "receiptsEnabled": notice.receipts_enabled}
-        lines = [hub.address, f"  credit    {session.money(credit)}", f"  wallet    {session.money(wallet)}"]
+        lines = [hub.address, f"  credit  {session.money(credit)}", f"  wallet  {session.money(wallet)}"]
         if notice.receipts_enabled:
             now = _chain_now()
             ready = bool(notice.announced) and now >= notice.ready_at
             data.update({"announcedWithdrawal": session.money_json(notice.announced),
                          "withdrawalReadyAt": notice.ready_at, "withdrawalReady": ready})
-            lines.append(f"  receipts  enabled: withdrawals wait {_duration(hub.withdrawal_delay)} "
+            lines.append(f"  receipts enabled: withdrawals wait {_duration(hub.withdrawal_delay)} "
                          "after an announcement")
             if notice.announced:
                 when = ("ready now" if ready else
