@@ -760,6 +760,39 @@ class EconomicsMachine(RuleBasedStateMachine):
         }[how]  # fmt: skip
         self.transact(lambda ts: self.hub.withdraw(sender, amount, ts), sender, self.w.escrow, "withdraw", amount, abi=self.E)
 
+    @rule(
+        actor=ACTOR,
+        share=st.sampled_from(["all", "part", "one"]),
+        when=st.sampled_from(["at_once", "before_ready", "ready", "ready", "later"]),
+        again=st.booleans(),
+    )
+    def announce_and_withdraw(self, actor, share, when, again):
+        """The two steps in one: a funded account that signs receipts announces a withdrawal,
+        then withdraws it at once, one second early, right on time or later; and sometimes
+        tries to withdraw as much again."""
+        account = self.actor(actor)
+        if not self.hub.withdrawal_notice(account)[0]:
+            self.enable_receipts(actor=actor)
+        if not self.hub.credit[account]:
+            self.deposit(payer=actor, beneficiary=None, amount=10**6 + actor, mint_first=True)
+        credit = self.hub.credit[account]
+        amount = {"all": credit, "part": max(credit // 3, 1), "one": 1}[share]
+        self.transact(
+            lambda ts: self.hub.announce_withdrawal(account, amount, ts),
+            account, self.w.escrow, "announceWithdrawal", amount, abi=self.E,
+        )  # fmt: skip
+        ready_at = self.hub.withdrawal_notice(account)[2]
+        if when == "before_ready":
+            self.next_ts = max(self.next_ts, ready_at - 1)
+        elif when == "ready":
+            self.next_ts = max(self.next_ts, ready_at)
+        elif when == "later":
+            self.next_ts = max(self.next_ts, ready_at + 1 + actor)
+        for _ in range(1 + again):
+            self.transact(
+                lambda ts: self.hub.withdraw(account, amount, ts), account, self.w.escrow, "withdraw", amount, abi=self.E
+            )
+
     # ------------------------------------------------------------ receipts: price notice
 
     @precondition(lambda self: self.hub.models)
@@ -1074,15 +1107,17 @@ class EconomicsMachine(RuleBasedStateMachine):
         relayer=PICK,
         model=PICK,
         extra=st.integers(0, 2**16),
-        how=st.sampled_from(["rise", "rise", "rise_big", "between", "below_floor"]),
+        hows=st.lists(st.sampled_from(["rise", "rise", "rise_big", "same", "between", "to_floor", "below_floor"]), min_size=1, max_size=3),
         when=st.sampled_from(["now", "before_end", "at_end", "after_end"]),
     )
-    def price_change_under_receipts(self, caller, relayer, model, extra, how, when):
-        """A receipt signed at the receipt price before a price change, settled after it: at
-        once, or one second before, at, or after the end of the notice."""
+    def price_change_under_receipts(self, caller, relayer, model, extra, hows, when):
+        """A receipt signed at the receipt price before one to three price changes (a rise, then
+        more within its notice), settled after them: at once, or one second before, at, or after
+        the end of the notice."""
         model_id = 1 + model % len(self.hub.models)
         built = self.build_receipt("next", caller, relayer, 0, 1, extra * 4, self.next_ts, model_id=model_id)
-        self.change_price(model=model_id - 1, how=how, extra=1 + extra)
+        for how in hows:
+            self.change_price(model=model_id - 1, how=how, extra=1 + extra)
         ends = self.hub.models[model_id].notice_ends
         if when != "now":
             ends = ends or self.next_ts + self.hub.price_notice_period
