@@ -34,8 +34,8 @@ from modelhub.receipts import FastSigner, Receipt, recover_digest_signer, attest
 from modelhub.attestation import Attestation
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.relayer.relayer_support import RelayerProcess, wait_until  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests" / "relayer"))
+from relayer_support import RelayerProcess, wait_until  # noqa: E402  (the tests' process runner)
 
 MODEL = ROOT / "examples" / "iris" / "iris.onnx"
 INPUT = {"X": [[5.1, 3.5, 1.4, 0.2]]}
