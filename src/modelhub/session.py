@@ -678,13 +678,7 @@ def canonical_input(inputs: Mapping[str, Any] | bytes) -> bytes:
 
 def receipt_price(hub: "Hub", model_id: int) -> int:
     """The least a receipt must pay per call of `model_id` now (ModelRegistry.receiptTerms)."""
-    # Read here rather than through Hub.price_notice, which expects receiptTerms to return two
-    # values; it returns four (with the payees).
-    with chain_errors():
-        terms = hub.contracts.registry.receiptTerms(model_id)
-    if not terms[0]:
-        raise refusal("ModelRegistry_UnknownModel", modelId=model_id)
-    return int(terms[1])
+    return hub.price_notice(model_id).receipt_price
 
 
 def _channel_state(data: Mapping[str, Any]) -> ChannelState:
