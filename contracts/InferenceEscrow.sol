@@ -172,9 +172,12 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         address caller;
     }
 
+    /// @dev Full words: a receipt may add up to 2**64 - 1 calls and 2**160 - 1 tokens at once, so
+    /// packed counters could be pushed to overflow, and a checked overflow would block every
+    /// later settlement of the model.
     struct ModelStats {
-        uint96 calls;
-        uint160 revenue;
+        uint256 calls;
+        uint256 revenue;
     }
 
     /// @dev A caller's credit and the number of requests it has made, in one slot: a request
@@ -618,7 +621,7 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
 
         ModelStats storage stats = _stats[modelId];
         stats.calls += 1;
-        stats.revenue += uint160(price);
+        stats.revenue += price;
 
         _book(run, signer, modelId, price);
         emit InferenceFulfilled(att.requestId, signer, att.outputHash);
@@ -677,8 +680,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
             account.credit = uint160(credit - paid);
         }
         ModelStats storage stats = _stats[modelId];
-        stats.calls += uint96(newCalls);
-        stats.revenue += uint160(paid);
+        stats.calls += newCalls;
+        stats.revenue += paid;
 
         _book(run, relayer, modelId, paid);
         emit ReceiptSettled(caller, relayer, modelId, receipt.calls, receipt.amount, paid);

@@ -38,7 +38,7 @@ ENDED = (FULFILLED, REJECTED, REFUNDED)
 
 MAX_CHANNEL_CALLS = 2**64 - 1  # InferenceEscrow.MAX_CHANNEL_CALLS
 MAX_CHANNEL_AMOUNT = 2**160 - 1  # LIMIT: a channel's settled amount is stored in 160 bits
-MAX_REVENUE = 2**160 - 1  # LIMIT: modelStats' revenue is stored in 160 bits (checked: overflow reverts)
+MAX_REVENUE = 2**256 - 1  # modelStats' counters are full words: no reachable settlement overflows them
 
 # Why an item of settleReceipts is skipped (ReceiptSkipped's reason).
 (
@@ -565,8 +565,8 @@ class Hub:
         return self._atomic(run)
 
     def _check_revenue(self, model_id: int, price: int) -> None:
-        """LIMIT: a model's revenue is a checked 160-bit counter: a settlement that would push it
-        past 2**160 - 1 reverts the whole transaction (a batch included)."""
+        """A model's revenue is a checked 256-bit counter: a settlement that would push it past
+        2**256 - 1 reverts the whole transaction (unreachable: kept so the model states the rule)."""
         if self.stats[model_id][1] + price > MAX_REVENUE:
             raise Revert(PANIC_OVERFLOW)
 
@@ -626,7 +626,7 @@ class Hub:
 
     def settle_receipts(self, receipts: list[SignedReceipt], now: int) -> list[ReceiptSettlement | int]:
         """Per item, in order, its settlement or the reason it is skipped. The whole batch
-        reverts (and nothing changes) if a model's 160-bit revenue would overflow."""
+        reverts (and nothing changes) if a model's revenue would overflow (unreachable)."""
         def run() -> list[ReceiptSettlement | int]:
             out: list[ReceiptSettlement | int] = []
             for receipt in receipts:

@@ -1080,7 +1080,7 @@ class EconomicsMachine(RuleBasedStateMachine):
     @rule(caller=ACTOR, relayer=PICK, model=PICK, extra=st.integers(0, 2**16))
     def whale_fast_call(self, caller, relayer, model, extra):
         """A caller with credit near the 160-bit limit pays all of it in one receipt: a model's
-        revenue can reach its 160-bit limit (ref.MAX_REVENUE) within a few settlements."""
+        revenue passes 2**160 within a few settlements, and must keep counting."""
         account = self.actor(caller)
         top_up = ref.MAX_CREDIT - extra - self.hub.credit[account]
         if top_up > 0:
