@@ -1,5 +1,5 @@
 """The whole hub in one command: a local chain, a deployment, a relayer, the example models
-(one shared with two co-authors), paid calls, and who earned what (`make demo`, `modelhub up`).
+(one shared with two co-authors), paid calls on chain and by receipt, and who earned what.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ EXAMPLE_MODELS = (
     ),
 )
 IRIS_SPECIES = ("setosa", "versicolor", "virginica")
+FAST_CALLS = 200  # fast calls of the iris model, paid with receipts and settled together
+SETTLE_INTERVAL_S = 2  # the demo's relayer settles receipts this often (the default is a minute)
 
 
 class Say:
@@ -79,7 +81,7 @@ def relayer_process(url: str, deployments: Path, store: Path, port: int, log_pat
     """Runs `modelhub relayer run` for the demo's relayer account; yields its HTTP URL."""
     command = [sys.executable, "-m", "modelhub.cli", "relayer", "run", "--network", url,
                "--account", f"TEST::{ROLES['relayer']}", "--port", str(port), "--store", str(store),
-               "--poll-interval", "0.2"]
+               "--poll-interval", "0.2", "--settle-interval", str(SETTLE_INTERVAL_S)]
     env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(deployments)}
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -157,10 +159,11 @@ def run(echo: Callable[[str], None], *, chain_port: int | None = None, relayer_p
 
             caller = hubs["caller"]
             calls = [(model, inputs) for model in EXAMPLE_MODELS for inputs in model.calls]
-            budget = sum(model.price for model, _ in calls)
+            iris = EXAMPLE_MODELS[0]
+            budget = sum(model.price for model, _ in calls) + FAST_CALLS * iris.price
             caller.faucet(budget)
             caller.deposit(budget)
-            say.step(f"The caller ({caller.address}) deposits {tokens(budget)} and makes {len(calls)} paid calls")
+            say.step(f"The caller ({caller.address}) deposits {tokens(budget)} and makes {len(calls)} paid calls on chain")
             sent = [(model, inputs, caller.request(model_ids[model.name], inputs)) for model, inputs in calls]
             paid = 0
             for number, (model, inputs, request) in enumerate(sent, 1):
@@ -169,6 +172,8 @@ def run(echo: Callable[[str], None], *, chain_port: int | None = None, relayer_p
                 paid += request.price
                 say.line(f"call {number} {model.name} {_compact(inputs)} -> {_describe(model, result.output)} "
                          f"[{tokens(request.price)}, attestation by {name_of.get(result.relayer, result.relayer)} checked]")
+
+            paid += _fast_calls(say, caller, relayer, model_ids[iris.name], iris, relayer_url)
 
             say.step("Who earned what")
             earners = ["author", "co-author A", "co-author B", "relayer", "operator"]
@@ -199,6 +204,7 @@ def _wait_for_ctrl_c(say: Say, chain_url: str, relayer_url: str, chain_id: int, 
     say.line("  modelhub models list")
     say.line(f"  modelhub faucet 1 --account TEST::{ROLES['caller']} && modelhub deposit 1 --account TEST::{ROLES['caller']}")
     say.line(f"  modelhub infer 1 '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --account TEST::{ROLES['caller']}")
+    say.line(f"  modelhub infer 1 '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --fast --account TEST::{ROLES['caller']}")
     say.line(f"  modelhub earnings --account TEST::{ROLES['author']}")
     say.line("Ctrl-C stops the chain and the relayer.")
     try:
@@ -206,6 +212,48 @@ def _wait_for_ctrl_c(say: Say, chain_url: str, relayer_url: str, chain_id: int, 
             time.sleep(3600)
     except KeyboardInterrupt:
         say.step("Stopping")
+
+
+def _fast_calls(say: Say, caller: Hub, relayer: Hub, model_id: int, model: ExampleModel, relayer_url: str) -> int:
+    """FAST_CALLS calls over HTTP paid with signed receipts, then their settlement in one
+    transaction; returns what they paid."""
+    say.step(f"The caller makes {FAST_CALLS} fast calls of {model.name}: straight to the relayer over HTTP, "
+             "each paid with a signed receipt")
+    inputs = [model.calls[i % len(model.calls)] for i in range(FAST_CALLS)]
+    with caller.fast_session(model_id, relayer=relayer_url) as session:
+        if session.enabled_receipts:
+            say.line("receipts enabled for the caller (once): its withdrawals now wait for a notice period")
+        started = time.perf_counter()
+        results = [session.infer(x) for x in inputs]
+        elapsed = time.perf_counter() - started
+    first, last = results[0], results[-1]
+    say.line(f"call 1 {_compact(inputs[0])} -> {_describe(model, first.outputs)} "
+             f"[receipt #{first.receipt.calls}, attestation by relayer checked]")
+    say.line(f"{FAST_CALLS} calls in {elapsed:.2f} s ({FAST_CALLS / elapsed:.0f} calls/s from this one client), "
+             f"no transaction; the last receipt owes {tokens(last.receipt.amount)} for {last.receipt.calls} calls")
+
+    want = (last.receipt.calls, last.receipt.amount)
+    deadline = time.monotonic() + 120
+    while relayer.channel(caller.address, relayer.address, model_id) != want:
+        if time.monotonic() > deadline:
+            raise ModelHubError("the relayer did not settle the fast calls within 120 s; see its log")
+        time.sleep(0.5)
+    gas, transactions = _settlement_gas(caller, model_id)
+    say.line(f"the relayer settled them with settleReceipts, every {SETTLE_INTERVAL_S} s: {transactions} "
+             f"transaction{'s' if transactions > 1 else ''}, {gas:,} gas for {FAST_CALLS} calls "
+             f"({gas / FAST_CALLS:,.0f} gas per call)")
+    return last.receipt.amount
+
+
+def _settlement_gas(hub: Hub, model_id: int) -> tuple[int, int]:
+    """Gas and number of the transactions that settled this caller's receipts for `model_id`."""
+    from ape import chain
+
+    escrow = hub.contracts.escrow
+    logs = escrow.ReceiptSettled.range(hub.deployment.start_block, chain.blocks.head.number + 1,
+                                       search_topics={"caller": hub.address, "modelId": model_id})
+    hashes = {log.transaction_hash for log in logs}
+    return sum(chain.provider.get_receipt(h).gas_used for h in hashes), len(hashes)
 
 
 def _compact(inputs: dict) -> str:

@@ -170,6 +170,13 @@ class FastSigner:
 def recover_digest_signer(digest: bytes, signature: bytes) -> str | None:
     """The checksummed address whose key signed `digest`, or None when the signature is not
     one OpenZeppelin's ECDSA would accept (wrong length, v not 27/28, s in the high half)."""
+    address = recover_digest_address(digest, signature)
+    return None if address is None else to_checksum_address(address)
+
+
+def recover_digest_address(digest: bytes, signature: bytes) -> bytes | None:
+    """`recover_digest_signer` as the 20 raw address bytes: for the relayer's hot path, where
+    the EIP-55 checksum (a keccak over the hex text) would only be compared and dropped."""
     if len(signature) != 65 or signature[64] not in (27, 28):
         return None
     s = int.from_bytes(signature[32:64], "big")
@@ -181,7 +188,7 @@ def recover_digest_signer(digest: bytes, signature: bytes) -> str | None:
         )
     except Exception:  # coincurve raises plain Exception for points off the curve
         return None
-    return to_checksum_address(keccak(public_key.format(compressed=False)[1:])[-20:])
+    return keccak(public_key.format(compressed=False)[1:])[-20:]
 
 
 def recover_receipt_signer(receipt: Receipt, signature: bytes, chain_id: int, escrow: str) -> str | None:

@@ -163,7 +163,9 @@ def test_a_fast_call_is_answered_with_an_attestation_that_verifies(iris, caller_
     view = requests.get(f"{relayer.url}/v1/channels/{channel.caller}/{model_id}", timeout=5).json()
     assert view == {"caller": channel.caller.lower(), "relayer": active_relayer.address.lower(), "modelId": model_id,
                     "calls": "1", "amount": str(PRICE), "settledCalls": "0", "settledAmount": "0",
-                    "price": str(PRICE), "receiptPrice": str(PRICE)}
+                    "price": str(PRICE), "receiptPrice": str(PRICE),
+                    # the caller's own signature of the totals, so a resuming client can check them
+                    "deadline": receipt.deadline, "signature": channel.body(receipt)["signature"]}
     assert "modelhub_fast_calls_accepted_total 1.0" in metrics(relayer)
     assert relayer.health()["fast"]["fastSigning"] is True
 

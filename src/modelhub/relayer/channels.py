@@ -85,6 +85,8 @@ class ChannelStore:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._pending = 0  # receipts queued for, or being committed by, the writer
+        self._pending_lock = threading.Lock()
         self.commits = 0  # transactions committed by the writer (tests and benchmarks read it)
         self.saved = 0  # receipts they carried
         self.commit_seconds = 0.0  # time spent in those transactions
@@ -151,13 +153,26 @@ class ChannelStore:
 
     # ------------------------------------------------------------------ the hot path (event loop thread)
 
-    async def save(self, channel: Channel, calls: int, amount: int, deadline: int, signature: bytes) -> None:
+    async def save(self, channel: Channel, calls: int, amount: int, deadline: int, signature: bytes,
+                   alone: bool = False) -> None:
         """Commits a channel's new receipt; returns once it is on disk. Raises the writer's error
-        (sqlite3.Error) if the commit failed: the receipt is then not kept."""
+        (sqlite3.Error) if the commit failed: the receipt is then not kept.
+
+        `alone`: the caller's is the only call in flight. If the writer is idle too, the commit
+        runs right here, sparing the two thread hand-offs (about 0.2 ms) that group commit costs
+        a lone call; under load receipts go to the writer and share its commits."""
+        row = (channel.caller, channel.model_id, calls, str(amount), deadline, signature)
+        if alone and self._pending == 0:
+            error = self._commit(self._db(), [(row, None, None)])
+            if error is not None:
+                raise error
+            return
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._ensure_writer()
-        self._queue.put(((channel.caller, channel.model_id, calls, str(amount), deadline, signature), loop, future))
+        with self._pending_lock:
+            self._pending += 1
+        self._queue.put((row, loop, future))
         await future
 
     def _ensure_writer(self) -> None:
@@ -187,6 +202,8 @@ class ChannelStore:
                         break
                     batch.append(item)
                 error = self._commit(db, batch)
+                with self._pending_lock:
+                    self._pending -= len(batch)
                 by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
                 for _, loop, future in batch:
                     by_loop.setdefault(loop, []).append(future)

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import requests
@@ -48,7 +49,7 @@ from ..errors import (
     ModelFileError,
     OutputEncodingError,
 )
-from ..receipts import RECEIPT_TYPEHASH, FastSigner, Receipt, domain_separator, recover_digest_signer
+from ..receipts import RECEIPT_TYPEHASH, FastSigner, Receipt, domain_separator, recover_digest_address
 from ..runtime import ModelRuntime
 from .channels import Channel, ChannelStore
 from .metrics import RelayerMetrics
@@ -232,6 +233,7 @@ class FastCalls:
         self._by_caller: dict[str, list[Channel]] = {}
         self._reserved: dict[str, int] = {}  # increases of calls being run, per caller
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._in_flight = 0  # fast calls being served (event loop thread only)
         for channel in channels.load():
             self._add_channel(channel)
 
@@ -264,11 +266,14 @@ class FastCalls:
     async def infer(self, path_model_id: int, body: bytes) -> bytes:
         """Serves one fast call; the JSON answer as bytes, or FastCallError."""
         started = time.perf_counter()
+        self._in_flight += 1
         try:
             answer = await self._infer(path_model_id, body)
         except FastCallError as error:
             self.metrics.fast_calls_refused.labels(code=error.code).inc()
             raise
+        finally:
+            self._in_flight -= 1
         self.metrics.fast_calls_accepted.inc()
         self.metrics.fast_call_seconds.observe(time.perf_counter() - started)
         return answer
@@ -284,8 +289,7 @@ class FastCalls:
             raise FastCallError(400, "deadline_too_soon", f"the receipt's deadline {call.deadline} leaves this "
                                 f"relayer no time to settle it; sign a deadline of at least {min_deadline}",
                                 minDeadline=min_deadline)
-        signer = recover_digest_signer(call.digest, call.signature)
-        signed = signer is not None and signer.lower() == call.caller
+        signed = recover_digest_address(call.digest, call.signature) == bytes.fromhex(call.caller[2:])
         caller = self.callers.get(call.caller)
         if caller is None or (not caller.receipts_enabled and time.time() - caller.loaded_at > CALLER_RELOAD_S):
             caller = await self._load_caller(call.caller)
@@ -314,14 +318,22 @@ class FastCalls:
             self._reserve(call.caller, increase)
             try:
                 if self._model_seconds.get(digest, 1.0) < INLINE_MODEL_S:
-                    output, output_hash, input_hash, signature = self._run(call, digest, version)
+                    output, output_hash, input_hash = self._run(call, digest, version)
                 else:
                     loop = asyncio.get_running_loop()
-                    output, output_hash, input_hash, signature = await loop.run_in_executor(
+                    output, output_hash, input_hash = await loop.run_in_executor(
                         self._model_pool, self._run, call, digest, version)
                 # Shielded: once the commit is under way the channel is updated even if the
-                # client goes away, so memory never lags what is on disk.
-                await asyncio.shield(self._commit(channel, call))
+                # client goes away, so memory never lags what is on disk. A fast signer (it
+                # cannot fail) signs while the writer thread waits for the disk; a wallet
+                # that may refuse signs first, so no receipt is kept for an unanswered call.
+                sign = partial(self.signer.sign, int.from_bytes(call.digest, "big"), call.model_id, version,
+                               input_hash, output_hash)
+                signature = None if self.signer.fast else sign()
+                commit = asyncio.ensure_future(self._commit(channel, call))
+                if signature is None:
+                    signature = sign()
+                await asyncio.shield(commit)
             finally:
                 with self._book:
                     self._reserved[call.caller] -= increase
@@ -417,9 +429,9 @@ class FastCalls:
     def _unsettled(self, caller: str) -> int:
         return sum(channel.amount - channel.settled_amount for channel in self._by_caller.get(caller, ()))
 
-    def _run(self, call: _Call, digest: bytes, version: int) -> tuple[bytes, bytes, bytes, bytes]:
-        """Runs the model and signs the attestation (in a worker thread): (output bytes,
-        output hash, input hash, signature)."""
+    def _run(self, call: _Call, digest: bytes, version: int) -> tuple[bytes, bytes, bytes]:
+        """Runs the model (on the loop, or in a worker thread for slow models): (output bytes,
+        output hash, input hash)."""
         try:
             input_bytes = codec.encode_output(call.inputs)
             started = time.perf_counter()
@@ -437,13 +449,11 @@ class FastCalls:
             raise FastCallError(422, "bad_input", str(error)) from None
         except (ArtifactNotFoundError, DigestMismatchError, ModelFileError) as error:
             raise FastCallError(503, "model_unavailable", f"{error}; try another relayer") from None
-        output_hash, input_hash = keccak(output), keccak(input_bytes)
-        signature = self.signer.sign(int.from_bytes(call.digest, "big"), call.model_id, version, input_hash,
-                                     output_hash)
-        return output, output_hash, input_hash, signature
+        return output, keccak(output), keccak(input_bytes)
 
     async def _commit(self, channel: Channel, call: _Call) -> None:
-        await self.channel_store.save(channel, call.calls, call.amount, call.deadline, call.signature)
+        await self.channel_store.save(channel, call.calls, call.amount, call.deadline, call.signature,
+                                      alone=self._in_flight == 1)
         with self._book:
             channel.calls, channel.amount = call.calls, call.amount
             channel.deadline, channel.signature = call.deadline, call.signature
@@ -468,8 +478,14 @@ class FastCalls:
             raise FastCallError(400, "bad_request", f"{error}; use /v1/channels/<caller 0x-address>/<modelId>") from None
         model = self.models.get(model_id) or await self._load_model(model_id)
         channel = self.channels.get((caller, model_id)) or Channel(caller, model_id)
-        return {"caller": caller, "relayer": self.relayer, "modelId": model_id, **self._channel_totals(channel),
+        view = {"caller": caller, "relayer": self.relayer, "modelId": model_id, **self._channel_totals(channel),
                 "price": str(model.price), "receiptPrice": str(self.receipt_price(model, self.now()))}
+        if channel.signature:
+            # The caller's own signature of the totals: a client resuming the channel can check
+            # that it really signed them, instead of taking the relayer's word.
+            view["deadline"] = channel.deadline
+            view["signature"] = "0x" + channel.signature.hex()
+        return view
 
     # ------------------------------------------------------------------ chain reads off the loop
 

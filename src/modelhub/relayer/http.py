@@ -42,6 +42,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -275,12 +276,17 @@ class _FastApi:
         if request.content_length is not None and request.content_length > self.fast.max_body:
             raise _fast_error(FastCallError(400, "bad_request", f"the body is {request.content_length} bytes; this "
                                             f"relayer takes inputs of at most {self.fast.config.max_input_bytes} bytes"))
+        started = time.perf_counter()
         body = await request.read()
         try:
             answer = await self.fast.infer(model_id, body)
         except FastCallError as error:
             raise _fast_error(error) from None
-        return web.Response(body=answer, content_type="application/json")
+        # The relayer's own time for the call (body read, checks, model, durable commit, signing),
+        # so clients and benchmarks can tell it from network and client time.
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        return web.Response(body=answer, content_type="application/json",
+                            headers={"Server-Timing": f"relayer;dur={elapsed_ms:.3f}"})
 
     async def channel(self, request: web.Request) -> web.Response:
         try:
