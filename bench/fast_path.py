@@ -30,6 +30,7 @@ from modelhub import codec
 from modelhub.deployments import DeployParams, deploy, save_deployment
 from modelhub.devchain import Anvil, rpc
 from modelhub.hub import Hub
+from modelhub.relayer.daemon import RelayerConfig
 from modelhub.receipts import FastSigner, Receipt, recover_digest_signer, attestation_digest
 from modelhub.attestation import Attestation
 
@@ -65,8 +66,9 @@ def main() -> int:
         callers = [new_caller(anvil, deployment) for _ in range(max(CONCURRENCIES))]
 
         store = folder / "store"
+        # The relayer as shipped: default poll (0.5 s) and settlement (every 60 s) intervals.
         process = RelayerProcess(anvil.url, "TEST::3", store, folder / "deployments",
-                                 "--settle-interval", "2", "--poll-interval", "0.5").start()
+                                 "--poll-interval", str(RelayerConfig.poll_interval)).start()
         try:
             requests.post(f"{process.url}/v1/artifacts", data=MODEL.read_bytes(), timeout=30).raise_for_status()
             bench = FastBench(process.url, deployment, relayer_account.address, model_id, callers)
@@ -207,7 +209,7 @@ class FastBench:
         for index, (signer, _) in enumerate(self.callers):
             want = (self.sent[index], self.sent[index] * PRICE)
             wait_until(lambda: relayer_hub.channel(signer.address, self.relayer, self.model_id) == want,
-                       timeout=120, what=f"channel of caller {index} settled to {want}")
+                       timeout=180, what=f"channel of caller {index} settled to {want}")
         calls = sum(self.sent)
         stats = relayer_hub.model_stats(self.model_id)
         if stats.calls != calls or stats.revenue != calls * PRICE:

@@ -203,7 +203,13 @@ def encode_output(outputs: Mapping[str, Any]) -> bytes:
         raise OutputEncodingError(
             f"outputs must be a mapping of tensor names to values, not {type(outputs).__name__}"
         )
-    text = _encode_value(to_plain(outputs), "outputs")
+    return encode_plain(to_plain(outputs))
+
+
+def encode_plain(value: Mapping[str, Any]) -> bytes:
+    """`encode_output` of a value that is plain Python already (parsed JSON, or what
+    `runtime.run` returns): the same bytes, without walking the value to convert it first."""
+    text = _encode_value(value, "outputs")
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -6,12 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelhub.codec import (
     decode_input,
     encode_output,
+    encode_plain,
     format_number,
     input_hash,
     output_hash,
@@ -162,3 +163,20 @@ def test_the_shape_of_nested_lists_is_their_lengths() -> None:
     assert tensor_shape([[1, 2, 3], [4, 5, 6]]) == [2, 3]
     assert tensor_shape(7.5) == []
     assert tensor_shape([]) == [0]
+
+
+json_values = st.recursive(
+    st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=4))
+def test_the_relayers_plain_encoder_writes_the_same_bytes_as_encode_output(value) -> None:
+    # The relayer's hot path skips the numpy-to-plain walk for values that are plain already
+    # (parsed JSON, runtime outputs); it must not change a byte of the canonical form.
+    parsed = json.loads(json.dumps(value))
+    assert encode_plain(parsed) == encode_output(parsed)

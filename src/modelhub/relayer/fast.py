@@ -433,7 +433,7 @@ class FastCalls:
         """Runs the model (on the loop, or in a worker thread for slow models): (output bytes,
         output hash, input hash)."""
         try:
-            input_bytes = codec.encode_output(call.inputs)
+            input_bytes = codec.encode_plain(call.inputs)  # parsed JSON: plain already
             started = time.perf_counter()
             try:
                 outputs = self.runtime.run(digest, call.inputs)
@@ -444,7 +444,7 @@ class FastCalls:
                 # A running average of the model's time decides where its next calls run.
                 elapsed = time.perf_counter() - started
                 self._model_seconds[digest] = 0.9 * self._model_seconds.get(digest, elapsed) + 0.1 * elapsed
-            output = codec.encode_output(outputs)
+            output = codec.encode_plain(outputs)  # runtime.run returns plain Python
         except (InvalidInputError, ModelExecutionError, InferenceTimeoutError, OutputEncodingError) as error:
             raise FastCallError(422, "bad_input", str(error)) from None
         except (ArtifactNotFoundError, DigestMismatchError, ModelFileError) as error:
