@@ -16,7 +16,7 @@ from eth_utils import to_checksum_address
 
 from . import errors as e
 from .attestation import Attestation, signable_message
-from .codec import decode_input
+from .codec import decode_input, encode_output
 from .contracts import (
     HubContracts,
     ReceiptSkipReason,
@@ -683,7 +683,7 @@ class Hub:
         given), and its signature is the fulfilling relayer's. `relayer_url` defaults to the
         endpoint that relayer registered. Raises OutputVerificationError otherwise."""
         from .attestation import recover_signer
-        from .codec import encode_output, input_hash, output_hash
+        from .codec import input_hash, output_hash
 
         fulfilled = self.fulfilled_by(request_id)
         if fulfilled is None:
@@ -700,16 +700,7 @@ class Hub:
                 f"the output of request {request_id} from the relayer at {url} fails "
                 f"verification: {what}; do not trust it")
 
-        output = answer.get("output")
-        if not isinstance(output, dict):
-            raise refuse("its `output` is not a JSON object")
-        try:
-            canonical = encode_output(output)
-            att = Attestation.from_json(answer["attestation"])
-            signature = bytes.fromhex(str(answer["signature"]).removeprefix("0x"))
-            claimed_hash = bytes.fromhex(str(answer["outputHash"]).removeprefix("0x"))
-        except (e.ModelHubError, KeyError, TypeError, ValueError) as error:
-            raise refuse(f"the answer is malformed ({error})") from None
+        output, canonical, att, signature, claimed_hash = parse_signed_answer(answer, refuse)
         digest = output_hash(canonical)
         if digest != claimed_hash or digest != settled_hash:
             raise refuse(f"the output hashes to 0x{digest.hex()}, but the relayer claims "
@@ -781,6 +772,23 @@ class InferenceResult:
     @property
     def transaction(self) -> str | None:
         return self.request.transaction
+
+
+def parse_signed_answer(answer: dict, refuse: Callable[[str], Exception]) -> tuple[dict, bytes, Attestation, bytes, bytes]:
+    """The parts of a relayer's answer (on-chain or fast call): (output, its canonical bytes,
+    attestation, relayer signature, claimed output hash). Raises `refuse(why)` when malformed;
+    checking the parts against each other and the chain is the caller's job."""
+    output = answer.get("output")
+    if not isinstance(output, dict):
+        raise refuse("its `output` is not a JSON object")
+    try:
+        canonical = encode_output(output)
+        att = Attestation.from_json(answer["attestation"])
+        signature = bytes.fromhex(str(answer["signature"]).removeprefix("0x"))
+        claimed_hash = bytes.fromhex(str(answer["outputHash"]).removeprefix("0x"))
+    except (e.ModelHubError, KeyError, TypeError, ValueError) as error:
+        raise refuse(f"the answer is malformed ({error})") from None
+    return output, canonical, att, signature, claimed_hash
 
 
 def _get_request_output(relayer_url: str, request_id: int) -> dict:

@@ -19,7 +19,7 @@ from . import receipts
 from .attestation import Attestation
 from .codec import decode_input, encode_output, tensor_shape
 from .contracts import chain_errors, refusal
-from .hub import OutputVerificationError
+from .hub import OutputVerificationError, parse_signed_answer
 from .attestation import ATTESTATION_TYPEHASH
 from .receipts import (
     RECEIPT_TYPEHASH,
@@ -478,16 +478,10 @@ class FastSession:
                 f"of model {self.model_id} fails verification: {what}; do not trust it, and do "
                 "not use that relayer again")
 
-        output = answer.get("output")
-        if not isinstance(output, dict):
-            raise refuse("its `output` is not a JSON object")
+        output, canonical, att, signature, claimed_hash = parse_signed_answer(answer, refuse)
         try:
-            canonical = encode_output(output)
-            att = Attestation.from_json(answer["attestation"])
-            signature = bytes.fromhex(str(answer["signature"]).removeprefix("0x"))
-            claimed_hash = bytes.fromhex(str(answer["outputHash"]).removeprefix("0x"))
             version = int(answer.get("version", att.version))
-        except (e.ModelHubError, KeyError, TypeError, ValueError) as error:
+        except (TypeError, ValueError) as error:
             raise refuse(f"the answer is malformed ({error})") from None
         digest = keccak(canonical)
         if digest != claimed_hash:
