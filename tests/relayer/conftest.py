@@ -1,4 +1,5 @@
-"""Fixtures for the relayer tests. Nothing here needs a blockchain."""
+"""Fixtures for the relayer tests: an HTTP API without a chain, and real relayer processes
+against the test chain (`start_relayer`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Any
 
 import pytest
 
+from modelhub.deployments import save_deployment
 from modelhub.relayer.http import HttpServer, create_app
 from modelhub.relayer.metrics import RelayerMetrics
 from modelhub.relayer.state import RelayerState
 from modelhub.store import ModelStore
+
+from relayer_support import RelayerProcess
 
 # ---------------------------------------------------------------- HTTP API (test_http.py)
 
@@ -74,3 +78,30 @@ def http_server(
     server.start()
     yield server
     server.stop()
+
+
+# ---------------------------------------------------------------- relayer processes (end-to-end tests)
+
+
+@pytest.fixture
+def deployments_dir(deployment, tmp_path):
+    folder = tmp_path / "deployments"
+    save_deployment(deployment, folder)
+    return folder
+
+
+@pytest.fixture
+def start_relayer(chain, deployments_dir, tmp_path):
+    """start_relayer(*extra, account="TEST::3", name="a") -> a running `modelhub relayer run`
+    process on the test chain; `extra` are command-line options. Killed after the test."""
+    started: list[RelayerProcess] = []
+
+    def start(*extra: str, account: str = "TEST::3", name: str = "a") -> RelayerProcess:
+        process = RelayerProcess(chain.provider.http_uri, account, tmp_path / f"store-{name}", deployments_dir,
+                                 *extra).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

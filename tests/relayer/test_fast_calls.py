@@ -17,7 +17,6 @@ from eth_utils import keccak
 from cast_support import DEV_KEYS
 from modelhub import codec
 from modelhub.attestation import Attestation
-from modelhub.deployments import save_deployment
 from modelhub.hub import Hub
 from modelhub.receipts import FastSigner, Receipt, attestation_digest, receipt_digest, recover_digest_signer
 
@@ -34,29 +33,6 @@ QUIET = ("--settle-threshold", str(10**30), "--settle-interval", "3600")  # sett
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-def deployments_dir(deployment, tmp_path):
-    folder = tmp_path / "deployments"
-    save_deployment(deployment, folder)
-    return folder
-
-
-@pytest.fixture
-def start_relayer(chain, deployments_dir, tmp_path):
-    """start_relayer(*extra, name="a") -> a running relayer process for TEST::3."""
-    started: list[RelayerProcess] = []
-
-    def start(*extra: str, name: str = "a") -> RelayerProcess:
-        process = RelayerProcess(chain.provider.http_uri, "TEST::3", tmp_path / f"store-{name}", deployments_dir,
-                                 *extra).start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
 
 
 @pytest.fixture

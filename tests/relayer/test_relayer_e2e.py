@@ -13,7 +13,6 @@ from eth_utils import keccak
 from modelhub import codec
 from modelhub.attestation import Attestation, recover_signer
 from modelhub.contracts import RequestStatus
-from modelhub.deployments import save_deployment
 from modelhub.errors import CallRejectedError
 from modelhub.hub import Hub, encode_input
 
@@ -24,33 +23,6 @@ IRIS = ROOT / "examples" / "iris" / "iris.onnx"
 IRIS_INPUT = {"X": [[5.1, 3.5, 1.4, 0.2]]}
 PRICE = 10**15
 TOKEN = 10**18
-
-
-@pytest.fixture
-def deployments_dir(deployment, tmp_path):
-    folder = tmp_path / "deployments"
-    save_deployment(deployment, folder)
-    return folder
-
-
-@pytest.fixture
-def network(chain):
-    return chain.provider.http_uri
-
-
-@pytest.fixture
-def start_relayer(network, deployments_dir, tmp_path):
-    """start_relayer(account_alias="TEST::3", name="a", *extra) -> a running RelayerProcess."""
-    started: list[RelayerProcess] = []
-
-    def start(account: str = "TEST::3", name: str = "a", *extra: str) -> RelayerProcess:
-        process = RelayerProcess(network, account, tmp_path / f"store-{name}", deployments_dir, *extra).start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
 
 
 @pytest.fixture
@@ -141,13 +113,13 @@ def test_a_call_nobody_serves_is_refunded_after_the_deadline(start_relayer, acti
     assert caller_hub.get_request(request.id).status is RequestStatus.REFUNDED
     assert caller_hub.balance() == credit
     # Back up, the relayer sees the refunded call and leaves it alone.
-    restarted = start_relayer("TEST::3", "a")
+    restarted = start_relayer()
     wait_until(lambda: relayer_state(restarted, request.id) == "dropped", what="the refunded call to be dropped")
 
 
 def test_a_relayer_killed_mid_batch_settles_every_call_exactly_once_after_restart(
         start_relayer, active_relayer, uploader_hub, caller_hub, escrow, uploader):
-    relayer = start_relayer("TEST::3", "a", "--batch-size", "4")
+    relayer = start_relayer("--batch-size", "4")
     upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=relayer.url)
     ids = [caller_hub.request(upload.model_id, {"X": [[5.1 + i / 10, 3.5, 1.4, 0.2]]}).id for i in range(24)]
 
@@ -160,7 +132,7 @@ def test_a_relayer_killed_mid_batch_settles_every_call_exactly_once_after_restar
         for request_id, (state, answered_at, output_hash) in relayer.calls().items():
             if answered_at is not None:
                 answered_before_kill.setdefault(request_id, (answered_at, output_hash))
-        relayer = start_relayer("TEST::3", "a", "--batch-size", "4")
+        relayer = start_relayer("--batch-size", "4")
 
     wait_until(lambda: all(caller_hub.get_request(i).status is RequestStatus.FULFILLED for i in ids),
                timeout=120, what="every call to be fulfilled")
@@ -177,10 +149,10 @@ def test_a_relayer_killed_mid_batch_settles_every_call_exactly_once_after_restar
 def test_two_relayers_on_the_same_calls_settle_each_call_once(start_relayer, bond, active_relayer, second_relayer,
                                                               uploader_hub, caller_hub, escrow, uploader):
     bond(second_relayer)
-    first = start_relayer("TEST::3", "a")
+    first = start_relayer()
     upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=first.url)
     # The second relayer does not hold the model file: it fetches it from the first and checks it.
-    second = start_relayer("TEST::7", "b", "--fetch-from", first.url)
+    second = start_relayer("--fetch-from", first.url, account="TEST::7", name="b")
     ids = [caller_hub.request(upload.model_id, IRIS_INPUT).id for _ in range(10)]
 
     wait_until(lambda: all(caller_hub.get_request(i).status is RequestStatus.FULFILLED for i in ids),
