@@ -9,8 +9,9 @@ import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 /// @notice Anyone may register a model. Its owner sets the price per call, publishes versions
 /// (each the sha-256 digest of an ONNX file), chooses co-authors who share the revenue, and can
 /// switch the model off. The contract owner can only pause new registrations.
-/// A price rise binds signed receipts (the escrow's off-chain calls) only after
-/// `priceNoticePeriod`: until then receipts at the price before the rise still settle.
+/// Terms that bind calls already paid for change only with notice: a price rise binds signed
+/// receipts (the escrow's off-chain calls) only after `priceNoticePeriod`, and a change of
+/// explicit payees applies `priceNoticePeriod` after it is made.
 contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     // ------------------------------------------------------------------ errors
 
@@ -44,6 +45,8 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     event ModelTransferred(uint256 indexed modelId, address indexed from, address indexed to);
     /// @notice A price rise: receipts paying at least `receiptPrice` per call settle until `noticeEndsAt`.
     event PriceNoticeStarted(uint256 indexed modelId, uint256 receiptPrice, uint64 noticeEndsAt);
+    /// @notice The payees of the last `PayeesChanged` apply from `effectiveAt` on.
+    event PayeesEffectiveAt(uint256 indexed modelId, uint64 effectiveAt);
 
     // ------------------------------------------------------------------ storage
 
@@ -59,14 +62,20 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         uint128 pricePerCall;
         uint32 latestVersion;
         bool active;
-        uint8 payeeCount; // 0 = the default payee: whoever owns the model
+        uint8 payeeCount; // payees in force; 0 = the default payee: whoever owns the model
+        // Explicit payees live in two banks: `payeeBank` holds those in force; a change is
+        // written to the other bank and takes over at `nextPayeesAt` (0: no change pending).
+        uint8 payeeBank;
+        uint8 nextPayeeCount;
+        uint40 nextPayeesAt;
         // Slot 1 onwards
         address owner;
         string name;
         string metadataURI; // of the latest version
     }
 
-    /// @dev The price receipts must pay while a rise is under notice.
+    /// @dev The last price rise: until `endsAt`, receipts may pay `receiptPrice` per call (or the
+    /// price, if lower). Kept after it ends, so the escrow can tell which channels it covered.
     struct PriceNotice {
         uint128 receiptPrice;
         uint40 endsAt;
@@ -93,7 +102,7 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     mapping(uint256 modelId => PriceNotice) private _notices;
     // Written through a storage pointer in setPayees, which Slither does not follow.
     // slither-disable-next-line uninitialized-state
-    mapping(uint256 modelId => Payee[MAX_PAYEES]) private _payees;
+    mapping(uint256 modelId => Payee[MAX_PAYEES][2]) private _payees;
 
     // ------------------------------------------------------------------ modifiers
 
@@ -173,13 +182,16 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
             // floor <= the old price, which fits in 128 bits; uint40 seconds last until the year 36812.
             _notices[modelId] = PriceNotice(uint128(floor), uint40(endsAt));
             emit PriceNoticeStarted(modelId, floor, endsAt);
-        } else if (_notices[modelId].endsAt != 0) {
-            delete _notices[modelId];
         }
+        // A cut leaves the last notice's record in place: the lower of its floor and the price
+        // is what receipts pay while it runs, and the escrow still reads it after it ended.
     }
 
     /// @notice Sets who shares the model's revenue: 1 to 8 distinct accounts, non-zero shares
-    /// summing to 10_000. Explicit payees stay when the model is transferred.
+    /// summing to 10_000. Explicit payees stay when the model is transferred. The first explicit
+    /// payees replace the default (the owner alone) at once; a later change applies
+    /// `priceNoticePeriod` from now, so that calls already paid for settle to the payees they
+    /// were paid under (a second change within the notice replaces the pending one).
     function setPayees(uint256 modelId, address[] calldata accounts, uint16[] calldata shares)
         external
         onlyModelOwner(modelId)
@@ -188,10 +200,16 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         if (count == 0 || count > MAX_PAYEES) revert ModelRegistry_PayeeCount(count, MAX_PAYEES);
         if (shares.length != count) revert ModelRegistry_LengthMismatch(count, shares.length);
 
+        Model storage model = _models[modelId];
+        _applyDuePayees(model);
+        // Only the owner is paid under the default payees, and the owner is the one changing them.
+        bool atOnce = model.payeeCount == 0;
+        uint8 bank = atOnce ? model.payeeBank : 1 - model.payeeBank;
+
         // Starts at zero, as every local does.
         // slither-disable-next-line uninitialized-local
         uint256 total;
-        Payee[MAX_PAYEES] storage payees = _payees[modelId];
+        Payee[MAX_PAYEES] storage payees = _payees[modelId][bank];
         for (uint256 i; i < count; ++i) {
             address account = accounts[i];
             if (account == address(0)) revert ModelRegistry_ZeroAddress();
@@ -205,8 +223,17 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         }
         if (total != TOTAL_SHARES) revert ModelRegistry_SharesTotal(total, TOTAL_SHARES);
         // Entries past `count` from an earlier, longer list are stale but never read.
-        _models[modelId].payeeCount = uint8(count);
+        uint64 effectiveAt = uint64(block.timestamp);
+        if (atOnce) {
+            model.payeeCount = uint8(count);
+        } else {
+            effectiveAt += priceNoticePeriod;
+            model.nextPayeeCount = uint8(count);
+            // uint40 seconds last until the year 36812.
+            model.nextPayeesAt = uint40(effectiveAt);
+        }
         emit PayeesChanged(modelId, accounts, shares);
+        emit PayeesEffectiveAt(modelId, effectiveAt);
     }
 
     /// @notice Switches the model on or off; an inactive model accepts no new calls.
@@ -266,21 +293,20 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     /// @inheritdoc IModelRegistry
     function getPayees(uint256 modelId) public view returns (address[] memory accounts, uint16[] memory shares) {
         Model storage model = _existing(modelId);
-        uint256 count = model.payeeCount;
-        if (count == 0) {
-            accounts = new address[](1);
-            shares = new uint16[](1);
-            accounts[0] = model.owner;
-            shares[0] = TOTAL_SHARES;
-            return (accounts, shares);
-        }
-        accounts = new address[](count);
-        shares = new uint16[](count);
-        Payee[MAX_PAYEES] storage payees = _payees[modelId];
-        for (uint256 i; i < count; ++i) {
-            accounts[i] = payees[i].account;
-            shares[i] = payees[i].share;
-        }
+        (uint256 bank, uint256 count) = _payeesInForce(model);
+        return _readPayees(modelId, model, bank, count);
+    }
+
+    /// @notice The payees a pending change will put in force at `effectiveAt` (empty, 0 when none).
+    function pendingPayees(uint256 modelId)
+        external
+        view
+        returns (address[] memory accounts, uint16[] memory shares, uint64 effectiveAt)
+    {
+        Model storage model = _existing(modelId);
+        effectiveAt = model.nextPayeesAt;
+        if (effectiveAt == 0 || block.timestamp >= effectiveAt) return (accounts, shares, 0);
+        (accounts, shares) = _readPayees(modelId, model, 1 - model.payeeBank, model.nextPayeeCount);
     }
 
     /// @inheritdoc IModelRegistry
@@ -296,12 +322,22 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     function receiptTerms(uint256 modelId)
         external
         view
-        returns (bool exists, uint256 receiptPrice, address[] memory payees, uint16[] memory shares)
+        returns (
+            bool exists,
+            uint256 pricePerCall,
+            uint256 floorPrice,
+            uint64 floorEndsAt,
+            address[] memory payees,
+            uint16[] memory shares
+        )
     {
         Model storage model = _models[modelId];
-        if (model.latestVersion == 0) return (false, 0, payees, shares);
+        if (model.latestVersion == 0) return (false, 0, 0, 0, payees, shares);
         (payees, shares) = getPayees(modelId);
-        return (true, _receiptPrice(model, _notices[modelId]), payees, shares);
+        pricePerCall = model.pricePerCall;
+        PriceNotice storage notice = _notices[modelId];
+        floorPrice = notice.receiptPrice < pricePerCall ? notice.receiptPrice : pricePerCall;
+        return (true, pricePerCall, floorPrice, notice.endsAt, payees, shares);
     }
 
     /// @notice The notice on a model's last price rise: receipts paying `receiptPrice` per call
@@ -309,7 +345,7 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     function priceNotice(uint256 modelId) external view returns (uint256 receiptPrice, uint64 endsAt) {
         _existing(modelId);
         PriceNotice storage notice = _notices[modelId];
-        if (block.timestamp >= notice.endsAt) return (0, 0);
+        if (block.timestamp >= notice.endsAt || notice.receiptPrice >= _models[modelId].pricePerCall) return (0, 0);
         return (notice.receiptPrice, notice.endsAt);
     }
 
@@ -318,8 +354,47 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     /// @dev The least a receipt must pay per call now: the price, or during a rise's notice the
     /// price before it.
     function _receiptPrice(Model storage model, PriceNotice storage notice) private view returns (uint256) {
-        if (block.timestamp < notice.endsAt) return notice.receiptPrice;
-        return model.pricePerCall;
+        uint256 price = model.pricePerCall;
+        if (block.timestamp < notice.endsAt && notice.receiptPrice < price) return notice.receiptPrice;
+        return price;
+    }
+
+    /// @dev Which bank holds the payees in force now, and how many (0: the default payee).
+    function _payeesInForce(Model storage model) private view returns (uint256 bank, uint256 count) {
+        uint256 nextAt = model.nextPayeesAt;
+        if (nextAt != 0 && block.timestamp >= nextAt) return (1 - model.payeeBank, model.nextPayeeCount);
+        return (model.payeeBank, model.payeeCount);
+    }
+
+    /// @dev Makes a pending payee change whose time has come the one in force.
+    function _applyDuePayees(Model storage model) private {
+        uint256 nextAt = model.nextPayeesAt;
+        if (nextAt == 0 || block.timestamp < nextAt) return;
+        model.payeeBank = 1 - model.payeeBank;
+        model.payeeCount = model.nextPayeeCount;
+        model.nextPayeeCount = 0;
+        model.nextPayeesAt = 0;
+    }
+
+    function _readPayees(uint256 modelId, Model storage model, uint256 bank, uint256 count)
+        private
+        view
+        returns (address[] memory accounts, uint16[] memory shares)
+    {
+        if (count == 0) {
+            accounts = new address[](1);
+            shares = new uint16[](1);
+            accounts[0] = model.owner;
+            shares[0] = TOTAL_SHARES;
+            return (accounts, shares);
+        }
+        accounts = new address[](count);
+        shares = new uint16[](count);
+        Payee[MAX_PAYEES] storage payees = _payees[modelId][bank];
+        for (uint256 i; i < count; ++i) {
+            accounts[i] = payees[i].account;
+            shares[i] = payees[i].share;
+        }
     }
 
     function _existing(uint256 modelId) private view returns (Model storage model) {

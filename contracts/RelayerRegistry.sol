@@ -12,7 +12,8 @@ import {IRelayerRegistry} from "./interfaces/IRelayerRegistry.sol";
 /// @title RelayerRegistry: the bonded operators allowed to serve calls
 /// @notice A relayer registers an HTTP endpoint and a bond in the fee token. It stays active
 /// while bonded at least `minBond()` and not leaving; leaving makes it inactive at once and
-/// returns the bond after `unbondDelay()`.
+/// returns the bond after `unbondDelay()`. A rise of the minimum bond applies `unbondDelay()`
+/// after the owner sets it, so that relayers can add bond or settle what they served first.
 contract RelayerRegistry is IRelayerRegistry, Ownable2Step, Pausable, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using ExactTransfer for IERC20;
@@ -36,6 +37,8 @@ contract RelayerRegistry is IRelayerRegistry, Ownable2Step, Pausable, Reentrancy
     event UnbondBegun(address indexed relayer, uint64 unbondAt);
     event BondWithdrawn(address indexed relayer, uint256 amount);
     event MinBondChanged(uint256 oldMinBond, uint256 newMinBond);
+    /// @notice The minimum bond of the last `MinBondChanged` applies from `effectiveAt` on.
+    event MinBondEffectiveAt(uint256 minBond, uint64 effectiveAt);
 
     // ------------------------------------------------------------------ storage
 
@@ -51,8 +54,14 @@ contract RelayerRegistry is IRelayerRegistry, Ownable2Step, Pausable, Reentrancy
     IERC20 public immutable token;
     /// @notice Seconds between `beginUnbond` and `withdrawBond`.
     uint64 public immutable unbondDelay;
-    /// @notice The smallest bond of an active relayer.
-    uint256 public minBond;
+    /// @dev The minimum bond in force and a scheduled one; one slot, read by every `isActive`.
+    struct MinBond {
+        uint112 current;
+        uint112 next;
+        uint32 nextAt; // 0: nothing scheduled; uint32 seconds last until the year 2106
+    }
+
+    MinBond private _minBond;
 
     mapping(address relayer => Relayer) private _relayers;
 
@@ -60,7 +69,8 @@ contract RelayerRegistry is IRelayerRegistry, Ownable2Step, Pausable, Reentrancy
 
     constructor(IERC20 token_, uint256 minBond_, uint64 unbondDelay_) Ownable(msg.sender) {
         token = token_;
-        minBond = minBond_;
+        if (minBond_ > type(uint112).max) revert RelayerRegistry_BondTooHigh(minBond_, type(uint112).max);
+        _minBond.current = uint112(minBond_);
         unbondDelay = unbondDelay_;
         emit MinBondChanged(0, minBond_);
     }
@@ -73,7 +83,8 @@ contract RelayerRegistry is IRelayerRegistry, Ownable2Step, Pausable, Reentrancy
     function register(string calldata endpoint, uint256 bond) external whenNotPaused nonReentrant {
         Relayer storage relayer = _relayers[msg.sender];
         if (relayer.registered) revert RelayerRegistry_AlreadyRegistered(msg.sender);
-        if (bond < minBond || bond == 0) revert RelayerRegistry_BondTooLow(bond, minBond);
+        uint256 least = minBond();
+        if (bond < least || bond == 0) revert RelayerRegistry_BondTooLow(bond, least);
         if (bond > type(uint128).max) revert RelayerRegistry_BondTooHigh(bond, type(uint128).max);
 
         relayer.registered = true;
@@ -131,10 +142,21 @@ contract RelayerRegistry is IRelayerRegistry, Ownable2Step, Pausable, Reentrancy
 
     // ------------------------------------------------------------------ external: owner
 
-    /// @notice Sets the smallest bond of an active relayer; relayers below it stop being active.
+    /// @notice Sets the smallest bond of an active relayer. A cut applies at once; a rise applies
+    /// `unbondDelay` from now (relayers below it then stop being active), replacing any rise
+    /// still pending.
     function setMinBond(uint256 newMinBond) external onlyOwner {
-        emit MinBondChanged(minBond, newMinBond);
-        minBond = newMinBond;
+        if (newMinBond > type(uint112).max) revert RelayerRegistry_BondTooHigh(newMinBond, type(uint112).max);
+        uint256 inForce = minBond();
+        emit MinBondChanged(inForce, newMinBond);
+        uint64 effectiveAt = uint64(block.timestamp);
+        if (newMinBond <= inForce) {
+            _minBond = MinBond(uint112(newMinBond), 0, 0);
+        } else {
+            effectiveAt += unbondDelay;
+            _minBond = MinBond(uint112(inForce), uint112(newMinBond), uint32(effectiveAt));
+        }
+        emit MinBondEffectiveAt(newMinBond, effectiveAt);
     }
 
     /// @notice Stops new relayer registrations; bonds, unbonding and withdrawals keep working.
@@ -152,7 +174,21 @@ contract RelayerRegistry is IRelayerRegistry, Ownable2Step, Pausable, Reentrancy
     /// @inheritdoc IRelayerRegistry
     function isActive(address relayer) public view returns (bool) {
         Relayer storage info = _relayers[relayer];
-        return info.registered && info.unbondAt == 0 && info.bond >= minBond;
+        return info.registered && info.unbondAt == 0 && info.bond >= minBond();
+    }
+
+    /// @notice The smallest bond of an active relayer, in force now.
+    function minBond() public view returns (uint256) {
+        MinBond memory least = _minBond;
+        if (least.nextAt != 0 && block.timestamp >= least.nextAt) return least.next;
+        return least.current;
+    }
+
+    /// @notice A scheduled rise of the minimum bond and when it applies (0, 0 when none is pending).
+    function pendingMinBond() external view returns (uint256 newMinBond, uint64 effectiveAt) {
+        MinBond memory least = _minBond;
+        if (least.nextAt == 0 || block.timestamp >= least.nextAt) return (0, 0);
+        return (least.next, least.nextAt);
     }
 
     /// @notice A relayer's endpoint, bond, whether it is active, and when its bond comes back (0 if serving).

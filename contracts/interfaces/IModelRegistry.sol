@@ -8,13 +8,21 @@ interface IModelRegistry {
     /// @dev Reverts for an unknown model.
     function callTerms(uint256 modelId) external view returns (uint256 pricePerCall, uint32 latestVersion, bool active);
 
-    /// @notice Whether `modelId` exists, the least a signed receipt must pay per call now (the
-    /// price, or during a price rise's notice period the price before the rise), and its payees.
+    /// @notice Whether `modelId` exists, its price per call, the floor of its last price rise
+    /// (receipts may pay `floorPrice` per call for calls made before `floorEndsAt`; the floor is
+    /// never above the price), and its payees in force now.
     /// @dev Does not revert for an unknown model, so that a batch can skip it.
     function receiptTerms(uint256 modelId)
         external
         view
-        returns (bool exists, uint256 receiptPrice, address[] memory payees, uint16[] memory shares);
+        returns (
+            bool exists,
+            uint256 pricePerCall,
+            uint256 floorPrice,
+            uint64 floorEndsAt,
+            address[] memory payees,
+            uint16[] memory shares
+        );
 
     /// @notice The accounts sharing a model's revenue and their shares in basis points.
     /// @dev Reverts for an unknown model. The first payee takes any rounding remainder.
