@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FulfillOutcome", "Hub", "ModelInfo", "ModelStats", "ModelVersion", "Payee", "PriceNotice",
-    "Published", "ReceiptOutcome", "ReceiptSkipReason", "RejectReason", "RelayerInfo",
-    "RequestInfo", "RequestStatus", "RequestedCall", "SkipReason", "Upload", "WithdrawalNotice",
+    "Published", "ReceiptOutcome", "ReceiptSigner", "ReceiptSkipReason", "RejectReason",
+    "RelayerInfo", "RequestInfo", "RequestStatus", "RequestedCall", "Reservation", "SkipReason",
+    "Upload",
 ]
 
 UPLOAD_TIMEOUT_S = 120.0
@@ -147,12 +148,45 @@ class ReceiptOutcome:
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """Credit a caller set aside for one relayer's receipts (`InferenceEscrow.reservation`).
+
+    Only that relayer can settle receipts against `reserved`; `releasing` of it goes back to
+    free credit from `release_at` on (unix time; 0 when no release is announced)."""
+
+    caller: str
+    relayer: str
+    reserved: int
+    releasing: int = 0
+    release_at: int = 0
+
+    @property
+    def spendable(self) -> int:
+        """What receipts may still draw on without the relayer refusing them: the reservation
+        minus an announced release (relayers subtract what they hold unsettled besides)."""
+        return max(self.reserved - self.releasing, 0)
+
+
+@dataclass(frozen=True)
+class ReceiptSigner:
+    """The key that signs receipts for an account besides its own (`InferenceEscrow.receiptSigner`):
+    `signer` in force now (None: none), and a change to `next_signer` at `next_at` (unix time;
+    0 when none is pending; `next_signer` None with a `next_at` means removal)."""
+
+    account: str
+    signer: str | None
+    next_signer: str | None = None
+    next_at: int = 0
+
+
+# Kept for code written against the old escrow; no contract call returns it any more.
+@dataclass(frozen=True)
 class WithdrawalNotice:
-    """Whether an account signs receipts (so its withdrawals wait), and what it has announced."""
+    """Obsolete: free credit is withdrawn in one step now. See `Reservation`."""
 
     receipts_enabled: bool
     announced: int
-    ready_at: int  # unix time the announced amount may be withdrawn; 0 when nothing is announced
+    ready_at: int
 
 
 @dataclass(frozen=True)
@@ -294,6 +328,25 @@ class Hub:
         receipts must have announced the amount `withdrawal_delay` seconds before."""
         self._send(self.contracts.escrow.withdraw, amount)
         return self.balance()
+
+    # ------------------------------------------------------------------ reservations and signer keys
+
+    def reservation(self, caller: Any = None, relayer: Any = None) -> Reservation:
+        """What `caller` (default: this account) set aside for `relayer`'s receipts, and the
+        release it announced. `relayer` is required (an address or an account)."""
+        if relayer is None:
+            raise TypeError("reservation() needs the relayer whose reservation to read")
+        who, whom = self._who(caller), _address(relayer)
+        reserved, releasing, release_at = self._call(self.contracts.escrow.reservation, who, whom)
+        return Reservation(who, whom, int(reserved), int(releasing), int(release_at))
+
+    def receipt_signer(self, account: Any = None) -> ReceiptSigner:
+        """The receipt signer key of `account` (default: this account) in force now, and a
+        pending change of it. A receipt is valid if signed by the account's own key or by this one."""
+        who = self._who(account)
+        signer, next_signer, next_at = self._call(self.contracts.escrow.receiptSigner, who)
+        return ReceiptSigner(who, _optional_address(signer), _optional_address(next_signer),
+                             int(next_at))
 
     # ------------------------------------------------------------------ receipts (off-chain calls)
 
@@ -869,3 +922,12 @@ def post_artifact(relayer_url: str, data: bytes) -> str:
 
 def _address(account: Any) -> str:
     return to_checksum_address(getattr(account, "address", account))
+
+
+_ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def _optional_address(value: Any) -> str | None:
+    """A checksummed address, or None for the zero address."""
+    address = to_checksum_address(value)
+    return None if int(address, 16) == 0 else address
