@@ -45,6 +45,7 @@ class SkipReason(IntEnum):
     MISMATCH = 3  # model, version or input hash differ from the request
     INVALID_SIGNATURE = 4
     NOT_ACTIVE_RELAYER = 5
+    NOT_DESIGNATED = 6  # the request names another relayer (requestInferenceVia)
 
 
 class ReceiptSkipReason(IntEnum):
@@ -53,11 +54,12 @@ class ReceiptSkipReason(IntEnum):
     NONE = 0
     NOT_NEWER = 1  # no more calls than already settled, a smaller amount, or out of range
     EXPIRED = 2
-    INVALID_SIGNATURE = 3  # not signed by the caller (its key or its ERC-1271 wallet)
-    NOT_ACTIVE_RELAYER = 4
+    INVALID_SIGNATURE = 3  # signed neither by the caller's key nor by its receipt signer in force
+    NOT_ACTIVE_RELAYER = 4  # the submitting relayer is not (or no longer) bonded and active
     UNKNOWN_MODEL = 5
-    UNDERPRICED = 6  # pays less than the model's receipt price per call
-    INSUFFICIENT_CREDIT = 7
+    UNDERPRICED = 6  # pays less than the lowest receipt price per call since the last settlement
+    INSUFFICIENT_CREDIT = 7  # more than the caller's reservation for the relayer
+    NOT_SUBMITTER = 8  # the receipt names another relayer than the one submitting it
 
 
 @dataclass(frozen=True)
@@ -183,16 +185,34 @@ _MESSAGES: dict[str, tuple[type[e.ContractRevertError], str]] = {
         "{relayer} is not a registered relayer; register first"),
     "RelayerRegistry_BondTooLow": (e.RelayerRegistrationError,
         "a bond of {bond} is below the minimum of {minBond}; bond at least the minimum"),
-    "InferenceEscrow_WithdrawalNotAnnounced": (e.WithdrawalDelayError,
-        "{account} signs receipts, so its credit leaves only after an announcement: it has "
-        "announced {announced} but asks for {amount}; announce first (announce_withdrawal, or "
-        "`modelhub withdraw --announce`) and withdraw once the withdrawal delay has passed"),
-    "InferenceEscrow_WithdrawalNotReady": (e.WithdrawalDelayError,
-        "{account}'s announced withdrawal is possible from {readyAt} (unix time), when relayers "
-        "have had time to settle its receipts; wait until then"),
-    "InferenceEscrow_NoWithdrawalDelay": (e.ContractRevertError,
-        "{account} has not enabled receipts, so its credit has no withdrawal delay: withdraw "
-        "directly"),
+    "RelayerRegistry_BondTooHigh": (e.RelayerRegistrationError,
+        "a bond of {bond} is above the maximum of {maxBond}"),
+    "RelayerRegistry_ZeroAmount": (e.ContractRevertError,
+        "the amount is zero; give a positive amount in token base units"),
+    "RelayerRegistry_Unbonding": (e.RelayerRegistrationError,
+        "{relayer} is unbonding (its bond can be withdrawn from {unbondAt}, unix time) and "
+        "serves no more"),
+    "RelayerRegistry_NotUnbonding": (e.RelayerRegistrationError,
+        "{relayer} has not begun to unbond; begin first, then withdraw the bond after the delay"),
+    "RelayerRegistry_UnbondPending": (e.RelayerRegistrationError,
+        "{relayer}'s bond can be withdrawn from {unbondAt} (unix time); wait until then"),
+    "InferenceEscrow_NotDesignatedRelayer": (e.NotDesignatedRelayerError,
+        "{account} is not the relayer request {requestId} was designated to: only that "
+        "relayer may serve or reject it (calls open to every relayer cannot be rejected; "
+        "they are refunded after their deadline)"),
+    "InferenceEscrow_NothingToRelease": (e.NothingToReleaseError,
+        "{caller} has announced no release of its reservation for relayer {relayer}; announce "
+        "one first (Hub.announce_release) and release it once the withdrawal delay has passed"),
+    "InferenceEscrow_ReleaseNotReady": (e.ReleaseNotReadyError,
+        "{caller}'s announced release of its reservation for relayer {relayer} is possible from "
+        "{readyAt} (unix time), when the relayer has had time to settle its receipts; wait "
+        "until then"),
+    "InferenceEscrow_CreditOverflow": (e.ContractRevertError,
+        "{account} would hold more than {maxCredit} base units there; use a smaller amount"),
+    "InferenceEscrow_FeeTooHigh": (e.ContractRevertError,
+        "a fee of {bps} bps is above the maximum of {maxBps} bps"),
+    "InferenceEscrow_ZeroAddress": (e.ContractRevertError,
+        "the zero address was given; give a real account"),
     "EnforcedPause": (e.HubPausedError,
         "Model Hub is paused by its operator: no new requests or registrations for now "
         "(withdrawals and refunds still work)"),
@@ -243,7 +263,7 @@ def decode_revert(error: Exception) -> tuple[str | None, dict[str, Any]]:
     from ape.exceptions import CustomError
 
     if isinstance(error, CustomError):
-        return error.abi.name, dict(error.inputs or {})
+        return _unwrapped(error.abi.name, dict(error.inputs or {}))
     message = str(getattr(error, "revert_message", None) or "")
     if match := _ANVIL_CUSTOM_ERROR.match(message):
         return _decode(bytes.fromhex(match.group(1)), match.group(2), from_text=True)
@@ -251,6 +271,21 @@ def decode_revert(error: Exception) -> tuple[str | None, dict[str, Any]]:
         data = bytes.fromhex(match.group(1))
         return _decode(data[:4], data[4:], from_text=False)
     return None, {}
+
+
+def _unwrapped(name: str | None, inputs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """A contract wallet's "call failed" error (TestWallet_CallFailed(bytes reason)) stands for
+    the revert of the call it made: that one says what went wrong."""
+    if name in _WALLET_CALL_FAILED and isinstance(inputs.get("reason"), (bytes, bytearray)):
+        data = bytes(inputs["reason"])
+        if len(data) >= 4:
+            inner = _decode(data[:4], data[4:], from_text=False)
+            if inner[0] is not None:
+                return inner
+    return name, inputs
+
+
+_WALLET_CALL_FAILED = ("TestWallet_CallFailed",)
 
 
 def _decode(selector: bytes, payload: Any, from_text: bool) -> tuple[str | None, dict[str, Any]]:
@@ -264,8 +299,8 @@ def _decode(selector: bytes, payload: Any, from_text: bool) -> tuple[str | None,
         except Exception:  # not this reading of the text, or truncated data
             continue
         if abi_encode(types, values) == data:  # a reading that round-trips is the right one
-            return abi.name, {arg.name: to_checksum_address(v) if arg.type == "address" else v
-                              for arg, v in zip(abi.inputs, values)}
+            return _unwrapped(abi.name, {arg.name: to_checksum_address(v) if arg.type == "address" else v
+                                         for arg, v in zip(abi.inputs, values)})
     return abi.name, {}  # the name alone still says what failed
 
 
@@ -282,10 +317,20 @@ def _argument_bytes(text: str) -> list[bytes]:
 def _errors_by_selector() -> dict[bytes, Any]:
     # Errors of all four contracts: a revert may bubble up from a contract called by another.
     table = {}
-    for name in CONTRACT_NAMES:
-        for abi in contract_type(name).errors:
+    for name in (*CONTRACT_NAMES, *_OPTIONAL_CONTRACTS):
+        try:
+            errors = contract_type(name).errors
+        except e.ProjectNotCompiledError:
+            if name in _OPTIONAL_CONTRACTS:
+                continue
+            raise
+        for abi in errors:
             table[keccak(text=abi.selector)[:4]] = abi
     return table
+
+
+# Contracts the hub may meet around its own: the test smart account that forwards calls.
+_OPTIONAL_CONTRACTS = ("TestWallet",)
 
 
 def _readable(key: str, value: Any) -> Any:

@@ -183,7 +183,35 @@ class NothingToWithdrawError(ContractRevertError):
 
 
 class WithdrawalDelayError(ContractRevertError):
-    """An account that signs receipts tried to withdraw credit it has not announced, or too early."""
+    """Reserved credit was asked back before its release delay had passed (base class of the
+    reservation errors below)."""
+
+
+class NothingToReleaseError(WithdrawalDelayError):
+    """No release of the reservation for this relayer was announced: announce one first."""
+
+
+class ReleaseNotReadyError(WithdrawalDelayError):
+    """The announced release of a reservation is not possible yet: its delay has not passed."""
+
+
+class InsufficientReservationError(InsufficientCreditError):
+    """The caller's reservation for a relayer (minus an announced release and what the relayer
+    holds unsettled) cannot pay for another fast call: reserve more, or let it settle."""
+
+
+class NotDesignatedRelayerError(ContractRevertError):
+    """Only the relayer a request was designated to may serve or reject it; open requests
+    cannot be rejected at all."""
+
+
+class ReceiptSignerError(ModelHubError):
+    """The key a session would sign receipts with is not the caller's receipt signer in force
+    (a contract wallet must register one; a change applies only after the withdrawal delay)."""
+
+
+class NotAContractWalletError(ModelHubError):
+    """The address given as a wallet holds no contract, or not one the SDK can drive."""
 
 
 class HubPausedError(ContractRevertError):
@@ -252,8 +280,13 @@ class RelayerMismatchError(ModelHubError):
     """The relayer at a URL is not the one expected, serves another chain, or is not active."""
 
 
-class ReceiptsNotEnabledError(FastCallError):
-    """The caller has not enabled receipts (`enableReceipts()`), so relayers refuse its receipts."""
+class NoReservationError(FastCallError):
+    """The relayer knows no reservation of the caller for it (`reserve`), so it refuses receipts."""
+
+
+# Old name: relayers refused receipts of accounts that had not enabled them; now they refuse
+# callers without a reservation for them.
+ReceiptsNotEnabledError = NoReservationError
 
 
 class ChannelStateError(ModelHubError):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import requests
-from eth_utils import to_checksum_address
+from eth_utils import is_address, to_checksum_address
 
 from . import errors as e
 from .attestation import Attestation, signable_message
@@ -37,12 +37,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FulfillOutcome", "Hub", "ModelInfo", "ModelStats", "ModelVersion", "Payee", "PriceNotice",
-    "Published", "ReceiptOutcome", "ReceiptSigner", "ReceiptSkipReason", "RejectReason",
+    "PendingFees", "PendingMinBond", "Published", "ReceiptOutcome", "ReceiptSigner", "ReceiptSkipReason", "RejectReason",
     "RelayerInfo", "RequestInfo", "RequestStatus", "RequestedCall", "Reservation", "SkipReason",
     "Upload",
 ]
 
 UPLOAD_TIMEOUT_S = 120.0
+MIN_RECEIPT_PRICE = 1  # InferenceEscrow.MIN_RECEIPT_PRICE: the least a receipt call pays
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -109,6 +110,8 @@ class RequestInfo:
     status: RequestStatus
     # Hash of the requestInference transaction, when this SDK sent it; not part of what a request is.
     transaction: str | None = field(default=None, compare=False)
+    # The relayer the call was designated to (requestInferenceVia), when this SDK knows it.
+    relayer: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -192,10 +195,30 @@ class WithdrawalNotice:
 @dataclass(frozen=True)
 class PriceNotice:
     """What signed receipts must pay per call now: the price, or during a price rise's notice
-    period the price before the rise (until `ends_at`, unix time; 0 when no rise is pending)."""
+    period the price before the rise (until `ends_at`, unix time; 0 when no rise is pending);
+    at least 1 base unit (MIN_RECEIPT_PRICE), free models too. `price` is the price now."""
 
     receipt_price: int
     ends_at: int
+    price: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class PendingFees:
+    """A fee change scheduled by the escrow's owner: it applies to settlements from
+    `effective_at` on (unix time), `termsNoticePeriod` after it was made."""
+
+    protocol_fee_bps: int
+    relayer_fee_bps: int
+    effective_at: int
+
+
+@dataclass(frozen=True)
+class PendingMinBond:
+    """A rise of the relayers' minimum bond: relayers below it turn inactive at `effective_at`."""
+
+    min_bond: int
+    effective_at: int
 
 
 @dataclass(frozen=True)
@@ -212,12 +235,19 @@ class RelayerInfo:
 
 class Hub:
     """Model Hub on one deployment, acting as `account` (an Ape account: it signs every
-    transaction and attestation). Amounts are fee-token base units."""
+    transaction and attestation). Amounts are fee-token base units.
 
-    def __init__(self, deployment: Deployment, account: Any) -> None:
+    With `wallet` (the address of a contract wallet `account` owns), the hub acts as that
+    wallet: `address` is the wallet's, and every transaction is sent through the wallet's
+    `execute(target, data)` (the owner-only forwarding call of contracts/testing/TestWallet.sol).
+    The escrow checks receipts by ECDSA alone, so such a wallet pays fast calls with a receipt
+    signer key it registers (`set_receipt_signer`; FastSession does it, with `account`'s key)."""
+
+    def __init__(self, deployment: Deployment, account: Any, wallet: Any = None) -> None:
         self.deployment = deployment
         self.account = account
         self.contracts: HubContracts = load_contracts(deployment)
+        self.wallet: Any = None if wallet is None else _wallet_instance(wallet)
         self._request_timeout: int | None = None
         self._digests: dict[tuple[int, int], bytes] = {}
 
@@ -238,7 +268,13 @@ class Hub:
 
     @property
     def address(self) -> str:
-        return self.account.address
+        """The account the hub acts as: the wallet's address, or `account`'s."""
+        return self.wallet.address if self.wallet is not None else self.account.address
+
+    @property
+    def signer_address(self) -> str:
+        """The key that signs for this hub (`account`): the address itself, unless a wallet."""
+        return to_checksum_address(self.account.address)
 
     # ------------------------------------------------------------------ uploaders
 
@@ -324,10 +360,27 @@ class Hub:
         return self._call(self.contracts.escrow.balanceOf, self._who(account))
 
     def withdraw(self, amount: int) -> int:
-        """Takes free credit back to the wallet; returns the credit left. An account that signs
-        receipts must have announced the amount `withdrawal_delay` seconds before."""
+        """Takes `amount` of free credit back to the wallet at once; returns the credit left.
+        Reserved credit is not free: release it first (`announce_release`, then `release`)."""
+        credit = self.balance()
+        if credit < amount:
+            raise self._short_of_free_credit(credit, amount, "withdraw")
         self._send(self.contracts.escrow.withdraw, amount)
         return self.balance()
+
+    def _short_of_free_credit(self, credit: int, amount: int, what: str) -> e.InsufficientCreditError:
+        """InsufficientCreditError for `what` ("withdraw", "reserve") needing `amount` of free
+        credit, saying where the rest is when some of it is reserved."""
+        reserved = sum(r.reserved for r in self.reservations())
+        where = (f"; {reserved} more is reserved for relayers and comes back to free credit "
+                 "through announce_release, then release once the withdrawal delay has passed"
+                 if reserved else "")
+        todo = ("withdraw at most that" if what == "withdraw"
+                else f"deposit {amount - credit} more first (Hub.deposit)")
+        return e.InsufficientCreditError(
+            f"{self.address} has {credit} in free credit but wants to {what} {amount}: {todo}{where}",
+            "InferenceEscrow_InsufficientCredit",
+            {"account": self.address, "credit": credit, "required": amount})
 
     # ------------------------------------------------------------------ reservations and signer keys
 
@@ -340,6 +393,71 @@ class Hub:
         reserved, releasing, release_at = self._call(self.contracts.escrow.reservation, who, whom)
         return Reservation(who, whom, int(reserved), int(releasing), int(release_at))
 
+    def reserve(self, relayer: Any, amount: int) -> Reservation:
+        """Moves `amount` of free credit into this account's reservation for `relayer` (an
+        address or account), what that relayer's receipts are paid from; returns the
+        reservation. Only that relayer can settle receipts against it, and it comes back to
+        free credit only `withdrawal_delay` after `announce_release`."""
+        whom = _address(relayer)
+        if amount <= 0:
+            raise refusal("InferenceEscrow_ZeroAmount")
+        credit = self.balance()
+        if credit < amount:
+            raise self._short_of_free_credit(credit, amount, "reserve")
+        self._send(self.contracts.escrow.reserve, whom, amount)
+        return self.reservation(relayer=whom)
+
+    def announce_release(self, relayer: Any, amount: int) -> Reservation:
+        """Announces that up to `amount` of the reservation for `relayer` goes back to free
+        credit `withdrawal_delay` from now (0 cancels; replaces an earlier announcement).
+        The relayer stops counting on it at once and settles what it holds meanwhile; the
+        returned reservation's `release_at` says when `release` works."""
+        whom = _address(relayer)
+        if amount < 0:
+            raise ValueError("a release announces a non-negative amount (0 cancels)")
+        self._send(self.contracts.escrow.announceRelease, whom, amount)
+        return self.reservation(relayer=whom)
+
+    def release(self, relayer: Any) -> int:
+        """Moves the announced part of the reservation for `relayer` (at most what is left of
+        it after settlements) back to free credit, once its delay has passed; returns the
+        amount released. Raises NothingToReleaseError or ReleaseNotReadyError (with the time)."""
+        whom = _address(relayer)
+        held = self.reservation(relayer=whom)
+        if held.release_at == 0:
+            raise refusal("InferenceEscrow_NothingToRelease", caller=self.address, relayer=whom)
+        if _chain_time() < held.release_at:
+            raise refusal("InferenceEscrow_ReleaseNotReady", caller=self.address, relayer=whom,
+                          readyAt=held.release_at)
+        escrow = self.contracts.escrow
+        tx = self._send(escrow.release, whom)
+        return int(self._event(tx, escrow.Released).amount)
+
+    def reservations(self, caller: Any = None) -> list[Reservation]:
+        """The reservations of `caller` (default: this account) for every relayer it ever
+        reserved for (found through the escrow's Reserved events), as they are now."""
+        from ape import chain
+        from ape.types import LogFilter
+
+        who = self._who(caller)
+        escrow = self.contracts.escrow
+        log_filter = LogFilter.from_event(event=escrow.Reserved.abi, search_topics={"caller": who},
+                                          addresses=[escrow.address],
+                                          start_block=self.deployment.start_block)
+        with chain_errors():
+            relayers = dict.fromkeys(to_checksum_address(log.relayer)
+                                     for log in chain.provider.get_contract_logs(log_filter))
+        return [self.reservation(who, relayer) for relayer in relayers]
+
+    def set_receipt_signer(self, signer: Any) -> ReceiptSigner:
+        """Lets `signer` (an address or account; None removes it) sign receipts for this
+        account besides its own key; a contract wallet needs one, since receipts are checked
+        by ECDSA alone. The first signer applies at once; replacing or removing one applies
+        `withdrawal_delay` later (relayers settle what the old key signed meanwhile)."""
+        address = _ZERO_ADDRESS if signer is None else _address(signer)
+        self._send(self.contracts.escrow.setReceiptSigner, address)
+        return self.receipt_signer()
+
     def receipt_signer(self, account: Any = None) -> ReceiptSigner:
         """The receipt signer key of `account` (default: this account) in force now, and a
         pending change of it. A receipt is valid if signed by the account's own key or by this one."""
@@ -350,28 +468,43 @@ class Hub:
 
     # ------------------------------------------------------------------ receipts (off-chain calls)
 
-    def enable_receipts(self) -> bool:
-        """Lets this account pay with signed receipts; from then on its withdrawals wait
-        `withdrawal_delay` after an announcement. Returns False if it was already enabled."""
-        if self.withdrawal_notice().receipts_enabled:
-            return False
-        self._send(self.contracts.escrow.enableReceipts)
-        return True
-
     def withdrawal_notice(self, account: Any = None) -> WithdrawalNotice:
-        enabled, announced, ready_at = self._call(self.contracts.escrow.withdrawalNotice, self._who(account))
-        return WithdrawalNotice(bool(enabled), int(announced), int(ready_at))
-
-    def announce_withdrawal(self, amount: int) -> WithdrawalNotice:
-        """Announces a withdrawal of up to `amount` (0 cancels); it may be made from the
-        returned notice's `ready_at` on. Relayers settle this account's receipts meanwhile."""
-        self._send(self.contracts.escrow.announceWithdrawal, amount)
-        return self.withdrawal_notice()
+        """Obsolete (the escrow has no withdrawal announcements any more: free credit leaves in
+        one step, reservations through `announce_release`). Kept so that code written for the
+        old escrow still runs: every account reads as (True, 0, 0). Use `reservation`."""
+        return WithdrawalNotice(True, 0, 0)
 
     @property
     def withdrawal_delay(self) -> int:
-        """Seconds between announcing and making a withdrawal, for accounts that sign receipts."""
+        """Seconds between announcing the release of a reservation and making it, and before a
+        change of receipt signer applies."""
         return int(self._call(self.contracts.escrow.withdrawalDelay))
+
+    @property
+    def terms_notice_period(self) -> int:
+        """Seconds between a fee change and the settlements it applies to."""
+        return int(self._call(self.contracts.escrow.termsNoticePeriod))
+
+    def pending_fees(self) -> PendingFees | None:
+        """A fee change the owner scheduled and that is not in force yet (None when none):
+        settlements from its `effective_at` on split fees with its shares."""
+        protocol_bps, relayer_bps, effective_at = self._call(self.contracts.escrow.pendingFees)
+        if not effective_at:
+            return None
+        return PendingFees(int(protocol_bps), int(relayer_bps), int(effective_at))
+
+    def pending_min_bond(self) -> PendingMinBond | None:
+        """A rise of the relayers' minimum bond that is not in force yet (None when none)."""
+        new_min_bond, effective_at = self._call(self.contracts.relayers.pendingMinBond)
+        if not effective_at:
+            return None
+        return PendingMinBond(int(new_min_bond), int(effective_at))
+
+    def channel_price(self, caller: Any, relayer: Any, model_id: int) -> int:
+        """The least a receipt on the channel (caller, relayer, model) must pay per new call if
+        settled now (at least 1; 0 for an unknown model)."""
+        return int(self._call(self.contracts.escrow.channelPrice, _address(caller),
+                              _address(relayer), model_id))
 
     @property
     def price_notice_period(self) -> int:
@@ -379,12 +512,17 @@ class Hub:
         return int(self._call(self.contracts.registry.priceNoticePeriod))
 
     def price_notice(self, model_id: int) -> PriceNotice:
-        """The least a receipt must pay per call for `model_id` now, and until when."""
-        exists, receipt_price, _payees, _shares = self._call(self.contracts.registry.receiptTerms, model_id)
+        """The least a receipt must pay per call for `model_id` now, and until when: during a
+        price rise's notice the price before the rise (the registry's floor), else the price;
+        never less than the escrow's 1 base unit per receipt call (free models too)."""
+        exists, price, _floor, _floor_ends_at, _payees, _shares = self._call(
+            self.contracts.registry.receiptTerms, model_id)
         if not exists:
             raise refusal("ModelRegistry_UnknownModel", modelId=model_id)
-        _, ends_at = self._call(self.contracts.registry.priceNotice, model_id)
-        return PriceNotice(int(receipt_price), int(ends_at))
+        # priceNotice is (floor, endsAt) only while a rise is under notice, (0, 0) otherwise.
+        floor, ends_at = self._call(self.contracts.registry.priceNotice, model_id)
+        lowest = int(floor) if ends_at else int(price)
+        return PriceNotice(max(lowest, MIN_RECEIPT_PRICE), int(ends_at), int(price))
 
     def channel(self, caller: Any, relayer: Any, model_id: int) -> tuple[int, int]:
         """What the escrow has settled of the channel (caller, relayer, model): (calls, amount)."""
@@ -397,15 +535,23 @@ class Hub:
 
     def fast_session(self, model_id: int, relayer: str | None = None, version: int = 0,
                      max_price: int | None = None, receipt_lifetime: int = 86_400,
-                     timeout: float = 30.0) -> "FastSession":
+                     timeout: float = 30.0, reserve: int | None = None,
+                     top_up: bool = True, progress: Callable[[str], None] | None = None,
+                     signer: Any = None) -> "FastSession":
         """A session of fast calls of `model_id` at `relayer` (its URL or address; None: the
-        first active relayer that answers), paid with receipts this account signs; enables
-        receipts on first use. Each call pays at most `max_price` (default: the price now).
-        See `modelhub.session.FastSession`; use it with `with` to close its connection."""
+        first active relayer that answers), paid with receipts drawn on this account's
+        reservation for that relayer. Before the first call it makes sure the reservation can
+        pay: if not, it reserves `reserve` from free credit (default: 100 calls at the most a
+        call may cost, or all free credit if less), and tops it up the same way when it runs
+        out (`top_up`); `progress` is told of each such transaction. Each call pays at most
+        `max_price` (default: the price now); `version` 0 pins the latest version at opening.
+        A contract-wallet hub signs with `signer` (default: its owner key), registered as its
+        receipt signer if it has none. See `modelhub.session.FastSession`; use it with `with`."""
         from .session import FastSession
 
         return FastSession(self, model_id, relayer=relayer, version=version, max_price=max_price,
-                           receipt_lifetime=receipt_lifetime, timeout=timeout)
+                           receipt_lifetime=receipt_lifetime, timeout=timeout, reserve=reserve,
+                           top_up=top_up, progress=progress, signer=signer)
 
     def settle_receipts(self, items: Sequence[tuple[Receipt, bytes]]) -> list[ReceiptOutcome]:
         """Settles signed receipts in one transaction; the outcome of each item (in order) says
@@ -433,9 +579,17 @@ class Hub:
         return outcomes
 
     def request(self, model_id: int, inputs: Mapping[str, Any] | bytes, version: int = 0,
-                max_price: int | None = None) -> RequestInfo:
+                max_price: int | None = None, relayer: Any = None) -> RequestInfo:
         """Pays for one call of `model_id` on `inputs` (a JSON object of tensors, or its bytes).
-        `max_price` defaults to the current price; credit is checked before sending."""
+        `max_price` defaults to the current price; credit is checked before sending.
+
+        `version` 0 means the latest version as read now, sent explicitly: an owner who
+        publishes a version just before the request lands cannot change what is run.
+
+        Without `relayer` the call is open: any active relayer may serve it, none may reject
+        it, and unserved it is refunded after its deadline. With `relayer` (an active
+        relayer's address or account) only that relayer may serve it, and it may reject it
+        (bad input, model error), which refunds the price at once."""
         data = encode_input(inputs)
         _, price, latest, active, _, _ = self._model_row(model_id)
         if not active:
@@ -443,6 +597,10 @@ class Hub:
         if version > latest:
             raise refusal("InferenceEscrow_UnknownVersion", modelId=model_id, version=version,
                            latestVersion=latest)
+        version = version or latest
+        designated = None if relayer is None else _address(relayer)
+        if designated is not None and not self.relayer_info(designated).active:
+            raise refusal("InferenceEscrow_NotActiveRelayer", account=designated)
         max_price = price if max_price is None else max_price
         if price > max_price:
             raise refusal("InferenceEscrow_PriceAboveMax", modelId=model_id, price=price,
@@ -452,25 +610,41 @@ class Hub:
             raise refusal("InferenceEscrow_InsufficientCredit", account=self.address,
                            credit=credit, required=price)
         escrow = self.contracts.escrow
-        tx = self._send(escrow.requestInference, model_id, version, data, max_price)
+        if designated is None:
+            tx = self._send(escrow.requestInference, model_id, version, data, max_price)
+        else:
+            tx = self._send(escrow.requestInferenceVia, model_id, version, data, max_price, designated)
         event = self._event(tx, escrow.InferenceRequested)
         from ape import chain
 
         deadline = chain.blocks[tx.block_number].timestamp + self.request_timeout
         return RequestInfo(event.requestId, event.caller, model_id, event.version, event.price,
-                           bytes(event.inputHash), deadline, RequestStatus.PENDING, str(tx.txn_hash))
+                           bytes(event.inputHash), deadline, RequestStatus.PENDING, str(tx.txn_hash),
+                           designated)
 
     def infer(self, model_id: int, inputs: Mapping[str, Any] | bytes, version: int = 0,
               max_price: int | None = None, timeout: float = 120.0, poll: float = 0.5,
               relayer_url: str | None = None,
-              on_requested: Callable[[RequestInfo], None] | None = None) -> "InferenceResult":
+              on_requested: Callable[[RequestInfo], None] | None = None,
+              relayer: Any = None) -> "InferenceResult":
         """One paid call, start to end: pays (`request`), waits for a relayer to settle it,
         fetches the output and checks it against the chain (`fetch_output`), and returns the
         decoded outputs with the request and its transaction. `on_requested` is told the
         request as soon as it is paid for. Raises CallRejectedError (price refunded),
-        CallRefundedError, or RequestWaitTimeoutError (refundable after the deadline)."""
+        CallRefundedError, or RequestWaitTimeoutError (refundable after the deadline).
+
+        `relayer` (its URL, checked through its /healthz, or its address) designates the
+        relayer: only it may serve the call, and it may reject it with a refund at once.
+        Without it the call is open to every relayer and nobody can reject it. The output is
+        fetched from `relayer_url`, else the designated relayer's URL, else the endpoint the
+        fulfilling relayer registered."""
         data = encode_input(inputs)
-        request = self.request(model_id, data, version=version, max_price=max_price)
+        designated = None
+        if relayer is not None:
+            designated, url = self.resolve_relayer(relayer)
+            relayer_url = relayer_url or url
+        request = self.request(model_id, data, version=version, max_price=max_price,
+                               relayer=designated)
         if on_requested is not None:
             on_requested(request)
         try:
@@ -607,8 +781,35 @@ class Hub:
         return outcomes
 
     def reject(self, request_id: int, reason: RejectReason | int) -> None:
-        """Declares a pending call unservable (active relayers only); the caller is refunded."""
+        """Declares a pending call unservable; the caller is refunded at once. Only the relayer
+        a call was designated to may reject it (NotDesignatedRelayerError otherwise); open calls
+        cannot be rejected at all (they are refunded after their deadline)."""
         self._send(self.contracts.escrow.reject, request_id, int(reason))
+
+    def designated_relayer(self, request_id: int) -> str | None:
+        """The relayer a pending request was designated to; None for an open request (or one
+        that has ended: the escrow clears it then)."""
+        return _optional_address(self._call(self.contracts.escrow.designatedRelayer, request_id))
+
+    def resolve_relayer(self, relayer: Any) -> tuple[str, str]:
+        """(address, URL) of a relayer given by URL (its /healthz must name an active relayer
+        of this chain) or by address (it must be active; the URL is its registered endpoint)."""
+        text = str(getattr(relayer, "address", relayer)).strip()
+        if "://" in text:
+            from .session import resolve_relayer
+
+            return resolve_relayer(self, text)
+        if not is_address(text):
+            raise e.RelayerMismatchError(f"{text!r} is neither a relayer's URL (http://...) nor "
+                                         "its address (0x...)")
+        info = self.relayer_info(text)
+        if not info.active:
+            raise e.NotActiveRelayerError(
+                f"{info.address} is not an active relayer" + (
+                    "" if info.endpoint else " (it is not registered)")
+                + "; pick one from `modelhub relayer list`, or pass a relayer's URL",
+                "InferenceEscrow_NotActiveRelayer", {"account": info.address})
+        return info.address, info.endpoint.rstrip("/")
 
     # ------------------------------------------------------------------ discovery
 
@@ -677,6 +878,10 @@ class Hub:
 
     def _send(self, method: Any, *args: Any) -> Any:
         with chain_errors():
+            if self.wallet is not None:
+                # The wallet makes the call: msg.sender is the wallet, the owner pays the gas.
+                data = method.encode_input(*args)
+                return self.wallet.execute(method.contract.address, data, sender=self.account)
             return method(*args, sender=self.account)
 
     def _call(self, method: Any, *args: Any) -> Any:
@@ -925,6 +1130,29 @@ def _address(account: Any) -> str:
 
 
 _ZERO_ADDRESS = "0x" + "00" * 20
+
+
+def _chain_time() -> int:
+    """Now, as the next block will see it: the head's time, or the wall clock if later."""
+    from ape import chain
+
+    with chain_errors():
+        return max(int(chain.blocks.head.timestamp), int(time.time()))
+
+
+def _wallet_instance(wallet: Any) -> Any:
+    """An Ape instance of the contract wallet at `wallet`, driven through `execute(address,bytes)`."""
+    from ape import chain
+
+    from .contracts import contract_type
+
+    address = _address(wallet)
+    with chain_errors():
+        if not chain.provider.get_code(address):
+            raise e.NotAContractWalletError(
+                f"no contract at {address}: a wallet hub needs the address of a deployed "
+                "contract wallet that its account owns")
+        return chain.contracts.instance_at(address, contract_type=contract_type("TestWallet"))
 
 
 def _optional_address(value: Any) -> str | None:

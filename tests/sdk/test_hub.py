@@ -277,7 +277,8 @@ def test_refund_waits_for_the_deadline_then_returns_the_price(funded_caller, iri
 
 
 def test_wait_for_request_returns_the_end_status_or_times_out(funded_caller, bonded_relayer, iris):
-    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    # Designated to the relayer: only then may a relayer reject a call.
+    call = funded_caller.request(iris.model_id, IRIS_INPUT, relayer=bonded_relayer.address)
     with pytest.raises(errors.RequestWaitTimeoutError, match="still pending"):
         funded_caller.wait_for_request(call.id, timeout=0)
     bonded_relayer.reject(call.id, errors.RejectReason.INPUT_MISMATCH)
@@ -303,10 +304,26 @@ def test_a_bond_below_the_minimum_is_explained(relayer_hub):
         relayer_hub.relayer_register("http://127.0.0.1:8700", 5)
 
 
-def test_only_active_relayers_may_reject(funded_caller, stranger_hub, iris):
-    call = funded_caller.request(iris.model_id, IRIS_INPUT)
+def test_only_the_designated_relayer_may_reject_and_open_calls_nobody(
+        funded_caller, bonded_relayer, stranger_hub, iris):
+    open_call = funded_caller.request(iris.model_id, IRIS_INPUT)
+    assert funded_caller.designated_relayer(open_call.id) is None
+    for hub in (stranger_hub, bonded_relayer):
+        with pytest.raises(errors.NotDesignatedRelayerError, match="cannot be rejected"):
+            hub.reject(open_call.id, errors.RejectReason.OTHER)
+    designated = funded_caller.request(iris.model_id, IRIS_INPUT, relayer=bonded_relayer.address)
+    assert funded_caller.designated_relayer(designated.id) == bonded_relayer.address
+    with pytest.raises(errors.NotDesignatedRelayerError, match="only that relayer may serve or reject"):
+        stranger_hub.reject(designated.id, errors.RejectReason.OTHER)
+    bonded_relayer.reject(designated.id, errors.RejectReason.INPUT_MISMATCH)
+    assert funded_caller.get_request(designated.id).status is RequestStatus.REJECTED
+    assert funded_caller.get_request(open_call.id).status is RequestStatus.PENDING
+
+
+def test_a_call_designated_to_an_inactive_relayer_is_refused_before_paying(funded_caller, stranger_hub, iris):
     with pytest.raises(errors.NotActiveRelayerError, match="is not an active relayer"):
-        stranger_hub.reject(call.id, errors.RejectReason.OTHER)
+        funded_caller.request(iris.model_id, IRIS_INPUT, relayer=stranger_hub.address)
+    assert funded_caller.balance() == 10 * PRICE
 
 
 def test_requests_since_decodes_each_requested_call(funded_caller, relayer_hub, iris, caller, deployment):
@@ -395,7 +412,7 @@ def test_list_models_describes_every_model_with_its_usage(
     assert funded_caller.get_model(iris.model_id) == first
 
 
-def test_a_free_model_can_be_called_without_credit(caller_hub, uploader_hub, store):
+def test_a_free_model_can_be_called_on_chain_without_credit(caller_hub, uploader_hub, store):
     free = uploader_hub.upload_model(IRIS, "free iris", 0, store=store)
     call = caller_hub.request(free.model_id, json.dumps(IRIS_INPUT).encode())
     assert call.price == 0
@@ -413,9 +430,12 @@ def test_settle_receipts_reports_each_item_paid_or_skipped_with_its_reason(
     signer = FastSigner(caller.private_key)
     d = funded_caller.deployment
     deadline = 2**40
+    funded_caller.reserve(bonded_relayer.address, 8 * PRICE)
     good = Receipt(caller.address, bonded_relayer.address, iris.model_id, 2, 2 * PRICE, deadline)
     cheap = Receipt(caller.address, bonded_relayer.address, iris.model_id, 5, 5 * PRICE - 1, deadline)
-    items = [(r, signer.sign_receipt(r, d.chain_id, d.inference_escrow)) for r in (good, good, cheap)]
+    too_much = Receipt(caller.address, bonded_relayer.address, iris.model_id, 20, 20 * PRICE, deadline)
+    items = [(r, signer.sign_receipt(r, d.chain_id, d.inference_escrow))
+             for r in (good, good, cheap, too_much)]
     credit = funded_caller.balance()
 
     outcomes = bonded_relayer.settle_receipts(items)
@@ -424,9 +444,12 @@ def test_settle_receipts_reports_each_item_paid_or_skipped_with_its_reason(
         (True, 2 * PRICE, ReceiptSkipReason.NONE),
         (False, 0, ReceiptSkipReason.NOT_NEWER),  # the same receipt again pays nothing
         (False, 0, ReceiptSkipReason.UNDERPRICED),
+        (False, 0, ReceiptSkipReason.INSUFFICIENT_CREDIT),  # more than the reservation
     ]
     assert bonded_relayer.channel(caller, bonded_relayer.address, iris.model_id) == (2, 2 * PRICE)
-    assert funded_caller.balance() == credit - 2 * PRICE
+    # Paid out of the reservation; free credit is untouched.
+    assert funded_caller.reservation(relayer=bonded_relayer.address).reserved == 6 * PRICE
+    assert funded_caller.balance() == credit
 
 
 def test_price_notice_gives_the_old_price_for_receipts_after_a_rise_and_nothing_pending_otherwise(
@@ -445,16 +468,79 @@ def test_price_notice_gives_the_old_price_for_receipts_after_a_rise_and_nothing_
         uploader_hub.price_notice(99)
 
 
-def test_withdrawal_notice_and_its_errors_for_an_account_that_signs_receipts(funded_caller):
-    from modelhub.hub import WithdrawalNotice
+def test_a_free_model_costs_one_base_unit_per_receipt_call(uploader_hub, store):
+    free = uploader_hub.upload_model(IRIS, "free iris", 0, store=store)
+    assert uploader_hub.price_notice(free.model_id).receipt_price == 1
 
-    assert funded_caller.withdrawal_notice() == WithdrawalNotice(False, 0, 0)
-    assert funded_caller.enable_receipts() is True
-    assert funded_caller.enable_receipts() is False  # already on: no second transaction
-    with pytest.raises(errors.WithdrawalDelayError, match="announce"):
-        funded_caller.withdraw(1)
-    notice = funded_caller.announce_withdrawal(5)
-    assert notice.receipts_enabled and notice.announced == 5
-    assert notice.ready_at >= funded_caller.withdrawal_delay
-    with pytest.raises(errors.WithdrawalDelayError, match="wait until then"):
-        funded_caller.withdraw(5)
+
+def test_a_reservation_is_reserved_released_after_the_delay_and_its_errors_say_when(
+        funded_caller, bonded_relayer, chain):
+    relayer = bonded_relayer.address
+    assert funded_caller.reservation(relayer=relayer).reserved == 0
+    held = funded_caller.reserve(relayer, 4 * PRICE)
+    assert (held.reserved, held.releasing, held.release_at, held.spendable) == (4 * PRICE, 0, 0, 4 * PRICE)
+    assert funded_caller.balance() == 6 * PRICE
+    assert funded_caller.reservations() == [held]
+    with pytest.raises(errors.InsufficientCreditError, match="has 6000000000000000 in free credit"):
+        funded_caller.reserve(relayer, 7 * PRICE)
+    with pytest.raises(errors.NothingToReleaseError, match="announce one first"):
+        funded_caller.release(relayer)
+
+    held = funded_caller.announce_release(relayer, PRICE)
+    assert (held.releasing, held.spendable) == (PRICE, 3 * PRICE)
+    assert held.release_at >= chain.blocks.head.timestamp + funded_caller.withdrawal_delay
+    with pytest.raises(errors.ReleaseNotReadyError, match="wait until then"):
+        funded_caller.release(relayer)
+    chain.mine(timestamp=held.release_at)
+    assert funded_caller.release(relayer) == PRICE
+    assert funded_caller.reservation(relayer=relayer).reserved == 3 * PRICE
+    assert funded_caller.withdraw(7 * PRICE) == 0  # free credit leaves in one step
+
+    assert funded_caller.announce_release(relayer, 0).release_at == 0  # 0 cancels
+
+
+def test_the_escrows_own_release_refusals_map_to_their_exceptions(funded_caller, bonded_relayer):
+    escrow = funded_caller.contracts.escrow
+    relayer = bonded_relayer.address
+    with pytest.raises(errors.NothingToReleaseError) as caught:
+        funded_caller._send(escrow.release, relayer)  # past the SDK's own check
+    assert caught.value.inputs == {"caller": funded_caller.address, "relayer": relayer}
+    funded_caller.reserve(relayer, PRICE)
+    funded_caller.announce_release(relayer, PRICE)
+    with pytest.raises(errors.ReleaseNotReadyError, match="possible from") as caught:
+        funded_caller._send(escrow.release, relayer)
+    assert caught.value.inputs["readyAt"] > 0
+
+
+def test_receipt_signer_keys_apply_at_once_first_and_after_the_delay_when_replaced(
+        funded_caller, coauthor, stranger, chain):
+    assert funded_caller.receipt_signer().signer is None
+    key = funded_caller.set_receipt_signer(coauthor)
+    assert (key.signer, key.next_signer, key.next_at) == (coauthor.address, None, 0)
+    key = funded_caller.set_receipt_signer(stranger.address)
+    assert (key.signer, key.next_signer) == (coauthor.address, stranger.address)
+    assert key.next_at >= chain.blocks.head.timestamp + funded_caller.withdrawal_delay
+    chain.mine(timestamp=key.next_at)
+    assert funded_caller.receipt_signer().signer == stranger.address
+
+
+def test_fee_changes_wait_their_notice_and_are_shown_pending(hub_for, deployer, funded_caller, chain):
+    operator = hub_for(deployer)
+    assert operator.pending_fees() is None
+    operator._send(operator.contracts.escrow.setRelayerFeeBps, 0)
+    pending = funded_caller.pending_fees()
+    assert (pending.protocol_fee_bps, pending.relayer_fee_bps) == (500, 0)
+    assert pending.effective_at >= chain.blocks.head.timestamp + funded_caller.terms_notice_period
+    assert funded_caller.relayer_fee_bps == 1_000  # still in force
+    chain.mine(timestamp=pending.effective_at)
+    assert (funded_caller.pending_fees(), funded_caller.relayer_fee_bps) == (None, 0)
+
+
+def test_a_min_bond_rise_waits_and_is_shown_pending(hub_for, deployer, funded_caller):
+    operator = hub_for(deployer)
+    assert operator.pending_min_bond() is None
+    before = operator.min_bond
+    operator._send(operator.contracts.relayers.setMinBond, 2 * before)
+    pending = funded_caller.pending_min_bond()
+    assert pending.min_bond == 2 * before and pending.effective_at > 0
+    assert funded_caller.min_bond == before
