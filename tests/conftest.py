@@ -170,10 +170,14 @@ class Call:
 
 @pytest.fixture
 def request_call(escrow, caller):
-    """request_call(model_id, price, input=..., account=caller, version=0) -> Call."""
+    """request_call(model_id, price, input=..., account=caller, version=0, via=None) -> Call; with
+    `via` a relayer, the request is designated to it (requestInferenceVia)."""
 
-    def request_(model_id: int, price: int, input: bytes = IRIS_INPUT, account=None, version: int = 0) -> Call:
-        tx = escrow.requestInference(model_id, version, input, price, sender=account or caller)
+    def request_(model_id: int, price: int, input: bytes = IRIS_INPUT, account=None, version: int = 0, via=None) -> Call:
+        if via is None:
+            tx = escrow.requestInference(model_id, version, input, price, sender=account or caller)
+        else:
+            tx = escrow.requestInferenceVia(model_id, version, input, price, via, sender=account or caller)
         event = tx.events.filter(escrow.InferenceRequested)[0]
         return Call(event.requestId, model_id, event.version, event.price, input)
 

@@ -99,19 +99,57 @@ def signed(sign_receipt, caller):
 
 
 @pytest.fixture
-def settle_receipts(escrow, stranger):
-    """settle_receipts((receipt, signature), ..., sender=stranger) -> transaction receipt of one
-    settleReceipts call with those items, in order."""
+def settle_receipts(escrow, accounts):
+    """settle_receipts((receipt, signature), ..., sender=<the first item's relayer>) -> transaction
+    receipt of one settleReceipts call with those items, in order (only a receipt's own relayer
+    may settle it)."""
 
     def settle_(*items, sender=None):
+        if sender is None:
+            named = items[0][0].relayer.lower()
+            sender = next(a for a in accounts if a.address.lower() == named)
         return escrow.settleReceipts(
-            [receipt.as_tuple() for receipt, _ in items], [signature for _, signature in items], sender=sender or stranger
+            [receipt.as_tuple() for receipt, _ in items], [signature for _, signature in items], sender=sender
         )
 
     return settle_
 
 
 @pytest.fixture
+def reserve(fund, escrow, relayer):
+    """reserve(account, amount, to=relayer): mint, deposit and reserve `amount` for `to`'s receipts."""
+
+    def reserve_(account, amount: int, to=None) -> None:
+        fund(account, amount)
+        escrow.reserve(to or relayer, amount, sender=account)
+
+    return reserve_
+
+
+@pytest.fixture
+def reserved(escrow):
+    """reserved(caller, relayer) -> what `caller` has set aside for `relayer`'s receipts."""
+
+    def reserved_(caller, relayer) -> int:
+        return escrow.reservation(caller, relayer)[0]
+
+    return reserved_
+
+
+@pytest.fixture
 def wallet(project, deployer, caller):
-    """An ERC-1271 TestWallet whose owner is `caller` (its key signs for the wallet)."""
+    """An ERC-1271 TestWallet whose owner is `caller` (it answers isValidSignature for its key)."""
     return deployer.deploy(project.TestWallet, caller)
+
+
+# ---------------------------------------------------------------- designated requests
+
+
+@pytest.fixture
+def advance(chain):
+    """advance(seconds): the next block's timestamp is that much later than the head's."""
+
+    def advance_(seconds: int) -> None:
+        chain.pending_timestamp = chain.blocks.head.timestamp + seconds
+
+    return advance_

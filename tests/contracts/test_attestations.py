@@ -207,10 +207,18 @@ def test_a_replayed_attestation_settles_once(escrow, calls, sign, active_relayer
     assert escrow.earningsOf(uploader) == 8_500
 
 
-def test_a_relayer_below_a_raised_min_bond_cannot_attest(escrow, relayers, deployer, calls, sign, active_relayer):
-    (call,) = calls(1)
-    relayers.setMinBond(relayers.minBond() + 1, sender=deployer)
-    att = call.attestation()
+def test_a_relayer_below_a_raised_min_bond_cannot_attest_once_the_rise_applies(
+    escrow, relayers, deployer, calls, sign, active_relayer, chain
+):
+    (before,) = calls(1)
+    tx = relayers.setMinBond(relayers.minBond() + 1, sender=deployer)
+    # a call paid before the rise settles: the rise waits unbondDelay, past its deadline
+    att = before.attestation()
+    escrow.fulfill(att.as_tuple(), sign(active_relayer, att), sender=active_relayer)
+
+    chain.mine(timestamp=tx.timestamp + relayers.unbondDelay())
+    (after,) = calls(1)
+    att = after.attestation()
     with reverts(escrow.InferenceEscrow_NotActiveRelayer, account=active_relayer):
         escrow.fulfill(att.as_tuple(), sign(active_relayer, att), sender=active_relayer)
 

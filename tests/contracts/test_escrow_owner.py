@@ -10,26 +10,50 @@ PRICE = 10_000
 ZERO = "0x0000000000000000000000000000000000000000"
 
 
-def test_the_protocol_fee_can_be_set_up_to_its_cap_with_an_event(escrow, deployer):
+def test_the_protocol_fee_can_be_set_up_to_its_cap_and_applies_after_the_notice(escrow, deployer, chain):
+    notice = escrow.termsNoticePeriod()
+    assert notice == max(escrow.requestTimeout(), escrow.withdrawalDelay())
     tx = escrow.setProtocolFeeBps(1_000, sender=deployer)
     event = one_event(tx, escrow.ProtocolFeeChanged)
     assert (event.oldBps, event.newBps) == (500, 1_000)
-    assert escrow.protocolFeeBps() == 1_000
+    effective = one_event(tx, escrow.FeesEffectiveAt)
+    assert (effective.protocolFeeBps, effective.relayerFeeBps) == (1_000, 1_000)
+    assert effective.effectiveAt == tx.timestamp + notice
+    assert escrow.protocolFeeBps() == 500  # still the fee in force
+    assert escrow.pendingFees() == (1_000, 1_000, tx.timestamp + notice)
     with reverts(escrow.InferenceEscrow_FeeTooHigh, bps=1_001, maxBps=1_000):
         escrow.setProtocolFeeBps(1_001, sender=deployer)
+
+    chain.mine(timestamp=tx.timestamp + notice - 1)
+    assert escrow.protocolFeeBps() == 500
+    chain.mine(timestamp=tx.timestamp + notice)
+    assert escrow.protocolFeeBps() == 1_000
+    assert escrow.pendingFees() == (0, 0, 0)
     tx = escrow.setProtocolFeeBps(0, sender=deployer)
-    assert (one_event(tx, escrow.ProtocolFeeChanged).oldBps, escrow.protocolFeeBps()) == (1_000, 0)
+    assert one_event(tx, escrow.ProtocolFeeChanged).oldBps == 1_000
 
 
-def test_the_relayer_fee_can_be_set_up_to_its_cap_with_an_event(escrow, deployer):
+def test_the_relayer_fee_can_be_set_up_to_its_cap_and_applies_after_the_notice(escrow, deployer, chain):
     tx = escrow.setRelayerFeeBps(3_000, sender=deployer)
     event = one_event(tx, escrow.RelayerFeeChanged)
     assert (event.oldBps, event.newBps) == (1_000, 3_000)
-    assert escrow.relayerFeeBps() == 3_000
+    assert escrow.relayerFeeBps() == 1_000
     with reverts(escrow.InferenceEscrow_FeeTooHigh, bps=3_001, maxBps=3_000):
         escrow.setRelayerFeeBps(3_001, sender=deployer)
-    escrow.setRelayerFeeBps(0, sender=deployer)
-    assert escrow.relayerFeeBps() == 0
+    chain.mine(timestamp=tx.timestamp + escrow.termsNoticePeriod())
+    assert escrow.relayerFeeBps() == 3_000
+
+
+def test_a_second_fee_change_within_the_notice_replaces_the_first_and_restarts_the_clock(escrow, deployer, chain):
+    first = escrow.setRelayerFeeBps(3_000, sender=deployer)
+    chain.mine(timestamp=first.timestamp + 100)
+    second = escrow.setProtocolFeeBps(0, sender=deployer)
+    # the pending relayer fee is kept, the protocol fee joins it, the clock restarts
+    assert escrow.pendingFees() == (0, 3_000, second.timestamp + escrow.termsNoticePeriod())
+    chain.mine(timestamp=first.timestamp + escrow.termsNoticePeriod())
+    assert (escrow.protocolFeeBps(), escrow.relayerFeeBps()) == (500, 1_000)
+    chain.mine(timestamp=second.timestamp + escrow.termsNoticePeriod())
+    assert (escrow.protocolFeeBps(), escrow.relayerFeeBps()) == (0, 3_000)
 
 
 def test_the_treasury_can_be_changed_with_an_event_but_not_to_zero(escrow, deployer, treasury, stranger):
@@ -41,15 +65,29 @@ def test_the_treasury_can_be_changed_with_an_event_but_not_to_zero(escrow, deplo
         escrow.setTreasury(ZERO, sender=deployer)
 
 
-def test_a_fee_change_applies_to_calls_already_pending(
-    escrow, deployer, create_model, fund, request_call, settle, active_relayer, caller, treasury
+def test_a_fee_change_never_applies_to_calls_already_paid_for(
+    escrow, deployer, create_model, fund, request_call, settle, active_relayer, caller, treasury, chain
 ):
+    """The attack: the owner raises the treasury's part and cuts the relayer's to 0 between a
+    call and its settlement. The change waits termsNoticePeriod >= requestTimeout, so every call
+    paid before it settles (before its deadline) under the fees it was paid under."""
     model = create_model(price=PRICE)
-    fund(caller, PRICE)
+    fund(caller, 2 * PRICE)
     call = request_call(model, PRICE)
     escrow.setProtocolFeeBps(1_000, sender=deployer)
+    tx = escrow.setRelayerFeeBps(0, sender=deployer)
+    deadline = escrow.getRequest(call.request_id)[5]
+    assert deadline < tx.timestamp + escrow.termsNoticePeriod()
+    chain.pending_timestamp = deadline  # the last moment it can settle
     settle(call, active_relayer)
-    assert escrow.earningsOf(treasury) == 1_000  # "applies to settlements from now on"
+    assert escrow.earningsOf(treasury) == 500  # 5% of 10_000, the fee it was paid under
+    assert escrow.earningsOf(active_relayer) == 1_000
+
+    chain.pending_timestamp = tx.timestamp + escrow.termsNoticePeriod()
+    later = request_call(model, PRICE)
+    settle(later, active_relayer)
+    assert escrow.earningsOf(treasury) == 500 + 1_000
+    assert escrow.earningsOf(active_relayer) == 1_000
 
 
 @pytest.mark.parametrize(
@@ -74,7 +112,8 @@ def test_pause_stops_new_requests_but_not_credit_settlement_rejection_or_refunds
 ):
     model = create_model(price=PRICE)
     fund(caller, 4 * PRICE)
-    to_settle, to_batch, to_reject, to_refund = (request_call(model, PRICE) for _ in range(4))
+    to_settle, to_batch, to_refund = (request_call(model, PRICE) for _ in range(3))
+    to_reject = request_call(model, PRICE, via=active_relayer)
     escrow.pause(sender=deployer)
     assert escrow.paused()
     with reverts(escrow.EnforcedPause):

@@ -10,6 +10,7 @@ from eth_utils import keccak
 
 from contract_support import (
     FULFILLED,
+    NOT_DESIGNATED,
     NOT_PENDING,
     PENDING,
     REFUNDED,
@@ -21,6 +22,7 @@ from contract_support import (
 )
 
 PRICE = 1_000
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 INPUT = b'{"X":[[5.1,3.5,1.4,0.2]]}'
 
 
@@ -177,10 +179,10 @@ def test_an_unknown_request_id_reverts(escrow, model, funded, other_caller, requ
 
 
 @pytest.mark.parametrize("reason", [1, 2, 3, 4])
-def test_an_active_relayer_rejects_a_call_with_a_reason_and_the_caller_gets_it_all_back(
+def test_the_designated_relayer_rejects_a_call_with_a_reason_and_the_caller_gets_it_all_back(
     escrow, model, funded, request_call, active_relayer, reason
 ):
-    call = request_call(model, PRICE)
+    call = request_call(model, PRICE, via=active_relayer)
     tx = escrow.reject(call.request_id, reason, sender=active_relayer)
     event = one_event(tx, escrow.InferenceRejected)
     assert event.requestId == call.request_id and same(event.relayer, active_relayer) and event.reason == reason
@@ -191,20 +193,77 @@ def test_an_active_relayer_rejects_a_call_with_a_reason_and_the_caller_gets_it_a
 
 @pytest.mark.parametrize("reason", [0, 5, 255])
 def test_a_reject_reason_outside_one_to_four_reverts(escrow, model, funded, request_call, active_relayer, reason):
-    call = request_call(model, PRICE)
+    call = request_call(model, PRICE, via=active_relayer)
     with reverts(escrow.InferenceEscrow_InvalidRejectReason, reason=reason):
         escrow.reject(call.request_id, reason, sender=active_relayer)
 
 
-def test_only_an_active_relayer_may_reject(escrow, relayers, model, funded, request_call, active_relayer, stranger, caller):
-    call = request_call(model, PRICE)
-    for account in (stranger, caller):
-        with reverts(escrow.InferenceEscrow_NotActiveRelayer, account=account):
+def test_only_the_designated_relayer_may_reject(
+    escrow, model, funded, request_call, active_relayer, bond, second_relayer, stranger, caller
+):
+    bond(second_relayer)
+    call = request_call(model, PRICE, via=active_relayer)
+    for account in (stranger, caller, second_relayer):
+        with reverts(escrow.InferenceEscrow_NotDesignatedRelayer, requestId=call.request_id, account=account):
             escrow.reject(call.request_id, 1, sender=account)
-    relayers.beginUnbond(sender=active_relayer)
-    with reverts(escrow.InferenceEscrow_NotActiveRelayer, account=active_relayer):
-        escrow.reject(call.request_id, 1, sender=active_relayer)
     assert escrow.getRequest(call.request_id)[6] == PENDING
+    assert escrow.balanceOf(funded) == 9 * PRICE
+
+
+def test_a_call_open_to_every_relayer_cannot_be_rejected_by_any(
+    escrow, model, funded, request_call, active_relayer, bond, second_relayer, settle
+):
+    """The attack: a caller bonds a relayer of its own, reads the output the honest relayer
+    already answered, and rejects the call to get its money back. Open calls cannot be rejected
+    at all, so the honest relayer's attestation still settles."""
+    bond(second_relayer)
+    call = request_call(model, PRICE)
+    for account in (active_relayer, second_relayer):
+        with reverts(escrow.InferenceEscrow_NotDesignatedRelayer, requestId=call.request_id, account=account):
+            escrow.reject(call.request_id, 4, sender=account)
+    settle(call, active_relayer)
+    assert escrow.getRequest(call.request_id)[6] == FULFILLED
+    assert escrow.balanceOf(funded) == 9 * PRICE
+
+
+def test_a_designated_relayer_that_left_may_still_reject_and_refund_at_once(
+    escrow, relayers, model, funded, request_call, active_relayer
+):
+    call = request_call(model, PRICE, via=active_relayer)
+    relayers.beginUnbond(sender=active_relayer)
+    escrow.reject(call.request_id, 3, sender=active_relayer)
+    assert escrow.balanceOf(funded) == 10 * PRICE
+
+
+def test_a_designated_call_settles_only_with_its_relayers_attestation(
+    escrow, model, funded, request_call, active_relayer, bond, second_relayer, sign, settle
+):
+    bond(second_relayer)
+    call = request_call(model, PRICE, via=active_relayer)
+    assert same(escrow.designatedRelayer(call.request_id), active_relayer)
+    att = call.attestation()
+    with reverts(escrow.InferenceEscrow_NotDesignatedRelayer, requestId=call.request_id, account=second_relayer):
+        escrow.fulfill(att.as_tuple(), sign(second_relayer, att), sender=second_relayer)
+    tx = escrow.fulfillBatch([att.as_tuple()], [sign(second_relayer, att)], sender=second_relayer)
+    skipped = one_event(tx, escrow.InferenceSkipped)
+    assert (skipped.requestId, skipped.reason) == (call.request_id, NOT_DESIGNATED)
+    settle(call, active_relayer)
+    assert escrow.getRequest(call.request_id)[6] == FULFILLED
+    assert escrow.earningsOf(second_relayer) == 0
+    assert escrow.designatedRelayer(call.request_id) == ZERO_ADDRESS  # freed with the rest
+
+
+def test_a_call_can_be_designated_only_to_an_active_relayer(escrow, model, funded, stranger):
+    with reverts(escrow.InferenceEscrow_NotActiveRelayer, account=stranger):
+        escrow.requestInferenceVia(model, 0, b"{}", PRICE, stranger, sender=funded)
+    assert escrow.balanceOf(funded) == 10 * PRICE
+
+
+def test_a_designated_request_announces_its_relayer(escrow, model, funded, active_relayer):
+    tx = escrow.requestInferenceVia(model, 0, b"{}", PRICE, active_relayer, sender=funded)
+    requested = one_event(tx, escrow.InferenceRequested)
+    designated = one_event(tx, escrow.RelayerDesignated)
+    assert designated.requestId == requested.requestId and same(designated.relayer, active_relayer)
 
 
 def test_rejecting_an_unknown_request_reverts(escrow, active_relayer):
@@ -244,7 +303,8 @@ def test_refunding_an_unknown_request_reverts(escrow, stranger):
 @pytest.fixture(params=["fulfilled", "rejected", "refunded"])
 def ended(request, escrow, model, funded, request_call, settle, active_relayer, chain):
     """A request brought to one end state: (call, status)."""
-    call = request_call(model, PRICE)
+    # Only a designated relayer may reject; the other end states are reached by open calls.
+    call = request_call(model, PRICE, via=active_relayer if request.param == "rejected" else None)
     if request.param == "fulfilled":
         settle(call, active_relayer)
         return call, FULFILLED
@@ -287,7 +347,7 @@ def test_an_ended_request_cannot_be_rejected_or_refunded(escrow, ended, active_r
 
 def test_model_stats_count_settled_calls_only(escrow, model, funded, request_call, settle, active_relayer, chain):
     settled = [request_call(model, PRICE) for _ in range(3)]
-    rejected = request_call(model, PRICE)
+    rejected = request_call(model, PRICE, via=active_relayer)
     refunded = request_call(model, PRICE)
     for call in settled:
         settle(call, active_relayer)

@@ -21,6 +21,19 @@ def test_the_python_rule_on_a_worked_example():
 
 
 @pytest.fixture
+def set_fees(escrow, deployer, chain):
+    """set_fees(protocol_bps, relayer_bps): change both fees and let the notice pass."""
+
+    def set_(protocol_bps: int, relayer_bps: int) -> None:
+        escrow.setProtocolFeeBps(protocol_bps, sender=deployer)
+        tx = escrow.setRelayerFeeBps(relayer_bps, sender=deployer)
+        chain.mine(timestamp=tx.timestamp + escrow.termsNoticePeriod())
+        assert (escrow.protocolFeeBps(), escrow.relayerFeeBps()) == (protocol_bps, relayer_bps)
+
+    return set_
+
+
+@pytest.fixture
 def settle_at(escrow, token, create_model, request_call, settle, active_relayer, caller, registry, uploader):
     """settle_at(price, payees, shares) -> earnings of (treasury, relayer, *payees) after one call."""
 
@@ -63,10 +76,9 @@ def test_three_payees_with_uneven_shares_split_by_the_rule(
 
 @pytest.mark.parametrize("price", [1, 7, 10_001, MAX_PRICE])
 def test_odd_fee_settings_and_the_fee_caps_split_by_the_rule(
-    escrow, deployer, settle_at, price, uploader, coauthor, third_payee, treasury
+    set_fees, settle_at, price, uploader, coauthor, third_payee, treasury
 ):
-    escrow.setProtocolFeeBps(1_000, sender=deployer)
-    escrow.setRelayerFeeBps(3_000, sender=deployer)
+    set_fees(1_000, 3_000)
     shares = [1, 9_998, 1]
     got = settle_at(price, [uploader, coauthor, third_payee], shares, treasury)
     assert got == fee_split(price, 1_000, 3_000, shares)
@@ -75,19 +87,44 @@ def test_odd_fee_settings_and_the_fee_caps_split_by_the_rule(
 
 @pytest.mark.parametrize("price", [1, 9_999, MAX_PRICE])
 def test_with_both_fees_at_zero_the_payees_get_everything(
-    escrow, deployer, settle_at, price, uploader, coauthor, third_payee, treasury, active_relayer
+    set_fees, settle_at, price, uploader, coauthor, third_payee, treasury, active_relayer
 ):
-    escrow.setProtocolFeeBps(0, sender=deployer)
-    escrow.setRelayerFeeBps(0, sender=deployer)
+    set_fees(0, 0)
     got = settle_at(price, [uploader, coauthor, third_payee], UNEVEN_SHARES, treasury)
     assert got == fee_split(price, 0, 0, UNEVEN_SHARES)
     assert got[0] == 0 and got[1] == 0
     assert sum(got[2]) == price
 
 
-def test_the_payees_at_settlement_are_paid_not_those_at_request_time(
+def test_co_authors_cannot_be_cut_out_of_calls_already_paid_for(
+    escrow, registry, create_model, fund, request_call, settle, active_relayer, caller, uploader, coauthor, chain
+):
+    """The attack: the uploader drops its co-author between a call and its settlement. A change
+    of explicit payees waits priceNoticePeriod (longer than requestTimeout here), so the call
+    settles to the payees it was paid under; calls settled after the notice pay the new ones."""
+    model = create_model(price=10_000)
+    registry.setPayees(model, [uploader.address, coauthor.address], [5_000, 5_000], sender=uploader)
+    fund(caller, 20_000)
+    call = request_call(model, 10_000)
+    tx = registry.setPayees(model, [uploader.address], [10_000], sender=uploader)
+    assert registry.priceNoticePeriod() > escrow.requestTimeout()
+    chain.pending_timestamp = escrow.getRequest(call.request_id)[5]
+    settle(call, active_relayer)
+    assert escrow.earningsOf(coauthor) == 4_250
+    assert escrow.earningsOf(uploader) == 4_250
+
+    chain.pending_timestamp = tx.timestamp + registry.priceNoticePeriod()
+    later = request_call(model, 10_000)
+    settle(later, active_relayer)
+    assert escrow.earningsOf(coauthor) == 4_250
+    assert escrow.earningsOf(uploader) == 4_250 + 8_500
+
+
+def test_the_first_explicit_payees_apply_at_once(
     escrow, registry, create_model, fund, request_call, settle, active_relayer, caller, uploader, coauthor
 ):
+    """Under the default payees only the owner is paid, and the owner is the one sharing: the
+    first setPayees applies to calls already paid for."""
     model = create_model(price=10_000)
     fund(caller, 10_000)
     call = request_call(model, 10_000)

@@ -154,13 +154,41 @@ def test_setting_payees_stores_them_in_order_and_emits_them(registry, uploader, 
     assert list(shares) == [5_000, 3_333, 1_667]
 
 
-def test_eight_payees_are_allowed_and_a_shorter_list_replaces_them(registry, uploader, accounts, model):
+def test_eight_payees_are_allowed_and_a_shorter_list_replaces_them_after_the_notice(
+    registry, uploader, accounts, model, chain
+):
     eight = [a.address for a in accounts[1:9]]
-    registry.setPayees(model, eight, [1_250] * 8, sender=uploader)
+    tx = registry.setPayees(model, eight, [1_250] * 8, sender=uploader)
+    assert one_event(tx, registry.PayeesEffectiveAt).effectiveAt == tx.timestamp  # the first: at once
     assert len(registry.getPayees(model)[0]) == 8
-    registry.setPayees(model, [accounts[5].address], [10_000], sender=uploader)
+    tx = registry.setPayees(model, [accounts[5].address], [10_000], sender=uploader)
+    effective_at = tx.timestamp + registry.priceNoticePeriod()
+    assert one_event(tx, registry.PayeesEffectiveAt).effectiveAt == effective_at
+    assert len(registry.getPayees(model)[0]) == 8  # still in force
+    pending, pending_shares, at = registry.pendingPayees(model)
+    assert [a.lower() for a in pending] == [accounts[5].address.lower()]
+    assert (list(pending_shares), at) == ([10_000], effective_at)
+
+    chain.mine(timestamp=effective_at - 1)
+    assert len(registry.getPayees(model)[0]) == 8
+    chain.mine(timestamp=effective_at)
     got, shares = registry.getPayees(model)
     assert [a.lower() for a in got] == [accounts[5].address.lower()] and list(shares) == [10_000]
+    assert registry.pendingPayees(model) == ([], [], 0)
+
+
+def test_a_second_change_within_the_notice_replaces_the_pending_one(registry, uploader, coauthor, third_payee, model, chain):
+    registry.setPayees(model, [uploader.address, coauthor.address], [5_000, 5_000], sender=uploader)
+    registry.setPayees(model, [coauthor.address], [10_000], sender=uploader)
+    tx = registry.setPayees(model, [third_payee.address], [10_000], sender=uploader)
+    chain.mine(timestamp=tx.timestamp + registry.priceNoticePeriod())
+    got, _ = registry.getPayees(model)
+    assert [a.lower() for a in got] == [third_payee.address.lower()]
+    # and once in force, the next change waits again, starting from those
+    tx = registry.setPayees(model, [uploader.address], [10_000], sender=uploader)
+    assert [a.lower() for a in registry.getPayees(model)[0]] == [third_payee.address.lower()]
+    chain.mine(timestamp=tx.timestamp + registry.priceNoticePeriod())
+    assert [a.lower() for a in registry.getPayees(model)[0]] == [uploader.address.lower()]
 
 
 def test_zero_payees_revert(registry, uploader, model):

@@ -1,6 +1,8 @@
 """Price changes and receipts: a rise binds signed receipts only after `priceNoticePeriod`
-(until then receipts at the price before it settle), binds on-chain requests at once, and a cut
-applies to both at once. `priceNotice` and `receiptTerms` tell relayers which price holds."""
+(until then receipts at the price before it settle, and a channel that settled during the notice
+settles once more at that price afterwards, so that no receipt signed under it is stranded),
+binds on-chain requests at once, and a cut applies to both at once. `priceNotice`,
+`receiptTerms` and the escrow's `channelPrice` tell relayers which price holds."""
 
 from __future__ import annotations
 
@@ -19,9 +21,9 @@ def model(create_model):
 
 
 @pytest.fixture
-def paying(fund, caller, active_relayer):
-    """A funded caller and a bonded relayer, so that receipts can settle."""
-    fund(caller, FUNDS)
+def paying(reserve, caller, active_relayer):
+    """A caller with credit reserved for a bonded relayer, so that receipts can settle."""
+    reserve(caller, FUNDS, to=active_relayer)
     return caller
 
 
@@ -54,6 +56,19 @@ def settles(escrow, make_receipt, signed, settle_receipts, caller, relayer):
     return settles_
 
 
+@pytest.fixture
+def settles_at(escrow, make_receipt, signed, settle_receipts):
+    """settles_at(model, calls, amount) -> the reason a receipt of the default channel with
+    these totals was skipped, or None when it settled."""
+
+    def settles_at_(model_id: int, calls: int, amount: int):
+        tx = settle_receipts(signed(make_receipt(model_id, calls, amount)))
+        skipped = events(tx, escrow.ReceiptSkipped)
+        return skipped[0].reason if skipped else None
+
+    return settles_at_
+
+
 def test_a_rise_announces_a_notice_with_the_old_price_as_floor(registry, model, uploader, chain):
     tx = registry.setPrice(model, NEW, sender=uploader)
     ends_at = chain.blocks.head.timestamp + registry.priceNoticePeriod()
@@ -65,13 +80,13 @@ def test_a_rise_announces_a_notice_with_the_old_price_as_floor(registry, model, 
 
     assert registry.getModel(model)[1] == NEW
     assert registry.priceNotice(model) == (OLD, ends_at)
-    exists, receipt_price, payees, shares = registry.receiptTerms(model)
-    assert exists and receipt_price == OLD
+    exists, price, floor, floor_ends_at, payees, shares = registry.receiptTerms(model)
+    assert (exists, price, floor, floor_ends_at) == (True, NEW, OLD, ends_at)
     assert [same(p, uploader) for p in payees] == [True] and list(shares) == [10_000]
 
 
-def test_receipts_at_the_old_price_settle_until_the_notice_ends_and_not_from_then_on(
-    registry, model, paying, raise_price, settles, chain
+def test_a_channel_settles_at_the_old_price_during_the_notice_once_more_after_it_then_at_the_new_one(
+    escrow, registry, model, paying, raise_price, settles, chain, active_relayer
 ):
     ends_at = raise_price(model, NEW)
     assert settles(model, OLD) is None
@@ -79,15 +94,60 @@ def test_receipts_at_the_old_price_settle_until_the_notice_ends_and_not_from_the
     chain.pending_timestamp = ends_at - 1
     assert settles(model, OLD) is None  # the last second of the notice
 
+    # The channel last settled while the notice ran: its next increase may still hold calls
+    # signed at the old price, so it pays at least that, once.
     chain.pending_timestamp = ends_at
-    assert settles(model, OLD) == UNDERPRICED  # the notice's end is exclusive
+    assert escrow.channelPrice(paying, active_relayer, model) == OLD
+    assert settles(model, OLD - 1) == UNDERPRICED
+    assert settles(model, OLD) is None
+    assert escrow.channelPrice(paying, active_relayer, model) == NEW
     assert settles(model, NEW - 1) == UNDERPRICED
     assert settles(model, NEW) is None
-    assert registry.receiptTerms(model)[1] == NEW
     assert registry.priceNotice(model) == (0, 0)
 
 
-def test_an_on_chain_request_pays_the_new_price_at_once(escrow, registry, model, paying, raise_price, request_call):
+def test_receipts_signed_at_the_floor_and_settled_late_never_brick_their_channel(
+    escrow, model, paying, raise_price, make_receipt, signed, settle_receipts, settles_at, chain, active_relayer
+):
+    """Attack 5: receipts signed at the notice's floor but not settled before it ended became
+    Underpriced, and so did every later cumulative receipt of that channel. Now the increase
+    since the channel's last settlement may pay the floor if the notice ran past that settlement."""
+    assert settles_at(model, 1, OLD) is None
+    ends_at = raise_price(model, NEW)
+    chain.pending_timestamp = ends_at - 10
+    floor_receipts = [signed(make_receipt(model, 1 + n, OLD * (1 + n))) for n in (1, 2, 3)]  # served, unsettled
+    # the relayer's settlement is late by a day, and a call made after the end pays the new price
+    chain.pending_timestamp = ends_at + 86_400
+    later = signed(make_receipt(model, 5, 4 * OLD + NEW))
+    tx = settle_receipts(later)
+    assert one_event(tx, escrow.ReceiptSettled).paid == 3 * OLD + NEW
+    assert escrow.channel(paying, active_relayer, model) == (5, 4 * OLD + NEW)
+    # from then on, the new price
+    assert settles_at(model, 6, 4 * OLD + NEW + OLD) == UNDERPRICED
+    assert floor_receipts  # signed before the end, superseded by the later cumulative receipt
+
+
+def test_a_channel_opened_after_the_notice_may_pay_the_floor_only_within_the_withdrawal_delay(
+    escrow, registry, model, create_model, reserve, other_caller, raise_price, make_receipt, signed, settle_receipts,
+    chain, active_relayer,
+):
+    reserve(other_caller, FUNDS, to=active_relayer)
+    ends_at = raise_price(model, NEW)
+    delay = escrow.withdrawalDelay()
+    chain.pending_timestamp = ends_at + delay - 1
+    assert escrow.channelPrice(other_caller, active_relayer, model) == OLD
+    tx = settle_receipts(signed(make_receipt(model, 1, OLD, payer=other_caller), other_caller))
+    assert one_event(tx, escrow.ReceiptSettled).paid == OLD
+    other_model = create_model(price=OLD)
+    other_end = raise_price(other_model, NEW)
+    chain.pending_timestamp = other_end + delay
+    tx = settle_receipts(signed(make_receipt(other_model, 1, OLD, payer=other_caller), other_caller))
+    assert one_event(tx, escrow.ReceiptSkipped).reason == UNDERPRICED
+
+
+def test_an_on_chain_request_pays_the_new_price_at_once(escrow, registry, model, fund, caller, raise_price, request_call):
+    fund(caller, FUNDS)
+    paying = caller
     raise_price(model, NEW)
     with reverts(escrow.InferenceEscrow_PriceAboveMax, modelId=model, price=NEW, maxPrice=OLD):
         escrow.requestInference(model, 0, b"{}", OLD, sender=paying)
@@ -103,7 +163,7 @@ def test_a_cut_during_a_notice_applies_to_receipts_at_once_and_ends_the_notice(
     tx = registry.setPrice(model, OLD - 200, sender=uploader)
     assert events(tx, registry.PriceNoticeStarted) == []
     assert registry.priceNotice(model) == (0, 0)
-    assert registry.receiptTerms(model)[1] == OLD - 200
+    assert registry.receiptTerms(model)[1:3] == (OLD - 200, OLD - 200)
     assert settles(model, OLD - 201) == UNDERPRICED
     assert settles(model, OLD - 200) is None
 
@@ -139,6 +199,7 @@ def test_a_second_rise_inside_the_notice_keeps_the_first_floor_and_restarts_the_
     chain.pending_timestamp = second_end - 1
     assert settles(model, OLD) is None
     chain.pending_timestamp = second_end
+    assert settles(model, OLD) is None  # once more at the floor: the channel settled during the notice
     assert settles(model, NEW) == UNDERPRICED  # the intermediate price never bound receipts alone
     assert settles(model, 2 * NEW) is None
 
@@ -151,21 +212,24 @@ def test_a_rise_after_the_notice_ended_takes_the_risen_price_as_its_floor(
     tx = registry.setPrice(model, 2 * NEW, sender=uploader)
     notice = one_event(tx, registry.PriceNoticeStarted)
     assert (notice.receiptPrice, notice.noticeEndsAt) == (NEW, first_end + registry.priceNoticePeriod())
-    assert registry.receiptTerms(model)[1] == NEW
+    assert registry.receiptTerms(model)[1:4] == (2 * NEW, NEW, first_end + registry.priceNoticePeriod())
 
 
-def test_a_free_model_made_paid_keeps_free_receipts_settling_during_the_notice(
-    escrow, registry, create_model, active_relayer, make_receipt, signed, settle_receipts, caller, chain, uploader
+def test_a_free_model_made_paid_keeps_one_unit_receipts_settling_during_the_notice(
+    escrow, registry, create_model, active_relayer, make_receipt, signed, settle_receipts, caller, chain, uploader,
+    reserve,
 ):
+    reserve(caller, FUNDS, to=active_relayer)
     free = create_model(price=0)
     tx = registry.setPrice(free, NEW, sender=uploader)
     ends_at = one_event(tx, registry.PriceNoticeStarted).noticeEndsAt
     assert one_event(tx, registry.PriceNoticeStarted).receiptPrice == 0
     assert registry.priceNotice(free)[1] == ends_at
-    settle_receipts(signed(make_receipt(free, 3, 0)))  # the caller holds no credit
-    assert escrow.channel(caller, active_relayer, free) == (3, 0)
+    settle_receipts(signed(make_receipt(free, 3, 3)))  # a receipt call pays at least 1 base unit
+    assert escrow.channel(caller, active_relayer, free) == (3, 3)
     chain.pending_timestamp = ends_at
-    tx = settle_receipts(signed(make_receipt(free, 4, 0)))
+    settle_receipts(signed(make_receipt(free, 4, 4)))  # once more after the end
+    tx = settle_receipts(signed(make_receipt(free, 5, 5)))
     assert one_event(tx, escrow.ReceiptSkipped).reason == UNDERPRICED
 
 
@@ -173,10 +237,9 @@ def test_the_notice_views_read_the_clock(registry, model, raise_price, chain):
     ends_at = raise_price(model, NEW)
     chain.mine(timestamp=ends_at - 1)
     assert registry.priceNotice(model) == (OLD, ends_at)
-    assert registry.receiptTerms(model)[1] == OLD
     chain.mine(timestamp=ends_at)
     assert registry.priceNotice(model) == (0, 0)
-    assert registry.receiptTerms(model)[1] == NEW
+    assert registry.receiptTerms(model)[1:4] == (NEW, OLD, ends_at)  # the record stays for the escrow
 
 
 def test_a_model_without_a_rise_has_no_notice_and_its_receipt_terms_name_its_payees(
@@ -184,15 +247,15 @@ def test_a_model_without_a_rise_has_no_notice_and_its_receipt_terms_name_its_pay
 ):
     registry.setPayees(model, [coauthor, uploader], [6_000, 4_000], sender=uploader)
     assert registry.priceNotice(model) == (0, 0)
-    exists, receipt_price, payees, shares = registry.receiptTerms(model)
-    assert exists and receipt_price == OLD
+    exists, price, floor, floor_ends_at, payees, shares = registry.receiptTerms(model)
+    assert (exists, price, floor_ends_at) == (True, OLD, 0) and floor <= price
     assert [p.lower() for p in payees] == [coauthor.address.lower(), uploader.address.lower()]
     assert list(shares) == [6_000, 4_000]
 
 
 def test_unknown_models_have_no_receipt_terms_and_no_notice(registry, model):
-    assert registry.receiptTerms(model + 1) == (False, 0, [], [])
-    assert registry.receiptTerms(0) == (False, 0, [], [])
+    assert registry.receiptTerms(model + 1) == (False, 0, 0, 0, [], [])
+    assert registry.receiptTerms(0) == (False, 0, 0, 0, [], [])
     with reverts(registry.ModelRegistry_UnknownModel, modelId=model + 1):
         registry.priceNotice(model + 1)
     with reverts(registry.ModelRegistry_UnknownModel, modelId=0):

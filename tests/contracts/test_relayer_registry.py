@@ -142,19 +142,47 @@ def test_a_relayer_can_register_again_after_withdrawing_its_bond(relayers, token
     assert relayers.relayerInfo(active_relayer) == ("http://new:8700", MIN_BOND, True, 0)
 
 
-def test_raising_min_bond_above_a_bond_makes_that_relayer_inactive_until_it_adds_bond(
-    relayers, deployer, active_relayer, mint_and_approve
+def test_raising_min_bond_applies_after_the_unbond_delay_then_a_relayer_below_it_is_inactive_until_it_adds_bond(
+    relayers, deployer, active_relayer, mint_and_approve, chain
 ):
+    """The attack: the owner sets a huge minimum bond, making every relayer inactive at once so
+    that calls already served cannot settle. A rise waits unbondDelay, the time the registry
+    gives itself to return a bond, so relayers settle (or add bond) first."""
     tx = relayers.setMinBond(MIN_BOND + 1, sender=deployer)
     event = one_event(tx, relayers.MinBondChanged)
     assert (event.oldMinBond, event.newMinBond) == (MIN_BOND, MIN_BOND + 1)
+    effective_at = tx.timestamp + relayers.unbondDelay()
+    effective = one_event(tx, relayers.MinBondEffectiveAt)
+    assert (effective.minBond, effective.effectiveAt) == (MIN_BOND + 1, effective_at)
+    assert relayers.minBond() == MIN_BOND
+    assert relayers.pendingMinBond() == (MIN_BOND + 1, effective_at)
+    assert relayers.isActive(active_relayer)
+
+    chain.mine(timestamp=effective_at - 1)
+    assert relayers.isActive(active_relayer)
+    chain.mine(timestamp=effective_at)
     assert relayers.minBond() == MIN_BOND + 1
+    assert relayers.pendingMinBond() == (0, 0)
     assert not relayers.isActive(active_relayer)
     assert relayers.relayerInfo(active_relayer)[2] is False
 
     mint_and_approve(active_relayer, 1)
     relayers.addBond(1, sender=active_relayer)
     assert relayers.isActive(active_relayer)
+
+
+def test_a_min_bond_cut_applies_at_once_and_cancels_a_pending_rise(relayers, deployer):
+    relayers.setMinBond(2 * MIN_BOND, sender=deployer)
+    tx = relayers.setMinBond(MIN_BOND // 2, sender=deployer)
+    assert one_event(tx, relayers.MinBondEffectiveAt).effectiveAt == tx.timestamp
+    assert relayers.minBond() == MIN_BOND // 2
+    assert relayers.pendingMinBond() == (0, 0)
+
+
+def test_a_min_bond_beyond_112_bits_is_refused(relayers, deployer):
+    with reverts(relayers.RelayerRegistry_BondTooHigh, bond=2**112, maxBond=2**112 - 1):
+        relayers.setMinBond(2**112, sender=deployer)
+    assert relayers.minBond() == MIN_BOND
 
 
 def test_only_the_contract_owner_sets_min_bond(relayers, stranger):
