@@ -19,7 +19,9 @@ from modelhub.devchain import Anvil
 TOKEN = 10**18
 PRICE = 10**15
 SMALL_INPUT = b'{"X":[[5.1,3.5,1.4,0.2]]}'  # the iris example's input: 26 bytes
-TARGETS = {"requestInference": 110_000, "fulfillBatch, per item (100 items)": 20_000}
+# requestInference: under 110,000 in the first version, under 90,000 since the caller's slot went
+# (it is part of the request id); the physical floor is two fresh slots.
+TARGETS = {"requestInference": 90_000, "fulfillBatch, per item (100 items)": 20_000}
 # What the issue quotes for a straightforward implementation, as the baseline of each target.
 BASELINES = {"requestInference": 116_000, "fulfillBatch, per item (100 items)": 31_000}
 
@@ -83,10 +85,34 @@ def main() -> int:
             record(f"fulfillBatch, per item ({size} item{'s' if size > 1 else ''})", tx.gas_used // size,
                    f"total {tx.gas_used:,}")
 
+        tx = escrow.requestInferenceVia(model_id, 0, SMALL_INPUT, PRICE, relayer, sender=caller)
+        record("requestInferenceVia", tx.gas_used, "designated to one relayer (a third slot and an event)")
+        tx = escrow.reject(tx.return_value, 1, sender=relayer)
+        record("reject", tx.gas_used, "by the designated relayer; price back to credit")
+
         request_id, _ = request()
         anvil.advance_time(DeployParams().request_timeout + 1)
         tx = escrow.refund(request_id, sender=caller)
         record("refund", tx.gas_used, "after the deadline")
+
+        # Fast calls: credit set aside for one relayer, released after the delay.
+        tx = escrow.reserve(relayer, TOKEN, sender=caller)
+        record("reserve (first)", tx.gas_used, "reservation slot created")
+        tx = escrow.reserve(relayer, TOKEN, sender=caller)
+        record("reserve", tx.gas_used, "adds to a reservation")
+        tx = escrow.reserveFor(uploader, relayer, TOKEN, sender=caller)
+        record("reserveFor", tx.gas_used, "deposit and reserve for another account in one step")
+        tx = escrow.announceRelease(relayer, TOKEN, sender=caller)
+        record("announceRelease", tx.gas_used, "")
+        anvil.advance_time(DeployParams().withdrawal_delay)
+        tx = escrow.release(relayer, sender=caller)
+        record("release", tx.gas_used, "after withdrawalDelay; back to free credit")
+        tx = escrow.withdraw(TOKEN, sender=caller)
+        record("withdraw", tx.gas_used, "free credit, one step")
+        tx = escrow.setReceiptSigner(uploader, sender=caller)
+        record("setReceiptSigner (first)", tx.gas_used, "applies at once")
+        tx = escrow.setReceiptSigner(treasury, sender=caller)
+        record("setReceiptSigner (replace)", tx.gas_used, "applies after withdrawalDelay")
 
         tx = escrow.withdrawEarnings(sender=uploader)
         record("withdrawEarnings", tx.gas_used, "payee pulls all earnings")

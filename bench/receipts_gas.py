@@ -45,19 +45,20 @@ def main() -> int:
         token.approve(relayers, 100 * TOKEN, sender=relayer)
         relayers.register("http://127.0.0.1:8700", 100 * TOKEN, sender=relayer)
 
-        # Callers only sign receipts: they need credit, not ether. One caller per channel.
+        # Callers only sign receipts: they need credit reserved for the relayer, not ether. One
+        # caller per channel.
         callers = [FastSigner(Account.create().key) for _ in range(max(CHANNELS_PER_TX))]
         token.mint(funder, 10**9 * TOKEN, sender=funder)
         token.approve(escrow, 2**256 - 1, sender=funder)
         for signer in callers:
-            escrow.depositFor(signer.address, 10_000 * TOKEN, sender=funder)
+            escrow.reserveFor(signer.address, relayer.address, 10_000 * TOKEN, sender=funder)
 
         def new_model() -> int:
             tx = registry.registerModel("iris", b"\x11" * 32, "ipfs://card", PRICE, sender=uploader)
             return tx.return_value
 
         funder_signer = FastSigner(funder.private_key)
-        escrow.deposit(10_000 * TOKEN, sender=funder)
+        escrow.reserveFor(funder.address, relayer.address, 10_000 * TOKEN, sender=funder)
         # Warm the hub once (payee, relayer and treasury earnings slots exist), as in use.
         warm = new_model()
         _settle(escrow, d, [(callers[0], relayer.address, warm, 1)])
@@ -107,7 +108,7 @@ def _settle(escrow, d, batch) -> int:
         receipt = Receipt(signer.address, relayer, model_id, calls, calls * PRICE, deadline)
         receipts.append(receipt.as_tuple())
         signatures.append(signer.sign_receipt(receipt, d.chain_id, d.inference_escrow))
-    tx = escrow.settleReceipts(receipts, signatures, sender=accounts.test_accounts[2])
+    tx = escrow.settleReceipts(receipts, signatures, sender=accounts.test_accounts[2])  # the relayer
     settled = tx.events.filter(escrow.ReceiptSettled)
     if len(settled) != len(batch):
         raise SystemExit(f"only {len(settled)} of {len(batch)} receipts settled: {tx.events}")

@@ -378,6 +378,22 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         emit Reserved(msg.sender, relayer, amount, reserved);
     }
 
+    /// @notice Adds `amount` tokens, paid by the sender, to `account`'s reservation for `relayer`
+    /// in one step (a deposit for `account` followed by its `reserve`).
+    function reserveFor(address account, address relayer, uint256 amount) external nonReentrant {
+        if (amount == 0) revert InferenceEscrow_ZeroAmount();
+        if (account == address(0) || relayer == address(0)) revert InferenceEscrow_ZeroAddress();
+        Reservation storage reservation = _reservations[account][relayer];
+        uint256 reserved = reservation.amount + amount;
+        if (reserved > type(uint160).max) {
+            revert InferenceEscrow_CreditOverflow(account, reservation.amount, type(uint160).max);
+        }
+        reservation.amount = uint160(reserved);
+        emit Deposited(account, amount);
+        emit Reserved(account, relayer, amount, reserved);
+        token.pullExact(msg.sender, amount);
+    }
+
     /// @notice Announces that up to `amount` of the caller's reservation for `relayer` goes back
     /// to free credit `withdrawalDelay` from now (`release`); replaces any earlier announcement
     /// (0 cancels). The relayer settles what it holds meanwhile; until then it stays reserved.

@@ -157,3 +157,21 @@ def test_a_contract_wallet_reserves_and_releases_through_its_own_calls(
     wallet.execute(escrow, escrow.withdraw.encode_input(FUNDS), sender=caller)
     assert token.balanceOf(wallet) == FUNDS
     assert events(tx, escrow.ReleaseAnnounced)
+
+
+def test_anyone_may_fund_an_accounts_reservation_in_one_step(escrow, token, stranger, caller, active_relayer):
+    token.mint(stranger, FUNDS, sender=stranger)
+    token.approve(escrow, FUNDS, sender=stranger)
+    tx = escrow.reserveFor(caller, active_relayer, FUNDS, sender=stranger)
+    deposited = one_event(tx, escrow.Deposited)
+    assert same(deposited.account, caller) and deposited.amount == FUNDS
+    reserved = one_event(tx, escrow.Reserved)
+    assert same(reserved.caller, caller) and same(reserved.relayer, active_relayer) and reserved.reserved == FUNDS
+    assert escrow.reservation(caller, active_relayer) == (FUNDS, 0, 0)
+    assert escrow.balanceOf(caller) == 0 and token.balanceOf(stranger) == 0
+    with reverts(escrow.InferenceEscrow_ZeroAmount):
+        escrow.reserveFor(caller, active_relayer, 0, sender=stranger)
+    with reverts(escrow.InferenceEscrow_ZeroAddress):
+        escrow.reserveFor(ZERO, active_relayer, 1, sender=stranger)
+    with reverts(escrow.InferenceEscrow_ZeroAddress):
+        escrow.reserveFor(caller, ZERO, 1, sender=stranger)
