@@ -263,8 +263,9 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     /// @notice Released revenue waiting for `withdrawEarnings` (payees, relayers, treasury).
     mapping(address account => uint256) public earningsOf;
 
-    mapping(uint256 requestId => Request) private _requests;
     // All written through storage pointers, which Slither does not follow.
+    // slither-disable-next-line uninitialized-state
+    mapping(uint256 requestId => Request) private _requests;
     // slither-disable-next-line uninitialized-state
     mapping(bytes32 channelKey => Channel) private _channels;
     // slither-disable-next-line uninitialized-state
@@ -692,6 +693,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     /// @notice The least a receipt on the channel (caller, relayer, model) must pay per new call
     /// if settled now: the lowest receipt price since the channel last settled (at least 1).
     function channelPrice(address caller, address relayer, uint256 modelId) external view returns (uint256) {
+        // The payees are not needed here.
+        // slither-disable-next-line unused-return
         (bool exists, uint256 pricePerCall, uint256 floorPrice, uint64 floorEndsAt,,) = registry.receiptTerms(modelId);
         if (!exists) return 0;
         Channel storage settled = _channels[_channelKey(caller, relayer, modelId)];

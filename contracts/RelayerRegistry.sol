@@ -187,6 +187,8 @@ contract RelayerRegistry is IRelayerRegistry, Ownable2Step, Pausable, Reentrancy
     /// @notice A scheduled rise of the minimum bond and when it applies (0, 0 when none is pending).
     function pendingMinBond() external view returns (uint256 newMinBond, uint64 effectiveAt) {
         MinBond memory least = _minBond;
+        // nextAt == 0 is the "nothing scheduled" mark, not a balance.
+        // slither-disable-next-line incorrect-equality
         if (least.nextAt == 0 || block.timestamp >= least.nextAt) return (0, 0);
         return (least.next, least.nextAt);
     }
