@@ -2,7 +2,8 @@
 
 - "ci" (the default): what `make test` runs on every change.
 - "long": a soak run, selected with MODELHUB_HYPOTHESIS_PROFILE=long.
-- "smoke": a few short sequences, for working on the tests themselves.
+- "smoke": a few short sequences, for working on the tests themselves; "dev": a few full ones
+  without shrinking.
 - "bite": the ci run without the example database and without shrinking, to time how fast a
   bug planted in a copy of the contracts is found ("first failure after ... s").
 
@@ -32,4 +33,8 @@ settings.register_profile(
     "bite", max_examples=600, stateful_step_count=31, phases=[Phase.generate], **{**_COMMON, "database": None}
 )
 settings.register_profile("smoke", max_examples=10, stateful_step_count=10, **_COMMON)  # a quick look
+# dev: a few full-length sequences, no shrinking, no database (working on the tests on a shared machine)
+settings.register_profile(
+    "dev", max_examples=12, stateful_step_count=31, phases=[Phase.generate], **{**_COMMON, "database": None}
+)
 settings.load_profile(os.environ.get("MODELHUB_HYPOTHESIS_PROFILE", "ci"))

@@ -11,11 +11,20 @@ does not say which is reported first, so any of them is accepted.
 Implementation limits that the spec leaves open but the contracts must have are marked LIMIT:
 prices and bonds fit in 128 bits, a caller's credit in 160 bits.
 
-Off-chain calls (docs/fast-calls.md): callers sign cumulative receipts over channels (caller,
-relayer, model); `settle_receipts` pays each channel's increase since its newest settled receipt,
-or skips the item for the first reason in the escrow's check order. A price rise binds receipts
-only after the registry's notice period; an account that enables receipts withdraws credit only
-what it announced, a delay after announcing it.
+Off-chain calls (docs/fast-calls.md, issue 10): a caller moves free credit into a reservation
+for one relayer; it pays that relayer with cumulative receipts over channels (caller, relayer,
+model), signed by its own key or by a receipt signer key it registered (a change waits the
+withdrawal delay). Only the named relayer settles them (`settle_receipts`), out of that
+reservation alone, which comes back to free credit only a withdrawal delay after it is announced.
+Each item settles or is skipped for the first reason in the escrow's check order. Terms that bind
+calls already paid change only with notice: fees after max(request timeout, withdrawal delay),
+a rise of the minimum bond after the unbond delay, explicit payees after the price notice period,
+and a price rise binds receipts after it too (a channel last settled under a notice's floor keeps
+that floor).
+
+The model also states the design's promises about terms, as assertions (`TermsChanged`): a call
+settles under the fees and the explicit payees that were in force, or already announced, when it
+was paid for, if it settles within the notice.
 """
 
 from __future__ import annotations
@@ -49,7 +58,8 @@ MAX_REVENUE = 2**256 - 1  # modelStats' counters are full words: no reachable se
     RECEIPT_UNKNOWN_MODEL,
     RECEIPT_UNDERPRICED,
     RECEIPT_INSUFFICIENT_CREDIT,
-) = range(1, 8)
+    RECEIPT_NOT_SUBMITTER,
+) = range(1, 9)
 RECEIPT_REASON_NAMES = {
     RECEIPT_NOT_NEWER: "NotNewer",
     RECEIPT_EXPIRED: "Expired",
@@ -58,13 +68,18 @@ RECEIPT_REASON_NAMES = {
     RECEIPT_UNKNOWN_MODEL: "UnknownModel",
     RECEIPT_UNDERPRICED: "Underpriced",
     RECEIPT_INSUFFICIENT_CREDIT: "InsufficientCredit",
+    RECEIPT_NOT_SUBMITTER: "NotSubmitter",
 }
+MIN_RECEIPT_PRICE = 1  # InferenceEscrow.MIN_RECEIPT_PRICE: every receipt call pays at least this
+MAX_MIN_BOND = 2**112 - 1  # LIMIT: the relayer registry stores the minimum bond in 112 bits
+ZERO_ADDRESS = "0x" + "00" * 20
 PANIC_OVERFLOW = "Panic(0x11)"
 
 # Why an item of fulfillBatch is skipped (InferenceSkipped's reason), and the error the single
 # fulfill reverts with for the same cause.
-SKIP_NOT_PENDING, SKIP_DEADLINE, SKIP_MISMATCH, SKIP_BAD_SIGNATURE, SKIP_NOT_RELAYER = 1, 2, 3, 4, 5
+SKIP_NOT_PENDING, SKIP_DEADLINE, SKIP_MISMATCH, SKIP_BAD_SIGNATURE, SKIP_NOT_RELAYER, SKIP_NOT_DESIGNATED = range(1, 7)
 FULFILL_ERROR = {
+    SKIP_NOT_DESIGNATED: "InferenceEscrow_NotDesignatedRelayer",
     SKIP_DEADLINE: "InferenceEscrow_DeadlinePassed",
     SKIP_MISMATCH: "InferenceEscrow_AttestationMismatch",
     SKIP_BAD_SIGNATURE: "InferenceEscrow_InvalidSignature",
@@ -78,6 +93,10 @@ class Revert(Exception):
     def __init__(self, *errors: str):
         super().__init__(", ".join(errors))
         self.errors = frozenset(errors)
+
+
+class TermsChanged(AssertionError):
+    """A settlement used terms that changed after the call was paid for, within the notice."""
 
 
 def _check(broken: list[str]) -> None:
@@ -114,22 +133,60 @@ class Model:
     price: int
     latest_version: int = 1
     active: bool = True
-    explicit_payees: list[tuple[str, int]] | None = None  # None: the owner alone, 10_000 bps
-    # The notice on the last price rise: receipts paying `notice_floor` per call settle until
-    # `notice_ends` (exclusive); (0, 0) when no rise was announced or a cut cleared it.
+    # Explicit payees in force (None: the owner alone, 10_000 bps), and a change waiting for
+    # `next_payees_at` (0: none). The first explicit payees apply at once, later ones after notice.
+    explicit_payees: list[tuple[str, int]] | None = None
+    next_payees: list[tuple[str, int]] | None = None
+    next_payees_at: int = 0
+    # The record of the last price rise: during [rise, notice_ends) receipts may pay
+    # min(notice_floor, price) per call. Kept after the notice ends: a channel last settled before
+    # `notice_ends` keeps paying that floor (see Hub.lowest_price).
     notice_floor: int = 0
     notice_ends: int = 0
 
     def receipt_price(self, now: int) -> int:
-        """The least a receipt must pay per new call at time `now`."""
-        return self.notice_floor if now < self.notice_ends else self.price
+        """The registry's receipt price at `now`: the floor while a rise is under notice, else the price."""
+        if now < self.notice_ends and self.notice_floor < self.price:
+            return self.notice_floor
+        return self.price
+
+    def floor_price(self) -> int:
+        """receiptTerms' floorPrice: never above the price."""
+        return min(self.notice_floor, self.price)
 
     def price_notice(self, now: int) -> tuple[int, int]:
-        """What `ModelRegistry.priceNotice` reads: the notice while it runs, else zeros."""
-        return (self.notice_floor, self.notice_ends) if now < self.notice_ends else (0, 0)
+        """What `ModelRegistry.priceNotice` reads: the notice while it runs and binds, else zeros."""
+        if now < self.notice_ends and self.notice_floor < self.price:
+            return (self.notice_floor, self.notice_ends)
+        return (0, 0)
 
-    def payees(self) -> list[tuple[str, int]]:
-        return list(self.explicit_payees) if self.explicit_payees is not None else [(self.owner, BPS)]
+    def payee_schedule(self, now: int) -> tuple[list[tuple[str, int]] | None, list[tuple[str, int]] | None, int]:
+        """(explicit payees in force or None, pending change or None, its time or 0), as of `now`."""
+        if self.next_payees_at and now >= self.next_payees_at:
+            return (self.next_payees, None, 0)
+        if self.next_payees_at:
+            return (self.explicit_payees, self.next_payees, self.next_payees_at)
+        return (self.explicit_payees, None, 0)
+
+    def payees(self, now: int) -> list[tuple[str, int]]:
+        explicit, _, _ = self.payee_schedule(now)
+        return list(explicit) if explicit is not None else [(self.owner, BPS)]
+
+    def pending_payees(self, now: int) -> tuple[list[tuple[str, int]], int]:
+        _, pending, at = self.payee_schedule(now)
+        return (list(pending), at) if pending is not None else ([], 0)
+
+    def apply_due_payees(self, now: int) -> None:
+        if self.next_payees_at and now >= self.next_payees_at:
+            self.explicit_payees, self.next_payees, self.next_payees_at = self.next_payees, None, 0
+
+
+def payees_under(schedule: tuple, now: int) -> list[tuple[str, int]] | None:
+    """The explicit payees a schedule taken earlier (Model.payee_schedule) puts in force at `now`."""
+    explicit, pending, at = schedule
+    if pending is not None and now >= at:
+        return list(pending)
+    return list(explicit) if explicit is not None else None
 
 
 @dataclass
@@ -142,19 +199,33 @@ class Request:
     input_hash: bytes
     deadline: int
     status: int = PENDING
+    relayer: str | None = None  # designated (requestInferenceVia): only it serves or rejects
+    paid_at: int = 0
+    fee_schedule: tuple = ()  # Hub.fee_schedule() when it was paid for
+    payee_schedule: tuple = ()  # Model.payee_schedule() when it was paid for
 
 
 @dataclass
-class WithdrawalNotice:
-    receipts_enabled: bool = False
-    announced: int = 0
-    ready_at: int = 0
+class Reservation:
+    amount: int = 0
+    releasing: int = 0
+    release_at: int = 0  # 0: no release announced
+
+
+@dataclass
+class SignerKey:
+    current: str = ZERO_ADDRESS
+    next: str = ZERO_ADDRESS
+    next_at: int = 0  # 0: no change pending
+
+    def in_force(self, now: int) -> str:
+        return self.next if self.next_at and now >= self.next_at else self.current
 
 
 @dataclass(frozen=True)
 class SignedReceipt:
-    """A receipt as the model sees it: its fields and who the escrow will find signed it:
-    an address (a key recovered, or an ERC-1271 wallet) or None (no valid signature)."""
+    """A receipt as the model sees it: its fields and the address the escrow recovers from its
+    signature, or None (no valid signature)."""
 
     caller: str
     relayer: str
@@ -181,6 +252,7 @@ class ReceiptSettlement:
     treasury: tuple[str, int]
     relayer: tuple[str, int]
     payees: list[tuple[str, int]]
+    fees: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -214,6 +286,12 @@ class Signed:
     signer: str | None
 
 
+def fees_under(schedule: tuple, now: int) -> tuple[int, int]:
+    """The fees a schedule taken earlier (Hub.fee_schedule) puts in force at `now`."""
+    in_force, pending, at = schedule
+    return pending if pending is not None and now >= at else in_force
+
+
 @dataclass
 class Hub:
     # parameters
@@ -221,13 +299,19 @@ class Hub:
     relayer_registry: str
     owner: str
     treasury: str
-    protocol_bps: int
+    protocol_bps: int  # in force until `fees_next_at` (then the next ones)
     relayer_bps: int
     request_timeout: int
-    min_bond: int
+    min_bond: int  # in force until `min_bond_next_at`
     unbond_delay: int
     withdrawal_delay: int = 3_600
     price_notice_period: int = 3_600
+    # scheduled changes: fees (escrow) and a rise of the minimum bond (relayer registry)
+    next_protocol_bps: int = 0
+    next_relayer_bps: int = 0
+    fees_next_at: int = 0
+    min_bond_next: int = 0
+    min_bond_next_at: int = 0
     # ERC-20 balances of the fee token
     tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # escrow
@@ -238,9 +322,10 @@ class Hub:
     stats: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     escrow_paused: bool = False
     settlements: list[Settlement] = field(default_factory=list)
-    # off-chain calls: settled totals per channel (caller, relayer, model) -> [calls, amount]
-    channels: dict[tuple[str, str, int], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    notices: dict[str, WithdrawalNotice] = field(default_factory=lambda: defaultdict(WithdrawalNotice))
+    # off-chain calls: per channel (caller, relayer, model) -> [calls, amount, settledAt]
+    channels: dict[tuple[str, str, int], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    reservations: dict[tuple[str, str], Reservation] = field(default_factory=lambda: defaultdict(Reservation))
+    signers: dict[str, SignerKey] = field(default_factory=lambda: defaultdict(SignerKey))
     receipt_settlements: list[ReceiptSettlement] = field(default_factory=list)
     # registries
     models: dict[int, Model] = field(default_factory=dict)
@@ -248,17 +333,71 @@ class Hub:
     relayers: dict[str, Relayer] = field(default_factory=dict)
     relayers_paused: bool = False
 
+    @property
+    def terms_notice_period(self) -> int:
+        return max(self.request_timeout, self.withdrawal_delay)
+
     # ------------------------------------------------------------ derived views
 
-    def is_active(self, account: str | None) -> bool:
+    def min_bond_at(self, now: int) -> int:
+        return self.min_bond_next if self.min_bond_next_at and now >= self.min_bond_next_at else self.min_bond
+
+    def pending_min_bond(self, now: int) -> tuple[int, int]:
+        if self.min_bond_next_at == 0 or now >= self.min_bond_next_at:
+            return (0, 0)
+        return (self.min_bond_next, self.min_bond_next_at)
+
+    def is_active(self, account: str | None, now: int) -> bool:
         r = self.relayers.get(account) if account else None
-        return r is not None and r.unbond_at == 0 and r.bond >= self.min_bond
+        return r is not None and r.unbond_at == 0 and r.bond >= self.min_bond_at(now)
+
+    def fees(self, now: int) -> tuple[int, int]:
+        if self.fees_next_at and now >= self.fees_next_at:
+            return (self.next_protocol_bps, self.next_relayer_bps)
+        return (self.protocol_bps, self.relayer_bps)
+
+    def fee_schedule(self, now: int) -> tuple[tuple[int, int], tuple[int, int] | None, int]:
+        """(fees in force, a pending change or None, its time or 0), as of `now`."""
+        if self.fees_next_at and now < self.fees_next_at:
+            return (self.fees(now), (self.next_protocol_bps, self.next_relayer_bps), self.fees_next_at)
+        return (self.fees(now), None, 0)
+
+    def pending_fees(self, now: int) -> tuple[int, int, int]:
+        _, pending, at = self.fee_schedule(now)
+        return (*pending, at) if pending is not None else (0, 0, 0)
+
+    def signer_in_force(self, account: str, now: int) -> str:
+        key = self.signers.get(account)
+        return key.in_force(now) if key else ZERO_ADDRESS
+
+    def receipt_signer(self, account: str, now: int) -> tuple[str, str, int]:
+        """What `receiptSigner(account)` reads: (signer in force, pending next, its time)."""
+        key = self.signers.get(account) or SignerKey()
+        if key.next_at and now < key.next_at:
+            return (key.in_force(now), key.next, key.next_at)
+        return (key.in_force(now), ZERO_ADDRESS, 0)
+
+    def signed_by(self, account: str, signer: str | None, now: int) -> bool:
+        """Whether a signature recovering to `signer` is `account`'s: its own key, or its receipt signer in force."""
+        if signer is None:
+            return False
+        if signer == account:
+            return True
+        delegated = self.signer_in_force(account, now)
+        return delegated != ZERO_ADDRESS and signer == delegated
+
+    def reservation(self, caller: str, relayer: str) -> tuple[int, int, int]:
+        r = self.reservations.get((caller, relayer)) or Reservation()
+        return (r.amount, r.releasing, r.release_at)
 
     def locked(self) -> int:
         return sum(r.price for r in self.requests.values() if r.status == PENDING)
 
+    def reserved_total(self) -> int:
+        return sum(r.amount for r in self.reservations.values())
+
     def escrow_liabilities(self) -> int:
-        return sum(self.credit.values()) + self.locked() + sum(self.earnings.values())
+        return sum(self.credit.values()) + self.reserved_total() + self.locked() + sum(self.earnings.values())
 
     def total_bonds(self) -> int:
         return sum(r.bond for r in self.relayers.values())
@@ -325,30 +464,42 @@ class Hub:
         _check(broken)
         # A rise above the receipt price in force binds receipts only after the notice period:
         # until then receipts at that price (the floor) settle. A rise during a notice keeps
-        # its floor and restarts the clock; a price at or below the floor ends any notice.
+        # its floor and restarts the clock; a cut keeps the record (the lower of the floor and
+        # the price is what receipts pay while it runs).
         floor = model.receipt_price(now)
         model.price = price  # calls already paid keep their locked price; new requests pay this
         if price > floor:
             model.notice_floor, model.notice_ends = floor, now + self.price_notice_period
-        else:
-            model.notice_floor, model.notice_ends = 0, 0
 
-    def receipt_terms(self, model_id: int, now: int) -> tuple[bool, int, list[tuple[str, int]]]:
-        """What `ModelRegistry.receiptTerms` reads: exists, receipt price, payees."""
+    def receipt_terms(self, model_id: int, now: int) -> tuple:
+        """What `ModelRegistry.receiptTerms` reads: exists, price, floor, floorEndsAt, payees."""
         model = self.models.get(model_id)
         if model is None:
-            return (False, 0, [])
-        return (True, model.receipt_price(now), model.payees())
+            return (False, 0, 0, 0, [])
+        return (True, model.price, model.floor_price(), model.notice_ends, model.payees(now))
 
-    def set_payees(self, sender: str, model_id: int, accounts: list[str], shares: list[int]) -> None:
+    def lowest_price(self, settled_at: int, model: Model, now: int) -> int:
+        """The least a channel last settled at `settled_at` (0: never) pays per new call at `now`:
+        the floor of the last rise if its notice ran past the channel's last settlement (a first
+        settlement counts from a withdrawal delay ago), else the price; at least 1."""
+        since = settled_at or max(now - self.withdrawal_delay, 0)
+        per_call = model.floor_price() if since < model.notice_ends else model.price
+        return max(per_call, MIN_RECEIPT_PRICE)
+
+    def channel_price(self, caller: str, relayer: str, model_id: int, now: int) -> int:
+        model = self.models.get(model_id)
+        if model is None:
+            return 0
+        return self.lowest_price(self.channels.get((caller, relayer, model_id), (0, 0, 0))[2], model, now)
+
+    def set_payees(self, sender: str, model_id: int, accounts: list[str], shares: list[int], now: int) -> None:
         broken: list[str] = []
         model = self._owned(sender, model_id, broken)
         if not 1 <= len(accounts) <= MAX_PAYEES:
             broken.append("ModelRegistry_PayeeCount")
         if len(shares) != len(accounts):
             broken.append("ModelRegistry_LengthMismatch")
-        zero = "0x" + "00" * 20
-        if any(a.lower() == zero for a in accounts):
+        if any(a.lower() == ZERO_ADDRESS for a in accounts):
             broken.append("ModelRegistry_ZeroAddress")
         if any(s == 0 for s in shares):
             broken.append("ModelRegistry_ZeroShare")
@@ -357,7 +508,12 @@ class Hub:
         if sum(shares) != BPS:
             broken.append("ModelRegistry_SharesTotal")
         _check(broken)
-        model.explicit_payees = list(zip(accounts, shares))
+        model.apply_due_payees(now)
+        new = list(zip(accounts, shares))
+        if model.explicit_payees is None:  # the owner alone is paid, and the owner changes it: at once
+            model.explicit_payees = new
+        else:  # co-authors keep their share of calls already paid for: after notice
+            model.next_payees, model.next_payees_at = new, now + self.price_notice_period
 
     def set_active(self, sender: str, model_id: int, active: bool) -> None:
         broken: list[str] = []
@@ -375,13 +531,13 @@ class Hub:
 
     # ------------------------------------------------------------ relayer registry
 
-    def relayer_register(self, sender: str, bond: int) -> None:
+    def relayer_register(self, sender: str, bond: int, now: int) -> None:
         broken: list[str] = []
         if self.relayers_paused:
             broken.append("EnforcedPause")
         if sender in self.relayers:  # registered, or unbonding and not yet withdrawn
             broken.append("RelayerRegistry_AlreadyRegistered")
-        if bond < self.min_bond or bond == 0:
+        if bond < self.min_bond_at(now) or bond == 0:
             broken.append("RelayerRegistry_BondTooLow")
         if bond > MAX_BOND:
             broken.append("RelayerRegistry_BondTooHigh")
@@ -426,10 +582,16 @@ class Hub:
         self._move(self.relayer_registry, sender, r.bond)
         return r.bond
 
-    def set_min_bond(self, sender: str, amount: int) -> None:
+    def set_min_bond(self, sender: str, amount: int, now: int) -> None:
         if sender != self.owner:
             raise Revert("OwnableUnauthorizedAccount")
-        self.min_bond = amount
+        if amount > MAX_MIN_BOND:
+            raise Revert("RelayerRegistry_BondTooHigh")
+        in_force = self.min_bond_at(now)
+        if amount <= in_force:  # a cut applies at once
+            self.min_bond, self.min_bond_next, self.min_bond_next_at = amount, 0, 0
+        else:  # a rise after the unbond delay: relayers settle or add bond first
+            self.min_bond, self.min_bond_next, self.min_bond_next_at = in_force, amount, now + self.unbond_delay
 
     # ------------------------------------------------------------ escrow: credit
 
@@ -447,42 +609,15 @@ class Hub:
         self._move(sender, self.escrow, amount)
 
     def withdraw(self, sender: str, amount: int, now: int) -> None:
+        """Free credit backs no receipt: it leaves in one step."""
         broken: list[str] = []
         if amount == 0:
             broken.append("InferenceEscrow_ZeroAmount")
         if self.credit[sender] < amount:
             broken.append("InferenceEscrow_InsufficientCredit")
-        notice = self.notices.get(sender)
-        if notice is not None and notice.receipts_enabled:
-            # Credit behind signed receipts leaves only as announced, once the delay has passed.
-            if notice.announced < amount:
-                broken.append("InferenceEscrow_WithdrawalNotAnnounced")
-            elif now < notice.ready_at:
-                broken.append("InferenceEscrow_WithdrawalNotReady")
         _check(broken)
-        if notice is not None and notice.receipts_enabled:
-            notice.announced -= amount
         self.credit[sender] -= amount
         self._move(self.escrow, sender, amount)
-
-    def enable_receipts(self, sender: str) -> None:
-        self.notices[sender].receipts_enabled = True  # once; again is a no-op
-
-    def announce_withdrawal(self, sender: str, amount: int, now: int) -> None:
-        notice = self.notices.get(sender)
-        broken: list[str] = []
-        if notice is None or not notice.receipts_enabled:
-            broken.append("InferenceEscrow_NoWithdrawalDelay")
-        if amount > MAX_CREDIT:
-            broken.append("InferenceEscrow_CreditOverflow")
-        _check(broken)
-        # Replaces any earlier announcement; 0 cancels. Credit stays usable meanwhile.
-        notice.announced = amount
-        notice.ready_at = 0 if amount == 0 else now + self.withdrawal_delay
-
-    def withdrawal_notice(self, account: str) -> tuple[bool, int, int]:
-        notice = self.notices.get(account) or WithdrawalNotice()
-        return (notice.receipts_enabled, notice.announced, notice.ready_at)
 
     def withdraw_earnings(self, sender: str) -> int:
         amount = self.earnings[sender]
@@ -492,15 +627,69 @@ class Hub:
         self._move(self.escrow, sender, amount)
         return amount
 
+    # ------------------------------------------------------------ escrow: reservations and signer keys
+
+    def reserve(self, sender: str, relayer: str, amount: int) -> None:
+        broken: list[str] = []
+        if amount == 0:
+            broken.append("InferenceEscrow_ZeroAmount")
+        if int(relayer, 16) == 0:
+            broken.append("InferenceEscrow_ZeroAddress")
+        if self.credit[sender] < amount:
+            broken.append("InferenceEscrow_InsufficientCredit")
+        if self.reservation(sender, relayer)[0] + amount > MAX_CREDIT:
+            broken.append("InferenceEscrow_CreditOverflow")
+        _check(broken)
+        self.credit[sender] -= amount
+        self.reservations[(sender, relayer)].amount += amount
+
+    def announce_release(self, sender: str, relayer: str, amount: int, now: int) -> None:
+        if amount > MAX_CREDIT:
+            raise Revert("InferenceEscrow_CreditOverflow")
+        r = self.reservations[(sender, relayer)]
+        # Replaces any earlier announcement; 0 cancels. It stays reserved meanwhile.
+        r.releasing, r.release_at = amount, (0 if amount == 0 else now + self.withdrawal_delay)
+
+    def release(self, sender: str, relayer: str, now: int) -> int:
+        r = self.reservations.get((sender, relayer)) or Reservation()
+        if r.release_at == 0:
+            raise Revert("InferenceEscrow_NothingToRelease")
+        if now < r.release_at:
+            raise Revert("InferenceEscrow_ReleaseNotReady")
+        amount = min(r.releasing, r.amount)
+        if self.credit[sender] + amount > MAX_CREDIT:
+            raise Revert("InferenceEscrow_CreditOverflow")
+        r.amount -= amount
+        r.releasing, r.release_at = 0, 0
+        self.credit[sender] += amount
+        return amount
+
+    def set_receipt_signer(self, sender: str, signer: str, now: int) -> int:
+        """The first key applies at once; a replacement or removal a withdrawal delay later.
+        Returns when it applies."""
+        key = self.signers[sender]
+        in_force = key.in_force(now)
+        if in_force == ZERO_ADDRESS:
+            key.current, key.next, key.next_at = signer, ZERO_ADDRESS, 0
+            return now
+        key.current, key.next, key.next_at = in_force, signer, now + self.withdrawal_delay
+        return key.next_at
+
     # ------------------------------------------------------------ escrow: calls
 
-    def request(self, sender: str, model_id: int, version: int, input_hash: bytes, max_price: int, now: int) -> Request:
+    def request(
+        self, sender: str, model_id: int, version: int, input_hash: bytes, max_price: int, now: int,
+        relayer: str | None = None,
+    ) -> Request:  # fmt: skip
+        """An open request (relayer None), or one designated to `relayer` (requestInferenceVia)."""
+        designate: list[str] = []
+        if relayer is not None and not self.is_active(relayer, now):
+            designate.append("InferenceEscrow_NotActiveRelayer")
+        paused = ["EnforcedPause"] if self.escrow_paused else []
         model = self.models.get(model_id)
         if model is None:
-            raise Revert("ModelRegistry_UnknownModel", *(["EnforcedPause"] if self.escrow_paused else []))
-        broken: list[str] = []
-        if self.escrow_paused:
-            broken.append("EnforcedPause")
+            raise Revert("ModelRegistry_UnknownModel", *paused, *designate)
+        broken: list[str] = [*paused, *designate]
         if not model.active:
             broken.append("InferenceEscrow_ModelInactive")
         if version > model.latest_version:
@@ -521,9 +710,17 @@ class Hub:
             price=price,
             input_hash=input_hash,
             deadline=now + self.request_timeout,
+            relayer=relayer,
+            paid_at=now,
+            fee_schedule=self.fee_schedule(now),
+            payee_schedule=model.payee_schedule(now),
         )
         self.requests[request.request_id] = request
         return request
+
+    def designated_relayer(self, request_id: int) -> str:
+        r = self.requests.get(request_id)
+        return r.relayer if r is not None and r.status == PENDING and r.relayer else ZERO_ADDRESS
 
     def skip_reasons(self, att: Signed, now: int) -> set[int]:
         """Why `att` cannot settle now (empty: it settles)."""
@@ -537,8 +734,11 @@ class Hub:
             reasons.add(SKIP_MISMATCH)
         if att.signer is None:
             reasons.add(SKIP_BAD_SIGNATURE)
-        elif not self.is_active(att.signer):
-            reasons.add(SKIP_NOT_RELAYER)
+        else:
+            if request.relayer is not None and att.signer != request.relayer:
+                reasons.add(SKIP_NOT_DESIGNATED)  # only the designated relayer settles it
+            if not self.is_active(att.signer, now):
+                reasons.add(SKIP_NOT_RELAYER)
         return reasons
 
     def fulfill_errors(self, att: Signed, now: int) -> set[str]:
@@ -551,7 +751,7 @@ class Hub:
         errors = self.fulfill_errors(att, now)
         if errors:
             raise Revert(*errors)
-        return self._settle(att)
+        return self._settle(att, now)
 
     def fulfill_batch(self, atts: list[Signed], now: int) -> list[Settlement | set[int]]:
         """Per item, its settlement or the reasons it is skipped; items run in order."""
@@ -559,7 +759,7 @@ class Hub:
             out: list[Settlement | set[int]] = []
             for att in atts:
                 reasons = self.skip_reasons(att, now)
-                out.append(reasons if reasons else self._settle(att))
+                out.append(reasons if reasons else self._settle(att, now))
             return out
 
         return self._atomic(run)
@@ -580,17 +780,33 @@ class Hub:
             self.__dict__.update(saved)
             raise
 
-    def _settle(self, att: Signed) -> Settlement:
+    def _book(self, amount: int, relayer: str, model_id: int, now: int):
+        """Splits `amount` by the fees in force now among the treasury, `relayer` and the payees in force now."""
+        protocol_bps, relayer_bps = self.fees(now)
+        protocol, relayer_part, payee_part = fee_split(amount, protocol_bps, relayer_bps)
+        parts = payee_parts(payee_part, self.models[model_id].payees(now))
+        for account, value in [(self.treasury, protocol), (relayer, relayer_part), *parts]:
+            self.earnings[account] += value
+        return (self.treasury, protocol), (relayer, relayer_part), parts, (protocol_bps, relayer_bps)
+
+    def check_terms(self, fee_schedule: tuple, payee_schedule: tuple, paid_at: int, model_id: int, now: int) -> None:
+        """The promise about terms: within the notice, a call paid for at `paid_at` settles under
+        the fees and the explicit payees in force or announced then."""
+        if now < paid_at + self.terms_notice_period and self.fees(now) != fees_under(fee_schedule, now):
+            raise TermsChanged(f"fees {self.fees(now)} at {now}, not {fees_under(fee_schedule, now)} as when paid at {paid_at}")
+        explicit = payees_under(payee_schedule, now)
+        if explicit is not None and now < paid_at + self.price_notice_period:
+            if self.models[model_id].payees(now) != explicit:
+                raise TermsChanged(f"payees of model {model_id} changed under a call paid at {paid_at}")
+
+    def _settle(self, att: Signed, now: int) -> Settlement:
         request = self.requests[att.request_id]
         self._check_revenue(request.model_id, request.price)
+        self.check_terms(request.fee_schedule, request.payee_schedule, request.paid_at, request.model_id, now)
         request.status = FULFILLED
         price = request.price
-        protocol, relayer, payee_part = fee_split(price, self.protocol_bps, self.relayer_bps)
-        # payees the model has at settlement
-        parts = payee_parts(payee_part, self.models[request.model_id].payees())
-        settlement = Settlement(att.request_id, price, (self.treasury, protocol), (att.signer, relayer), parts)
-        for account, amount in [settlement.treasury, settlement.relayer, *parts]:
-            self.earnings[account] += amount
+        treasury, relayer, parts, _ = self._book(price, att.signer, request.model_id, now)
+        settlement = Settlement(att.request_id, price, treasury, relayer, parts)
         stats = self.stats[request.model_id]
         stats[0] += 1
         stats[1] += price
@@ -599,38 +815,40 @@ class Hub:
 
     # ------------------------------------------------------------ escrow: receipts
 
-    def receipt_skip_reason(self, receipt: SignedReceipt, now: int) -> int | None:
-        """Why `receipt` does not settle now, the first reason in the escrow's check order, or
-        None: it settles."""
+    def receipt_skip_reason(self, submitter: str, receipt: SignedReceipt, now: int) -> int | None:
+        """Why `receipt`, submitted by `submitter`, does not settle now: the first reason in the
+        escrow's check order, or None: it settles."""
+        if receipt.relayer != submitter:
+            return RECEIPT_NOT_SUBMITTER  # only the relayer it names settles it
+        if not self.is_active(submitter, now):
+            return RECEIPT_NOT_RELAYER
         if now > receipt.deadline:
             return RECEIPT_EXPIRED
         if receipt.calls > MAX_CHANNEL_CALLS or receipt.amount > MAX_CHANNEL_AMOUNT:
             return RECEIPT_NOT_NEWER
-        settled_calls, settled_amount = self.channels.get(receipt.channel, (0, 0))
+        settled_calls, settled_amount, settled_at = self.channels.get(receipt.channel, (0, 0, 0))
         if receipt.calls <= settled_calls or receipt.amount < settled_amount:
             return RECEIPT_NOT_NEWER  # a replay, an older receipt, or one that owes less
-        if receipt.signer is None or receipt.signer != receipt.caller:
+        if not self.signed_by(receipt.caller, receipt.signer, now):
             return RECEIPT_BAD_SIGNATURE
-        if not self.is_active(receipt.relayer):
-            return RECEIPT_NOT_RELAYER
-        exists, receipt_price, _ = self.receipt_terms(receipt.model_id, now)
-        if not exists:
+        model = self.models.get(receipt.model_id)
+        if model is None:
             return RECEIPT_UNKNOWN_MODEL
         new_calls = receipt.calls - settled_calls
         paid = receipt.amount - settled_amount
-        if paid < new_calls * receipt_price:
+        if paid < new_calls * self.lowest_price(settled_at, model, now):
             return RECEIPT_UNDERPRICED
-        if paid > self.credit[receipt.caller]:
-            return RECEIPT_INSUFFICIENT_CREDIT
+        if paid > self.reservation(receipt.caller, receipt.relayer)[0]:
+            return RECEIPT_INSUFFICIENT_CREDIT  # only the caller's reservation for this relayer pays
         return None
 
-    def settle_receipts(self, receipts: list[SignedReceipt], now: int) -> list[ReceiptSettlement | int]:
+    def settle_receipts(self, submitter: str, receipts: list[SignedReceipt], now: int) -> list[ReceiptSettlement | int]:
         """Per item, in order, its settlement or the reason it is skipped. The whole batch
         reverts (and nothing changes) if a model's revenue would overflow (unreachable)."""
         def run() -> list[ReceiptSettlement | int]:
             out: list[ReceiptSettlement | int] = []
             for receipt in receipts:
-                reason = self.receipt_skip_reason(receipt, now)
+                reason = self.receipt_skip_reason(submitter, receipt, now)
                 out.append(reason if reason is not None else self._settle_receipt(receipt, now))
             return out
 
@@ -641,20 +859,16 @@ class Hub:
         new_calls = receipt.calls - channel[0]
         paid = receipt.amount - channel[1]  # only the increase since the newest settled receipt
         self._check_revenue(receipt.model_id, paid)
-        channel[0], channel[1] = receipt.calls, receipt.amount
-        self.credit[receipt.caller] -= paid
+        channel[0], channel[1], channel[2] = receipt.calls, receipt.amount, now
+        self.reservations[(receipt.caller, receipt.relayer)].amount -= paid
         stats = self.stats[receipt.model_id]
         stats[0] += new_calls
         stats[1] += paid
-        # The one rounding rule, applied to the increase as a whole; the payees the model has now.
-        protocol, relayer, payee_part = fee_split(paid, self.protocol_bps, self.relayer_bps)
-        parts = payee_parts(payee_part, self.models[receipt.model_id].payees())
+        # The one rounding rule, applied to the increase as a whole; the fees and payees in force now.
+        treasury, relayer, parts, fees = self._book(paid, receipt.relayer, receipt.model_id, now)
         settlement = ReceiptSettlement(
-            receipt.channel, receipt.calls, receipt.amount, new_calls, paid,
-            (self.treasury, protocol), (receipt.relayer, relayer), parts,
-        )  # fmt: skip
-        for account, amount in [settlement.treasury, settlement.relayer, *parts]:
-            self.earnings[account] += amount
+            receipt.channel, receipt.calls, receipt.amount, new_calls, paid, treasury, relayer, parts, fees
+        )
         self.receipt_settlements.append(settlement)
         return settlement
 
@@ -662,13 +876,14 @@ class Hub:
         broken: list[str] = []
         if reason not in REJECT_REASONS:
             broken.append("InferenceEscrow_InvalidRejectReason")
-        if not self.is_active(sender):
-            broken.append("InferenceEscrow_NotActiveRelayer")
         request = self.requests.get(request_id)
         if request is None:
             broken.append("InferenceEscrow_UnknownRequest")
         elif request.status != PENDING:
             broken.append("InferenceEscrow_NotPending")
+        elif request.relayer is None or request.relayer != sender:
+            # Open requests: nobody may reject; designated ones: only their relayer (active or not).
+            broken.append("InferenceEscrow_NotDesignatedRelayer")
         elif self.credit[request.caller] + request.price > MAX_CREDIT:
             broken.append("InferenceEscrow_CreditOverflow")
         _check(broken)  # rejection is allowed while pending, deadline or not
@@ -681,7 +896,7 @@ class Hub:
         broken: list[str] = []
         if request.status != PENDING:
             broken.append("InferenceEscrow_NotPending")
-        if now <= request.deadline:
+        if request.status == PENDING and now <= request.deadline:
             broken.append("InferenceEscrow_DeadlineNotPassed")
         if request.status == PENDING and self.credit[request.caller] + request.price > MAX_CREDIT:
             broken.append("InferenceEscrow_CreditOverflow")
@@ -699,17 +914,29 @@ class Hub:
         if sender != self.owner:
             raise Revert("OwnableUnauthorizedAccount")
 
-    def set_protocol_fee(self, sender: str, bps: int) -> None:
+    def _schedule_fees(self, protocol_bps: int, relayer_bps: int, now: int) -> None:
+        in_force = self.fees(now)
+        self.protocol_bps, self.relayer_bps = in_force
+        self.next_protocol_bps, self.next_relayer_bps = protocol_bps, relayer_bps
+        self.fees_next_at = now + self.terms_notice_period
+
+    def _scheduled_fees(self) -> tuple[int, int]:
+        if self.fees_next_at:
+            return (self.next_protocol_bps, self.next_relayer_bps)
+        return (self.protocol_bps, self.relayer_bps)
+
+    def set_protocol_fee(self, sender: str, bps: int, now: int) -> None:
+        """Applies a terms notice period from now, replacing a change still pending."""
         self._only_owner(sender)
         if bps > MAX_PROTOCOL_FEE_BPS:
             raise Revert("InferenceEscrow_FeeTooHigh")
-        self.protocol_bps = bps
+        self._schedule_fees(bps, self._scheduled_fees()[1], now)
 
-    def set_relayer_fee(self, sender: str, bps: int) -> None:
+    def set_relayer_fee(self, sender: str, bps: int, now: int) -> None:
         self._only_owner(sender)
         if bps > MAX_RELAYER_FEE_BPS:
             raise Revert("InferenceEscrow_FeeTooHigh")
-        self.relayer_bps = bps
+        self._schedule_fees(self._scheduled_fees()[0], bps, now)
 
     def set_treasury(self, sender: str, treasury: str) -> None:
         self._only_owner(sender)

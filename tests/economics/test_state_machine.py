@@ -1,30 +1,47 @@
-"""No money is created, lost or paid twice: a Hypothesis state machine drives the deployed
-contracts on anvil through random sequences of everything users, relayers and the owner can do,
-and after every step compares the whole on-chain state with the reference model
-(reference.py, written from the spec).
+"""No money is created, lost or paid twice, and nobody who follows the rules loses: a Hypothesis
+state machine drives the deployed contracts on anvil through random sequences of everything users,
+relayers, attackers and the owner can do, and after every step compares the whole on-chain state
+with the reference model (reference.py).
 
 After every step:
 - conservation, from the chain's state alone: the escrow's token balance equals the free credit
-  of every account plus the prices locked by pending requests plus unpaid earnings, exactly; the
-  relayer registry's token balance equals the sum of bonds;
-- every token balance, credit, earning, bond, request, model and model stat equals the model's;
+  of every account plus every reservation plus the prices locked by pending requests plus unpaid
+  earnings, exactly; the relayer registry's token balance equals the sum of bonds;
+- every token balance, credit, reservation, receipt signer key, earning, bond, request (and its
+  designated relayer), model, payee schedule, fee schedule, minimum bond schedule and model stat
+  equals the model's;
 - every request is in exactly one state, and ends at most once (one terminal event each);
 - each settlement's parts sum to its price by the rounding rule (the model's split, checked by
-  the earnings deltas), and a refund or rejection returns exactly the locked price;
-- off-chain receipts (docs/fast-calls.md): every channel's settled totals, every account's
-  withdrawal notice, every model's price notice and receipt price equal the model's; a receipt
-  never pays twice: a channel's settled calls only grow, its amount never shrinks, it equals the
-  newest ReceiptSettled of the channel, and the increases paid (`paid`) add up to it exactly;
-  every item of settleReceipts settles or is skipped for exactly the reason the model gives, in
-  the escrow's check order.
+  the earnings deltas), and a refund or rejection returns exactly the locked price; a call settles
+  under the fees and explicit payees in force (or announced) when it was paid for, within the
+  notice (reference.TermsChanged);
+- off-chain receipts: every channel's settled totals and channel price, every model's price notice
+  and receipt terms equal the model's; a receipt never pays twice: a channel's settled calls only
+  grow, its amount never shrinks, it equals the newest ReceiptSettled of the channel, and the
+  increases paid add up to it exactly; every item of settleReceipts settles or is skipped for
+  exactly the reason the model gives, in the escrow's check order (1-8);
+- honest relayers (issue 10): a relayer that accepts a receipt only within its caller's
+  reservation minus what is being released minus what it has not settled of that caller, only
+  signed by the caller or its signer key in force, at the receipt price, never holds more unsettled
+  than the reservation backs, and every receipt it settles before the receipt's deadline, the
+  reservation's release, a signer change, the price notice's end or a minimum bond rise, settles
+  in full. It is forced to settle at the last second each time one of these comes (tick()).
 
-Callers sign receipts with anvil's dev keys (tests/cast_support.DEV_KEYS); forged, foreign-domain,
-malleable, expired, replayed, older, underpriced, over-credit and out-of-range receipts are mixed
-into batches with valid ones. Price rises under notice, cuts, withdrawal announcements and the
-withdrawal delay are hit at their boundaries (endsAt - 1, endsAt, readyAt - 1, readyAt).
+Adversaries: self-dealing accounts that are caller, uploader and relayer at once (receipts to
+their own model naming themselves or an honest relayer, submitted by themselves, earnings taken
+at once, releases and withdrawals racing the honest relayer); one caller served by several
+relayers; contract-wallet callers (TestWallet) whose receipt signer key is changed mid-flight;
+an owner changing fees, the minimum bond and a model owner the payees between payment and
+settlement. At the end of every example the pending calls are refunded to their callers in full
+after their deadline and honest relayers settle all they hold.
 
-Every transaction is mined at a timestamp the test chooses, so deadlines and unbonding delays
-are hit exactly (deadline, deadline + 1, ...). Each example starts from the same chain snapshot.
+Callers sign receipts with anvil's dev keys; forged, foreign-domain, malleable, expired, replayed,
+older, underpriced, over-reservation, wrong-submitter, next-key and out-of-range receipts are mixed
+into batches with valid ones. Price rises under notice, releases, signer changes and the
+scheduled terms are hit at their boundaries (t - 1, t).
+
+Every transaction is mined at a timestamp the test chooses, so deadlines and delays are hit
+exactly. Each example starts from the same chain snapshot.
 
 Profiles: see conftest.py (MODELHUB_HYPOTHESIS_PROFILE=long for the soak run).
 """
@@ -42,8 +59,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 import reference as ref
 from cast_support import DEV_KEYS
 from chain_driver import Abi, Rpc, RpcError
-from modelhub.attestation import Attestation, sign_attestation
-from modelhub.receipts import FastSigner, Receipt
+from signing import Attestation, Receipt, Signer
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MAX_UINT256 = 2**256 - 1
@@ -57,6 +73,8 @@ TOPIC_REQUESTED = "0x" + keccak(text="InferenceRequested(uint256,uint256,uint32,
 TERMINAL = {TOPIC_FULFILLED: ref.FULFILLED, TOPIC_REJECTED: ref.REJECTED, TOPIC_REFUNDED: ref.REFUNDED}
 TOPIC_RECEIPT_SETTLED = "0x" + keccak(text="ReceiptSettled(address,address,uint256,uint256,uint256,uint256)").hex()
 TOPIC_RECEIPT_SKIPPED = "0x" + keccak(text="ReceiptSkipped(address,address,uint256,uint256,uint8)").hex()
+TOPIC_RESERVED = "0x" + keccak(text="Reserved(address,address,uint256,uint256)").hex()
+TOPIC_DESIGNATED = "0x" + keccak(text="RelayerDesignated(uint256,address)").hex()
 
 
 # ---------------------------------------------------------------- the chain side
@@ -76,8 +94,9 @@ class World:
     owner: str
     actors: list[str]
     keys: dict[str, object]
-    signers: dict[str, FastSigner]  # every dev account's key, for receipts
+    signers: dict[str, Signer]  # every dev account's key, for receipts and attestations
     abi: dict[str, Abi]
+    wallets: dict[str, str]  # contract wallet (TestWallet) -> its owner, an actor
     chain_id: int
     params: dict
     base_tokens: dict[str, int]
@@ -100,7 +119,7 @@ class World:
 
     @property
     def everyone(self) -> list[str]:
-        return [self.owner, *self.actors]
+        return [self.owner, *self.actors, *self.wallets]
 
     def fresh(self) -> None:
         """Back to the base state for a new example."""
@@ -150,6 +169,7 @@ RECEIPT_KIND = st.sampled_from(
         "expired", "at_deadline", "forged", "foreign_domain", "malleable", "short",
         "replay", "stale", "older", "less_amount", "out_of_range", "max_calls", "zero_increase",
         "underpriced", "over_credit", "model_zero", "zero_relayer", "zero_caller",
+        "delegated", "delegated", "next_key", "wallet", "wallet",
     ]
 )  # fmt: skip
 # (kind, caller, relayer, model, calls added, extra)
@@ -164,6 +184,22 @@ def normalise(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     if shares[0] < 1:
         return [(pairs[0][0], ref.BPS)]
     return [(a, s) for (a, _), s in zip(pairs, shares)]
+
+
+@dataclass
+class Accepted:
+    """A receipt an honest relayer accepted: what it will settle, and the terms known then."""
+
+    view: ref.SignedReceipt
+    fields: tuple
+    signature: bytes
+    accepted_at: int  # the latest block's time when it was accepted (the state it checked)
+    fee_schedule: tuple
+    payee_schedule: tuple
+
+    @property
+    def item(self) -> tuple:
+        return (self.view, self.fields, self.signature)
 
 
 # ---------------------------------------------------------------- the machine
@@ -210,11 +246,21 @@ class EconomicsMachine(RuleBasedStateMachine):
         self.inputs: dict[int, bytes] = {}  # request id -> input bytes
         self.used: list[tuple[tuple, bytes]] = []  # attestations already submitted, for replays
         self.terminal_events: dict[int, int] = {}  # request id -> the one terminal status seen
+        self.reserved_pairs: set[tuple[str, str]] = set()  # (caller, relayer) of every Reserved event
+        # Honest relayers and the receipts they accepted and have not settled yet, per channel
+        # (oldest first); see honest_serve and honest_duties.
+        self.honest: list[str] = []
+        self.held: dict[tuple, list[Accepted]] = {}
+        self.in_duty = False
 
     # ------------------------------------------------------------ plumbing
 
     def actor(self, i: int) -> str:
         return self.w.actors[i % len(self.w.actors)]
+
+    def wallet(self, i: int) -> str:
+        wallets = sorted(self.w.wallets)
+        return wallets[i % len(wallets)]
 
     def tick(self) -> int:
         ts = self.next_ts
@@ -224,13 +270,26 @@ class EconomicsMachine(RuleBasedStateMachine):
     def transact(self, predict, sender: str, to: str, fn: str, *args, abi: Abi):
         """Runs `predict(ts)` on the model and the transaction on the chain at the same block
         time; both must agree on success, and on failure the chain's error must be one of the
-        rules the model says are broken."""
+        rules the model says are broken. A contract wallet's transaction is sent by its owner
+        through `execute`. Before it, honest relayers settle what they must settle by then."""
+        if not self.in_duty:
+            self.honest_duties()
         ts = self.tick()
         try:
             expected, errors = predict(ts), None
         except ref.Revert as exc:
             expected, errors = None, exc.errors
-        receipt = self.rpc.send(sender, to, abi[fn], *args, timestamp=ts)
+        except ref.TermsChanged as exc:
+            self.w.note_failure(exc)
+            raise
+        owner = self.w.wallets.get(sender)
+        if owner is None:
+            receipt = self.rpc.send(sender, to, abi[fn], *args, timestamp=ts)
+        else:
+            data = abi[fn].encode(*args)
+            receipt = self.rpc.send(owner, sender, self.w.abi["wallet"]["execute"], to, data, timestamp=ts)
+            if receipt.error == "TestWallet_CallFailed":
+                receipt.error, receipt.error_args = self.rpc.decode_error(receipt.error_args["reason"])
         self.head_ts = ts
         self.w.steps += 1
         key = (fn, "ok" if receipt.ok else receipt.error)
@@ -262,6 +321,10 @@ class EconomicsMachine(RuleBasedStateMachine):
         for log in receipt.logs:
             if log["address"].lower() != self.w.escrow.lower():
                 continue
+            if log["topics"][0] == TOPIC_RESERVED:
+                pair = tuple(to_checksum_address("0x" + t[-40:]) for t in log["topics"][1:3])
+                self.reserved_pairs.add(pair)
+                continue
             status = TERMINAL.get(log["topics"][0])
             if status is None:
                 continue
@@ -292,7 +355,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         return self.hub.next_request_id(self.actor(pick))  # not (yet) a request
 
     def pick_signer(self, pick: int) -> str:
-        active = [a for a in self.w.actors if self.hub.is_active(a)]
+        active = [a for a in self.w.actors if self.hub.is_active(a, self.next_ts)]
         if active and pick % 5 != 0:
             return active[pick % len(active)]
         return self.actor(pick)
@@ -331,7 +394,7 @@ class EconomicsMachine(RuleBasedStateMachine):
             chain_id = 1
         elif kind == "wrong_contract":
             verifying = self.w.registry
-        signature = sign_attestation(self.w.keys[signer], att, chain_id, verifying)
+        signature = self.w.signers[signer].sign_attestation(att, chain_id, verifying)
         view_signer: str | None = signer
         if kind in ("wrong_chain", "wrong_contract"):
             view_signer = "foreign-domain"  # recovers to an unrelated key, never a relayer
@@ -363,20 +426,25 @@ class EconomicsMachine(RuleBasedStateMachine):
 
     @initialize(
         prices=st.lists(PRICE, min_size=1, max_size=2),
-        relayer_picks=st.lists(ACTOR, min_size=1, max_size=2, unique=True),
+        relayer_picks=st.lists(ACTOR, min_size=1, max_size=3, unique=True),
+        honest=st.integers(0, 2),
         callers=st.lists(st.tuples(ACTOR, AMOUNT, st.sampled_from([False, False, True])), min_size=1, max_size=3),
     )
-    def market(self, prices, relayer_picks, callers):
-        """A few models, bonded relayers and funded callers (some of which sign receipts), so
-        that steps have something to do."""
+    def market(self, prices, relayer_picks, honest, callers):
+        """A few models, bonded relayers (the first `honest` of them follow the relayer policy)
+        and funded callers (some of which reserve credit for a relayer), so that steps have
+        something to do."""
         for i, price in enumerate(prices):
             self.register_model(actor=i, price=price, named=2)
         for pick in relayer_picks:
             self.relayer_register(actor=pick, bond_choice=0, extra=0)
-        for pick, amount, receipts in callers:
+        for pick in relayer_picks[:honest]:
+            if self.hub.is_active(self.actor(pick), self.next_ts) and self.actor(pick) not in self.honest:
+                self.honest.append(self.actor(pick))
+        for pick, amount, reserve in callers:
             self.deposit(payer=pick, beneficiary=None, amount=amount, mint_first=True)
-            if receipts:
-                self.enable_receipts(actor=pick)
+            if reserve:
+                self.reserve(actor=pick, relayer=pick, how="part", amount=amount)
 
     # ------------------------------------------------------------ model registry
 
@@ -421,7 +489,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         if any(s > 65_535 for s in shares):
             return
         self.transact(
-            lambda ts: self.hub.set_payees(sender, model_id, accounts, shares),
+            lambda ts: self.hub.set_payees(sender, model_id, accounts, shares, ts),
             sender, self.w.registry, "setPayees", model_id, accounts, shares, abi=self.R,
         )  # fmt: skip
 
@@ -496,14 +564,18 @@ class EconomicsMachine(RuleBasedStateMachine):
         max_price=st.sampled_from(["exact", "exact", "below", "above", "unlimited", "zero"]),
         fund=st.booleans(),
         data=st.binary(max_size=24),
+        via=st.one_of(st.none(), st.none(), PICK),
     )
-    def request(self, actor, model, version, max_price, fund, data):
-        sender = self.actor(actor)
+    def request(self, actor, model, version, max_price, fund, data, via=None, sender=None, designate=None):
+        """An open request, or one designated to a relayer (mostly an active one; `via`)."""
+        sender = sender or self.actor(actor)
+        if designate is not None:
+            via = 0
         model_id = self.pick_model(model)
         m = self.hub.models.get(model_id)
         price = m.price if m else 0
         if fund and m and self.hub.credit[sender] < price and price - self.hub.credit[sender] <= ref.MAX_CREDIT:
-            self.deposit(payer=actor, beneficiary=None, amount=price - self.hub.credit[sender], mint_first=True)
+            self.fund(sender, price - self.hub.credit[sender])
         maximum = {
             "exact": price,
             "below": max(price - 1, 0),
@@ -513,10 +585,17 @@ class EconomicsMachine(RuleBasedStateMachine):
         }[max_price]
         if m and version > m.latest_version + 1:
             version = m.latest_version  # mostly known versions; latest + 1 is unknown
-        request, receipt = self.transact(
-            lambda ts: self.hub.request(sender, model_id, version, keccak(data), maximum, ts),
-            sender, self.w.escrow, "requestInference", model_id, version, data, maximum, abi=self.E,
-        )  # fmt: skip
+        if via is None:
+            request, receipt = self.transact(
+                lambda ts: self.hub.request(sender, model_id, version, keccak(data), maximum, ts),
+                sender, self.w.escrow, "requestInference", model_id, version, data, maximum, abi=self.E,
+            )  # fmt: skip
+        else:
+            relayer = designate or self.pick_signer(via)
+            request, receipt = self.transact(
+                lambda ts: self.hub.request(sender, model_id, version, keccak(data), maximum, ts, relayer=relayer),
+                sender, self.w.escrow, "requestInferenceVia", model_id, version, data, maximum, relayer, abi=self.E,
+            )  # fmt: skip
         if request is not None:
             self.inputs[request.request_id] = data
             logged = [log for log in receipt.logs if log["topics"][0] == TOPIC_REQUESTED]
@@ -524,6 +603,23 @@ class EconomicsMachine(RuleBasedStateMachine):
                 len(logged) == 1 and int(logged[0]["topics"][1], 16) == request.request_id,
                 f"request id: chain {logged and logged[0]['topics'][1]}, model {request.request_id:#x}",
             )
+            designated = [log for log in receipt.logs if log["topics"][0] == TOPIC_DESIGNATED]
+            self.check(
+                [(int(d["topics"][1], 16), to_checksum_address("0x" + d["topics"][2][-40:])) for d in designated]
+                == ([(request.request_id, request.relayer)] if request.relayer else []),
+                f"RelayerDesignated events {designated} for {request}",
+            )
+
+    def fund(self, account: str, amount: int) -> None:
+        """Mints and deposits `amount` as `account`'s credit (a wallet's owner pays for it)."""
+        payer = self.w.wallets.get(account, account)
+        if amount <= 0 or self.hub.credit[account] + amount > ref.MAX_CREDIT:
+            return
+        self.mint(payer, amount)
+        self.transact(
+            lambda ts: self.hub.deposit_for(payer, account, amount),
+            payer, self.w.escrow, "depositFor", account, amount, abi=self.E,
+        )  # fmt: skip
 
     @rule(kind=ATT_KIND, request=PICK, signer=PICK, submitter=ACTOR)
     def fulfill(self, kind, request, signer, submitter):
@@ -585,9 +681,10 @@ class EconomicsMachine(RuleBasedStateMachine):
 
     @rule(actor=PICK, request=PICK, reason=st.integers(0, 5))
     def reject(self, actor, request, reason):
-        sender = self.pick_signer(actor)
+        """Only a designated request's relayer may reject it (active or not); nobody an open one."""
         request_id = self.pick_request(request)
         before = self.hub.requests.get(request_id)
+        sender = before.relayer if before and before.relayer and actor % 3 else self.pick_signer(actor)
         locked = before.price if before and before.status == ref.PENDING else None
         caller = before.caller if before else None
         credit_before = self.observed_credit(caller) if caller else None
@@ -639,11 +736,12 @@ class EconomicsMachine(RuleBasedStateMachine):
     @rule(actor=ACTOR, bond_choice=st.integers(0, 4), extra=AMOUNT)
     def relayer_register(self, actor, bond_choice, extra):
         sender = self.actor(actor)
-        bond = [self.hub.min_bond, self.hub.min_bond + extra, max(self.hub.min_bond - 1, 0), extra, 2**128][bond_choice]
+        least = self.hub.min_bond_at(self.next_ts)
+        bond = [least, least + extra, max(least - 1, 0), extra, 2**128][bond_choice]
         if bond_choice != 3 or actor % 2:
             self.mint(sender, min(bond, 2**200))
         self.transact(
-            lambda ts: self.hub.relayer_register(sender, bond),
+            lambda ts: self.hub.relayer_register(sender, bond, ts),
             sender, self.w.relayers, "register", "http://relayer", bond, abi=self.L,
         )  # fmt: skip
 
@@ -658,6 +756,8 @@ class EconomicsMachine(RuleBasedStateMachine):
     @rule(actor=PICK)
     def relayer_begin_unbond(self, actor):
         sender = self.pick_signer(actor)
+        if sender in self.honest and self.holds(sender):
+            return  # an honest relayer settles what it holds before it leaves
         self.transact(
             lambda ts: self.hub.relayer_begin_unbond(sender, ts), sender, self.w.relayers, "beginUnbond", abi=self.L
         )
@@ -672,11 +772,16 @@ class EconomicsMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ owner
 
-    @rule(by_owner=st.booleans(), amount=st.one_of(st.sampled_from([0, 1, 100 * 10**18]), AMOUNT), actor=ACTOR)
+    @rule(
+        by_owner=st.booleans(),
+        amount=st.one_of(st.sampled_from([0, 1, 100 * 10**18, 100 * 10**18 + 1, 2**112 - 1, 2**112]), AMOUNT),
+        actor=ACTOR,
+    )
     def set_min_bond(self, by_owner, amount, actor):
+        """A cut applies at once, a rise after the unbond delay (a second change replaces it)."""
         sender = self.w.owner if by_owner else self.actor(actor)
         self.transact(
-            lambda ts: self.hub.set_min_bond(sender, amount), sender, self.w.relayers, "setMinBond", amount, abi=self.L
+            lambda ts: self.hub.set_min_bond(sender, amount, ts), sender, self.w.relayers, "setMinBond", amount, abi=self.L
         )
 
     @rule(by_owner=st.booleans(), which=st.booleans(), bps=st.one_of(st.integers(0, 3_001), st.sampled_from([0, 1_000, 1_001, 3_000, 10_000])), actor=ACTOR)
@@ -684,11 +789,11 @@ class EconomicsMachine(RuleBasedStateMachine):
         sender = self.w.owner if by_owner or actor < 6 else self.actor(actor)
         if which:
             self.transact(
-                lambda ts: self.hub.set_protocol_fee(sender, bps), sender, self.w.escrow, "setProtocolFeeBps", bps, abi=self.E
+                lambda ts: self.hub.set_protocol_fee(sender, bps, ts), sender, self.w.escrow, "setProtocolFeeBps", bps, abi=self.E
             )
         else:
             self.transact(
-                lambda ts: self.hub.set_relayer_fee(sender, bps), sender, self.w.escrow, "setRelayerFeeBps", bps, abi=self.E
+                lambda ts: self.hub.set_relayer_fee(sender, bps, ts), sender, self.w.escrow, "setRelayerFeeBps", bps, abi=self.E
             )
 
     @rule(by_owner=st.booleans(), to=ACTOR, zero=st.booleans())
@@ -709,79 +814,96 @@ class EconomicsMachine(RuleBasedStateMachine):
             lambda ts: self.hub.set_paused(sender, which, paused), sender, to, "pause" if paused else "unpause", abi=abi
         )
 
-    # ------------------------------------------------------------ receipts: withdrawal delay
+    # ------------------------------------------------------------ reservations and receipt signer keys
 
-    def receipt_accounts(self) -> list[str]:
-        return [a for a in self.w.actors if self.hub.withdrawal_notice(a)[0]]
-
-    @rule(actor=ACTOR)
-    def enable_receipts(self, actor):
-        sender = self.actor(actor)
-        self.transact(lambda ts: self.hub.enable_receipts(sender), sender, self.w.escrow, "enableReceipts", abi=self.E)
-
-    @rule(
-        actor=PICK,
-        how=st.sampled_from(["all", "all", "part", "zero", "one_more", "given", "over_max"]),
-        amount=AMOUNT,
-    )
-    def announce_withdrawal(self, actor, how, amount):
-        enabled = self.receipt_accounts()
-        sender = enabled[actor % len(enabled)] if enabled and actor % 5 else self.actor(actor)
-        credit = self.hub.credit[sender]
-        amount = {
-            "all": credit, "part": credit // 2, "zero": 0, "one_more": credit + 1, "given": amount,
-            "over_max": ref.MAX_CREDIT + 1,
-        }[how]  # fmt: skip
-        self.transact(
-            lambda ts: self.hub.announce_withdrawal(sender, amount, ts),
-            sender, self.w.escrow, "announceWithdrawal", amount, abi=self.E,
-        )  # fmt: skip
-
-    @precondition(lambda self: any(self.hub.withdrawal_notice(a)[1] for a in self.w.actors))
-    @rule(
-        actor=PICK,
-        when=st.sampled_from(["before_ready", "ready", "ready", "now"]),
-        how=st.sampled_from(["announced", "announced", "part", "one_more", "credit"]),
-    )
-    def withdraw_announced(self, actor, when, how):
-        """An account that signs receipts withdraws what it announced: one second early, right
-        on time, or whenever; all of it, part, one more than announced, or its whole credit."""
-        announced = [a for a in self.w.actors if self.hub.withdrawal_notice(a)[1]]
-        sender = announced[actor % len(announced)]
-        _, amount, ready_at = self.hub.withdrawal_notice(sender)
-        if when == "before_ready":
-            self.next_ts = max(self.next_ts, ready_at - 1)
-        elif when == "ready":
-            self.next_ts = max(self.next_ts, ready_at)
-        credit = self.hub.credit[sender]
-        amount = {
-            "announced": max(min(amount, credit), 1), "part": max(min(amount, credit) // 2, 1), "one_more": amount + 1,
-            "credit": credit,
-        }[how]  # fmt: skip
-        self.transact(lambda ts: self.hub.withdraw(sender, amount, ts), sender, self.w.escrow, "withdraw", amount, abi=self.E)
+    def account(self, pick: int, wallet: bool = False) -> str:
+        return self.wallet(pick) if wallet and self.w.wallets else self.actor(pick)
 
     @rule(
         actor=ACTOR,
+        relayer=PICK,
+        how=st.sampled_from(["all", "part", "part", "one_more", "given", "zero", "to_max"]),
+        amount=AMOUNT,
+        wallet=st.booleans(),
+    )
+    def reserve(self, actor, relayer, how, amount, wallet=False):
+        """Free credit set aside for one relayer (mostly an active one; sometimes address(0))."""
+        sender = self.account(actor, wallet)
+        target = self.pick_signer(relayer) if relayer % 13 else ZERO_ADDRESS
+        credit = self.hub.credit[sender]
+        reserved = self.hub.reservation(sender, target)[0]
+        amount = {
+            "all": credit, "part": max(credit // 3, 1), "one_more": credit + 1, "given": amount, "zero": 0,
+            "to_max": ref.MAX_CREDIT - reserved + 1 if actor % 2 else ref.MAX_CREDIT - reserved,
+        }[how]  # fmt: skip
+        amount = min(amount, MAX_UINT256)
+        self.transact(
+            lambda ts: self.hub.reserve(sender, target, amount),
+            sender, self.w.escrow, "reserve", target, amount, abi=self.E,
+        )  # fmt: skip
+
+    def reservation_pairs(self, releasing: bool = False) -> list[tuple[str, str]]:
+        return sorted(
+            (pair for pair, r in self.hub.reservations.items() if (r.release_at if releasing else r.amount)), key=str
+        )
+
+    @rule(
+        pick=PICK,
+        how=st.sampled_from(["all", "all", "part", "zero", "one_more", "given", "over_max"]),
+        amount=AMOUNT,
+    )
+    def announce_release(self, pick, how, amount):
+        """A caller announces that (part of) a reservation comes back after the delay; 0 cancels."""
+        pairs = self.reservation_pairs()
+        caller, relayer = pairs[pick % len(pairs)] if pairs and pick % 5 else (self.actor(pick), self.pick_signer(pick))
+        reserved = self.hub.reservation(caller, relayer)[0]
+        amount = {
+            "all": reserved, "part": reserved // 2, "zero": 0, "one_more": reserved + 1, "given": amount,
+            "over_max": ref.MAX_CREDIT + 1,
+        }[how]  # fmt: skip
+        self.transact(
+            lambda ts: self.hub.announce_release(caller, relayer, amount, ts),
+            caller, self.w.escrow, "announceRelease", relayer, amount, abi=self.E,
+        )  # fmt: skip
+
+    @rule(pick=PICK, when=st.sampled_from(["before_ready", "ready", "ready", "now"]))
+    def release(self, pick, when):
+        """A release one second early, right on time, or whenever (often nothing announced)."""
+        pairs = self.reservation_pairs(releasing=True)
+        caller, relayer = pairs[pick % len(pairs)] if pairs and pick % 4 else (self.actor(pick), self.pick_signer(pick))
+        ready_at = self.hub.reservation(caller, relayer)[2]
+        if ready_at and when != "now":
+            self.next_ts = max(self.next_ts, ready_at - (when == "before_ready"))
+        self.transact(
+            lambda ts: self.hub.release(caller, relayer, ts), caller, self.w.escrow, "release", relayer, abi=self.E
+        )
+
+    @rule(
+        actor=ACTOR,
+        relayer=PICK,
         share=st.sampled_from(["all", "part", "one"]),
         when=st.sampled_from(["at_once", "before_ready", "ready", "ready", "later"]),
         again=st.booleans(),
+        withdraw=st.booleans(),
+        wallet=st.sampled_from([False, False, False, True]),
     )
-    def announce_and_withdraw(self, actor, share, when, again):
-        """The two steps in one: a funded account that signs receipts announces a withdrawal,
-        then withdraws it at once, one second early, right on time or later; and sometimes
-        tries to withdraw as much again."""
-        account = self.actor(actor)
-        if not self.hub.withdrawal_notice(account)[0]:
-            self.enable_receipts(actor=actor)
-        if not self.hub.credit[account]:
-            self.deposit(payer=actor, beneficiary=None, amount=10**6 + actor, mint_first=True)
-        credit = self.hub.credit[account]
-        amount = {"all": credit, "part": max(credit // 3, 1), "one": 1}[share]
+    def announce_and_release(self, actor, relayer, share, when, again, withdraw, wallet):
+        """The two steps in one: a caller with a reservation announces a release, then releases
+        at once, one second early, right on time or later; sometimes releases again, and
+        withdraws what came back (free credit leaves in one step)."""
+        account = self.account(actor, wallet)
+        target = self.pick_signer(relayer)
+        if not self.hub.reservation(account, target)[0]:
+            self.fund(account, 10**6 + actor)
+            self.reserve(actor=actor, relayer=relayer, how="part", amount=0, wallet=wallet)
+            target = self.pick_signer(relayer) if relayer % 13 else ZERO_ADDRESS
+        reserved = self.hub.reservation(account, target)[0]
+        amount = {"all": reserved, "part": max(reserved // 3, 1), "one": 1}[share]
         self.transact(
-            lambda ts: self.hub.announce_withdrawal(account, amount, ts),
-            account, self.w.escrow, "announceWithdrawal", amount, abi=self.E,
+            lambda ts: self.hub.announce_release(account, target, amount, ts),
+            account, self.w.escrow, "announceRelease", target, amount, abi=self.E,
         )  # fmt: skip
-        ready_at = self.hub.withdrawal_notice(account)[2]
+        ready_at = self.hub.reservation(account, target)[2]
         if when == "before_ready":
             self.next_ts = max(self.next_ts, ready_at - 1)
         elif when == "ready":
@@ -790,8 +912,40 @@ class EconomicsMachine(RuleBasedStateMachine):
             self.next_ts = max(self.next_ts, ready_at + 1 + actor)
         for _ in range(1 + again):
             self.transact(
-                lambda ts: self.hub.withdraw(account, amount, ts), account, self.w.escrow, "withdraw", amount, abi=self.E
+                lambda ts: self.hub.release(account, target, ts), account, self.w.escrow, "release", target, abi=self.E
             )
+        if withdraw and self.hub.credit[account]:
+            credit = self.hub.credit[account]
+            self.transact(
+                lambda ts: self.hub.withdraw(account, credit, ts), account, self.w.escrow, "withdraw", credit, abi=self.E
+            )
+
+    @rule(actor=ACTOR, key=st.integers(0, 10), wallet=st.sampled_from([False, True]))
+    def set_receipt_signer(self, actor, key, wallet):
+        """A key that signs receipts besides the account's own: the first applies at once, a
+        change (or removal: key 9) a withdrawal delay later."""
+        sender = self.account(actor, wallet)
+        signer = ZERO_ADDRESS if key == 9 else (sender if key == 10 else self.actor(key))
+        self.transact(
+            lambda ts: self.hub.set_receipt_signer(sender, signer, ts),
+            sender, self.w.escrow, "setReceiptSigner", signer, abi=self.E,
+        )  # fmt: skip
+
+    @rule(actor=ACTOR, how=st.sampled_from(["withdraw", "deposit", "request", "request_via"]), amount=SMALL, model=PICK)
+    def wallet_acts(self, actor, how, amount, model):
+        """A contract wallet deposits (paid by its owner), withdraws, or makes a call."""
+        if not self.w.wallets:
+            return
+        wallet = self.wallet(actor)
+        if how == "deposit":
+            self.fund(wallet, amount + 1)
+        elif how == "withdraw":
+            credit = self.hub.credit[wallet]
+            value = credit if actor % 2 else credit + 1
+            self.transact(lambda ts: self.hub.withdraw(wallet, value, ts), wallet, self.w.escrow, "withdraw", value, abi=self.E)
+        else:
+            via = model if how == "request_via" else None
+            self.request(actor=actor, model=model % 15, version=0, max_price="exact", fund=True, data=b"w", via=via, sender=wallet)
 
     # ------------------------------------------------------------ receipts: price notice
 
@@ -826,9 +980,14 @@ class EconomicsMachine(RuleBasedStateMachine):
         pick=PICK,
     )
     def warp_receipts(self, to, pick):
-        """Moves the next block's time to a boundary of the price notice or withdrawal delay."""
-        notices = [m.notice_ends for m in self.hub.models.values() if m.notice_ends >= self.next_ts]
-        ready = [n.ready_at for n in self.hub.notices.values() if n.ready_at >= self.next_ts]
+        """Moves the next block's time to a boundary of a price notice, a release, a signer key
+        change or a scheduled change of terms (fees, minimum bond, payees)."""
+        hub = self.hub
+        notices = [m.notice_ends for m in hub.models.values() if m.notice_ends >= self.next_ts]
+        ready = [r.release_at for r in hub.reservations.values() if r.release_at >= self.next_ts]
+        ready += [k.next_at for k in hub.signers.values() if k.next_at >= self.next_ts]
+        ready += [t for t in (hub.fees_next_at, hub.min_bond_next_at) if t >= self.next_ts]
+        ready += [m.next_payees_at for m in hub.models.values() if m.next_payees_at >= self.next_ts]
         if to in ("notice_end", "before_notice_end") and notices:
             ts = notices[pick % len(notices)] - (to == "before_notice_end")
         elif to in ("ready", "before_ready") and ready:
@@ -844,65 +1003,87 @@ class EconomicsMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ receipts: signing and settling
 
     def pick_caller(self, pick: int) -> int:
-        """An actor index: mostly one with credit, preferring those that signed receipts."""
+        """An actor index: mostly one with a reservation, or with credit."""
+        reserving = sorted({self.w.actors.index(c) for (c, _), r in self.hub.reservations.items() if r.amount and c in self.w.actors})
         funded = [i for i, a in enumerate(self.w.actors) if self.hub.credit[a]]
-        enabled = [i for i in funded if self.hub.withdrawal_notice(self.w.actors[i])[0]]
-        if enabled and pick % 3 == 0:
-            return enabled[pick // 3 % len(enabled)]
+        if reserving and pick % 3 == 0:
+            return reserving[pick // 3 % len(reserving)]
         if funded and pick % 3 == 1:
             return funded[pick // 3 % len(funded)]
         return pick
 
-    def caller_signer(self, account: str) -> FastSigner:
-        return self.w.signers[account]
+    def pick_relayer_for(self, caller: str, pick: int) -> str:
+        """Mostly a relayer the caller reserved credit for, else an active relayer (or anyone)."""
+        mine = sorted(r for (c, r), res in self.hub.reservations.items() if c == caller and res.amount)
+        if mine and pick % 2 == 0:
+            return mine[pick // 2 % len(mine)]
+        return self.pick_signer(pick)
+
+    def caller_key(self, account: str, kind: str, ts: int) -> tuple[Signer, str | None]:
+        """The key a receipt of `account` is signed with and who the escrow recovers (None:
+        nobody valid): its own key, its receipt signer key in force, or the pending next key."""
+        in_force, pending, _ = self.hub.receipt_signer(account, ts)
+        own = self.w.signers.get(account) or self.w.signers[self.w.wallets.get(account, self.w.owner)]
+        if kind == "delegated" and in_force in self.w.signers:
+            return self.w.signers[in_force], in_force
+        if kind == "next_key" and pending in self.w.signers:
+            return self.w.signers[pending], pending
+        if account in self.w.wallets:  # a contract has no key of its own: its signer key, if any
+            key = self.w.signers.get(in_force, own)
+            return key, key.address
+        return own, own.address
 
     def newest_signed(self, channel: tuple) -> tuple[int, int]:
         """The totals a caller builds its next receipt on: its newest signed receipt of the
         channel, or what has been settled if that is further."""
-        settled = self.hub.channels.get(channel, (0, 0))
+        settled = self.hub.channels.get(channel, (0, 0, 0))[:2]
         signed = self.signed.get(channel)
         if not signed:
             return tuple(settled)
         last = signed[-1][0]
         return max(last.calls, settled[0]), max(last.amount, settled[1])
 
-    def sign(self, view: ref.SignedReceipt, key: FastSigner, chain_id: int | None = None, escrow: str | None = None) -> bytes:
+    def sign(self, view: ref.SignedReceipt, key: Signer, chain_id: int | None = None, escrow: str | None = None) -> bytes:
         receipt = Receipt(view.caller, view.relayer, view.model_id, view.calls, view.amount, view.deadline)
         return key.sign_receipt(receipt, chain_id or self.w.chain_id, escrow or self.w.escrow)
 
     def build_receipt(
-        self, kind, caller_pick, relayer_pick, model_pick, k, extra, ts, model_id: int | None = None
-    ) -> tuple[ref.SignedReceipt, tuple, bytes]:
+        self, kind, caller_pick, relayer_pick, model_pick, k, extra, ts, model_id: int | None = None,
+        caller: str | None = None, relayer: str | None = None,
+    ) -> tuple[ref.SignedReceipt, tuple, bytes]:  # fmt: skip
         """A receipt (possibly forged, stale or out of range) to be settled at time `ts`: the
         model's view of it, the ABI tuple and the signature."""
         if kind == "replay" and self.submitted:
             return self.submitted[extra % len(self.submitted)]
-        if model_id is None:  # a random item; the fast-call paths name their caller and model
+        if model_id is None and caller is None:  # a random item; the fast-call paths name their caller and model
             caller_pick = self.pick_caller(caller_pick)
         if kind in ("newest", "stale") and self.signed:
             channels = sorted(self.signed, key=str)
             history = self.signed[channels[extra % len(channels)]]
             return history[-1] if kind == "newest" else history[extra % len(history)]
-        caller = self.actor(caller_pick)
-        relayer = self.pick_signer(relayer_pick)
+        if caller is None:
+            caller = self.wallet(caller_pick) if kind == "wallet" and self.w.wallets else self.actor(caller_pick)
+        if relayer is None:
+            relayer = self.pick_relayer_for(caller, relayer_pick)
         if model_id is None:
             model_id = 0 if kind == "model_zero" else self.pick_model(model_pick)
         channel = (caller, relayer, model_id)
         m = self.hub.models.get(model_id)
-        receipt_price = m.receipt_price(ts) if m else 0
+        lowest = self.hub.channel_price(caller, relayer, model_id, ts) if m else 1
+        receipt_price = max(m.receipt_price(ts), 1) if m else 1
         price = m.price if m else 0
-        per_call = [receipt_price, receipt_price, price, receipt_price + extra % 1000][extra % 4]
+        per_call = [lowest, receipt_price, price, receipt_price + extra % 1000][extra % 4]
         base_calls, base_amount = self.newest_signed(channel)
-        settled_calls, settled_amount = self.hub.channels.get(channel, (0, 0))
-        credit = self.hub.credit[caller]
+        settled_calls, settled_amount, _ = self.hub.channels.get(channel, (0, 0, 0))
+        credit = self.hub.reservation(caller, relayer)[0]  # what pays: the reservation for this relayer
         calls, amount = base_calls + k, base_amount + k * per_call
         deadline = ts + 600 + extra % 7200  # mostly settleable now, not always later
         if kind == "all_credit":
-            amount = base_amount + max(credit, k * receipt_price)
+            amount = settled_amount + max(credit, k * lowest)
         elif kind == "over_credit":
-            amount = base_amount + max(credit + 1 + extra % 3, k * receipt_price)
+            amount = settled_amount + max(credit + 1 + extra % 3, k * lowest)
         elif kind == "underpriced":
-            amount = base_amount + max(k * receipt_price - 1 - extra % 2, 0)
+            amount = base_amount + max(k * lowest - 1 - extra % 2, 0)
         elif kind == "zero_increase":
             amount = base_amount
         elif kind == "expired":
@@ -920,20 +1101,18 @@ class EconomicsMachine(RuleBasedStateMachine):
                 amount = ref.MAX_CHANNEL_AMOUNT + 1
         elif kind == "max_calls":
             calls = ref.MAX_CHANNEL_CALLS
-            amount = base_amount + (calls - base_calls) * receipt_price
+            amount = base_amount + (calls - base_calls) * lowest
         calls, amount = max(calls, 0), max(amount, 0)
         if amount >= 2**256:
             amount = 2**256 - 1
         if kind == "zero_relayer":  # never a relayer, whatever any cache starts at
             relayer = ZERO_ADDRESS
-        key = self.caller_signer(caller)
-        signer: str | None = caller
+        key, signer = self.caller_key(caller, kind, ts)
         if kind == "zero_caller":  # no key signs for address(0), and no wallet lives there
             caller = ZERO_ADDRESS
-            signer = key.address
         elif kind == "forged":
             other = self.actor(caller_pick + 1 + extra % 8)
-            key, signer = self.caller_signer(other), other
+            key, signer = self.w.signers[other], other
         view = ref.SignedReceipt(caller, relayer, model_id, calls, amount, deadline, signer)
         if kind == "foreign_domain":
             signature = self.sign(view, key, chain_id=1 if extra % 2 else None, escrow=None if extra % 2 else self.w.registry)
@@ -948,17 +1127,23 @@ class EconomicsMachine(RuleBasedStateMachine):
             signature = signature[:64]
             view = ref.SignedReceipt(caller, relayer, model_id, calls, amount, deadline, None)
         fields = (caller, relayer, model_id, calls, amount, deadline)
-        if kind in ("next", "at_deadline"):  # what a relayer accepts: the caller's newest receipt
+        if kind in ("next", "at_deadline", "delegated", "wallet"):  # what a relayer accepts: the caller's newest receipt
             self.signed.setdefault(channel, []).append((view, fields, signature))
         return view, fields, signature
 
-    def settle_receipts(self, built, submitter: int, mismatched_lengths: bool = False) -> list | None:
+    def settle_receipts(self, built, submitter: str, mismatched_lengths: bool = False, honest: list | None = None) -> list | None:
+        """`submitter` sends settleReceipts with the receipts `built`. An honest relayer settles
+        only what it accepted (`honest`, the Accepted items): any other batch it would send that
+        touches a caller whose receipts it holds is sent by the owner instead (all NotSubmitter)."""
         for item in built:
             if item not in self.submitted:
                 self.submitted.append(item)
         views = [b[0] for b in built]
         receipts = [b[1] for b in built]
         sigs = [b[2] for b in built]
+        if honest is None and submitter in self.honest:
+            if any(v.relayer == submitter and self.unsettled(v.caller, submitter) for v in views):
+                submitter = self.w.owner
         if mismatched_lengths:
             sigs = sigs[:-1] if sigs else [b"\x00" * 65]
 
@@ -967,11 +1152,11 @@ class EconomicsMachine(RuleBasedStateMachine):
         else:
 
             def predict(ts):
-                return self.hub.settle_receipts(views, ts)
+                for acc in honest or []:  # the promise about terms, within the notice
+                    self.hub.check_terms(acc.fee_schedule, acc.payee_schedule, acc.accepted_at, acc.view.model_id, ts)
+                return self.hub.settle_receipts(submitter, views, ts)
 
-        outcome, receipt = self.transact(
-            predict, self.actor(submitter), self.w.escrow, "settleReceipts", receipts, sigs, abi=self.E
-        )
+        outcome, receipt = self.transact(predict, submitter, self.w.escrow, "settleReceipts", receipts, sigs, abi=self.E)
         if outcome is None:
             return None
         # Item by item, in the batch's order: a settled item emits ReceiptSettled with the
@@ -982,7 +1167,8 @@ class EconomicsMachine(RuleBasedStateMachine):
         for i, (expected, log, view) in enumerate(zip(outcome, logs, views)):
             settled = isinstance(expected, ref.ReceiptSettlement)
             name = "settled" if settled else f"skipped {ref.RECEIPT_REASON_NAMES[expected]}"
-            self.w.outcomes[("settleReceipts item", name)] = self.w.outcomes.get(("settleReceipts item", name), 0) + 1
+            key = ("settleReceipts item" + (" (honest)" if honest else ""), name)
+            self.w.outcomes[key] = self.w.outcomes.get(key, 0) + 1
             topics = log["topics"]
             about = (to_checksum_address("0x" + topics[1][-40:]), to_checksum_address("0x" + topics[2][-40:]), int(topics[3], 16))
             self.check(about == view.channel, f"receipt {i} event is about {about}, the item about {view.channel}")
@@ -1010,6 +1196,13 @@ class EconomicsMachine(RuleBasedStateMachine):
                 )
         return outcome
 
+    def submitter_of(self, built, pick: int) -> str:
+        """Mostly the relayer a receipt of the batch names (who may settle it), else anyone."""
+        named = [b[0].relayer for b in built if b[0].relayer != ZERO_ADDRESS]
+        if named and pick % 4:
+            return named[pick % len(named)]
+        return self.actor(pick)
+
     @rule(
         items=st.lists(RECEIPT_ITEM, min_size=0, max_size=6),
         duplicate=st.booleans(),
@@ -1022,7 +1215,9 @@ class EconomicsMachine(RuleBasedStateMachine):
         built = [self.build_receipt(*item, ts) for item in items]
         if duplicate and built:
             built.append(built[len(built) // 2])  # the same receipt twice in one batch
-        self.settle_receipts(built, submitter, mismatched_lengths=mismatched_lengths and len(items) % 3 == 1)
+        self.settle_receipts(
+            built, self.submitter_of(built, submitter), mismatched_lengths=mismatched_lengths and len(items) % 3 == 1
+        )
 
     @rule(items=st.lists(RECEIPT_ITEM, min_size=1, max_size=4))
     def sign_only(self, items):
@@ -1031,6 +1226,13 @@ class EconomicsMachine(RuleBasedStateMachine):
         for item in items:
             self.build_receipt(*item, ts)
 
+    def pick_relayer(self, pick: int) -> str:
+        """An active relayer that is not honest (the random paths act as it), else anyone."""
+        active = [a for a in self.w.actors if self.hub.is_active(a, self.next_ts) and a not in self.honest]
+        if active and pick % 5 != 0:
+            return active[pick % len(active)]
+        return self.actor(pick)
+
     @precondition(lambda self: self.hub.models)
     @rule(
         caller=ACTOR,
@@ -1038,56 +1240,70 @@ class EconomicsMachine(RuleBasedStateMachine):
         model=PICK,
         calls=st.integers(1, 6),
         extra=st.integers(0, 2**16),
-        enable=st.booleans(),
+        reserve=st.booleans(),
         fund=st.sampled_from([True, True, True, False]),
         settle_every=st.integers(1, 6),
         others=st.lists(RECEIPT_ITEM, max_size=3),
         submitter=ACTOR,
     )
-    def serve_fast_calls(self, caller, relayer, model, calls, extra, enable, fund, settle_every, others, submitter):
-        """The common path: a caller that signs receipts, funded for its calls, makes a few
-        fast calls with a relayer (one receipt each, at the receipt price or the price); the
-        relayer settles every `settle_every` calls, each time in a batch with other items."""
+    def serve_fast_calls(self, caller, relayer, model, calls, extra, reserve, fund, settle_every, others, submitter):
+        """The common path: a caller funded for its calls reserves credit for a relayer and
+        makes a few fast calls (one receipt each, at the channel price, the receipt price or
+        the price); the relayer settles every `settle_every` calls, each time in a batch with
+        other items (sometimes somebody else submits: NotSubmitter)."""
         account = self.actor(caller)
-        if enable and not self.hub.withdrawal_notice(account)[0]:
-            self.enable_receipts(actor=caller)
-        if not any(self.hub.is_active(a) for a in self.w.actors):  # a relayer to serve the calls
-            self.relayer_register(actor=relayer % 9, bond_choice=0, extra=0)
+        if not any(self.hub.is_active(a, self.next_ts) for a in self.w.actors if a not in self.honest):
+            self.relayer_register(actor=relayer % 9, bond_choice=0, extra=0)  # a relayer to serve the calls
+        target = self.pick_relayer(relayer)
         model_id = 1 + model % len(self.hub.models)
         m = self.hub.models[model_id]
-        need = calls * max(m.price, m.receipt_price(self.next_ts))
-        if fund and need > self.hub.credit[account] and self.hub.credit[account] + need <= ref.MAX_CREDIT:
-            self.deposit(payer=caller, beneficiary=None, amount=need, mint_first=True)
+        need = calls * max(m.price, m.receipt_price(self.next_ts), 1)
+        if fund and need > self.hub.credit[account]:
+            self.fund(account, need)
+        if reserve or fund:
+            amount = min(need, self.hub.credit[account]) or 1
+            self.transact(
+                lambda ts: self.hub.reserve(account, target, amount),
+                account, self.w.escrow, "reserve", target, amount, abi=self.E,
+            )  # fmt: skip
         pending = []
         for i in range(calls):
             ts = self.next_ts
-            pending.append(self.build_receipt("next", caller, relayer, 0, 1, extra + i, ts, model_id=model_id))
+            pending.append(self.build_receipt("next", caller, 0, 0, 1, extra + i, ts, model_id=model_id, relayer=target))
             if (i + 1) % settle_every == 0 or i == calls - 1:
                 ts = self.next_ts
                 built = [self.build_receipt(*item, ts) for item in others] + [pending[-1]]
-                self.settle_receipts(built, submitter)
+                self.settle_receipts(built, target if submitter % 5 else self.actor(submitter))
                 others, pending = [], []
 
     @precondition(lambda self: self.hub.models)
     @rule(caller=ACTOR, relayer=PICK, model=PICK, calls=st.integers(1, 4), extra=st.integers(0, 2**16), submitter=ACTOR)
     def serve_fast_calls_2(self, caller, relayer, model, calls, extra, submitter):
         self.serve_fast_calls(
-            caller=caller, relayer=relayer, model=model, calls=calls, extra=extra, enable=True, fund=True,
+            caller=caller, relayer=relayer, model=model, calls=calls, extra=extra, reserve=True, fund=True,
             settle_every=calls, others=[], submitter=submitter,
         )  # fmt: skip
 
     @precondition(lambda self: self.hub.models)
     @rule(caller=ACTOR, relayer=PICK, model=PICK, extra=st.integers(0, 2**16))
     def whale_fast_call(self, caller, relayer, model, extra):
-        """A caller with credit near the 160-bit limit pays all of it in one receipt: a model's
-        revenue passes 2**160 within a few settlements, and must keep counting."""
+        """A caller with credit near the 160-bit limit reserves and pays all of it in one
+        receipt: a model's revenue passes 2**160 within a few settlements, and must keep counting."""
         account = self.actor(caller)
-        top_up = ref.MAX_CREDIT - extra - self.hub.credit[account]
+        target = self.pick_relayer(relayer)
+        reserved = self.hub.reservation(account, target)[0]
+        top_up = ref.MAX_CREDIT - extra - self.hub.credit[account] - reserved
         if top_up > 0:
-            self.deposit(payer=caller, beneficiary=None, amount=top_up, mint_first=True)
+            self.fund(account, top_up)
+        amount = self.hub.credit[account]
+        if amount and reserved + amount <= ref.MAX_CREDIT:
+            self.transact(
+                lambda ts: self.hub.reserve(account, target, amount),
+                account, self.w.escrow, "reserve", target, amount, abi=self.E,
+            )  # fmt: skip
         model_id = 1 + model % len(self.hub.models)
-        built = self.build_receipt("all_credit", caller, relayer, 0, 1, extra, self.next_ts, model_id=model_id)
-        self.settle_receipts([built], caller)
+        built = self.build_receipt("all_credit", caller, 0, 0, 1, extra, self.next_ts, model_id=model_id, relayer=target)
+        self.settle_receipts([built], target)
 
     @precondition(lambda self: self.signed)
     @rule(picks=st.lists(PICK, min_size=1, max_size=4), newest=st.booleans(), submitter=ACTOR)
@@ -1099,7 +1315,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         for pick in picks:
             history = self.signed[channels[pick % len(channels)]]
             built.append(history[-1] if newest else history[pick % len(history)])
-        self.settle_receipts(built, submitter)
+        self.settle_receipts(built, self.submitter_of(built, submitter))
 
     @precondition(lambda self: self.hub.models)
     @rule(
@@ -1108,21 +1324,454 @@ class EconomicsMachine(RuleBasedStateMachine):
         model=PICK,
         extra=st.integers(0, 2**16),
         hows=st.lists(st.sampled_from(["rise", "rise", "rise_big", "same", "between", "to_floor", "below_floor"]), min_size=1, max_size=3),
-        when=st.sampled_from(["now", "before_end", "at_end", "after_end"]),
+        when=st.sampled_from(["now", "before_end", "at_end", "after_end", "after_delay"]),
     )
     def price_change_under_receipts(self, caller, relayer, model, extra, hows, when):
-        """A receipt signed at the receipt price before one to three price changes (a rise, then
-        more within its notice), settled after them: at once, or one second before, at, or after
-        the end of the notice."""
+        """A receipt signed at the channel or receipt price before one to three price changes
+        (a rise, then more within its notice), settled after them by its relayer: at once, or
+        one second before, at, or after the end of the notice, or a withdrawal delay after it."""
         model_id = 1 + model % len(self.hub.models)
-        built = self.build_receipt("next", caller, relayer, 0, 1, extra * 4, self.next_ts, model_id=model_id)
+        account = self.actor(caller)
+        target = self.pick_relayer(relayer)
+        if not self.hub.reservation(account, target)[0]:
+            self.fund(account, 10**6)
+            amount = self.hub.credit[account]
+            if amount:
+                self.transact(
+                    lambda ts: self.hub.reserve(account, target, amount),
+                    account, self.w.escrow, "reserve", target, amount, abi=self.E,
+                )  # fmt: skip
+        built = self.build_receipt("next", caller, 0, 0, 1, extra * 4, self.next_ts, model_id=model_id, relayer=target)
         for how in hows:
             self.change_price(model=model_id - 1, how=how, extra=1 + extra)
         ends = self.hub.models[model_id].notice_ends
         if when != "now":
-            ends = ends or self.next_ts + self.hub.price_notice_period
-            self.next_ts = max(self.next_ts, ends + {"before_end": -1, "at_end": 0, "after_end": 1}[when])
-        self.settle_receipts([built], caller)
+            ends = max(ends, self.next_ts) if ends else self.next_ts + self.hub.price_notice_period
+            shift = {"before_end": -1, "at_end": 0, "after_end": 1, "after_delay": self.hub.withdrawal_delay}[when]
+            self.next_ts = max(self.next_ts, ends + shift)
+        self.settle_receipts([built], target)
+
+    # ------------------------------------------------------------ honest relayers
+
+    def holds(self, relayer: str, caller: str | None = None) -> bool:
+        return any(acc and ch[1] == relayer and (caller is None or ch[0] == caller) for ch, acc in self.held.items())
+
+    def unsettled(self, caller: str, relayer: str) -> int:
+        """What `relayer` accepted of `caller` and has not settled, over all its channels."""
+        total = 0
+        for ch, acc in self.held.items():
+            if acc and ch[0] == caller and ch[1] == relayer:
+                total += acc[-1].view.amount - self.hub.channels.get(ch, (0, 0, 0))[1]
+        return total
+
+    def duty_time(self, channel: tuple, held: list[Accepted]) -> int:
+        """The last second at which the honest relayer can settle the channel safely: the
+        newest receipt's deadline; a release announced since it accepted; the change of the
+        signer key that signed it; the end of the model's price notice; a rise of the minimum
+        bond above its bond."""
+        hub, now = self.hub, self.head_ts
+        caller, relayer, model_id = channel
+        oldest, newest = held[0].accepted_at, held[-1]
+        times = [newest.view.deadline]
+        _, _, release_at = hub.reservation(caller, relayer)
+        if release_at and release_at - hub.withdrawal_delay >= oldest:
+            times.append(release_at)  # the release must come after the settlement
+        if newest.view.signer != caller:
+            in_force, pending, pending_at = hub.receipt_signer(caller, now)
+            if in_force != newest.view.signer:
+                times.append(now - 1)  # missed: reported by honest_duties
+            elif pending_at and pending != in_force:
+                times.append(pending_at - 1)
+        ends = hub.models[model_id].notice_ends
+        if ends >= oldest:
+            times.append(ends)  # a rise after this may not keep the floor it accepted
+        r = hub.relayers.get(relayer)
+        if hub.min_bond_next_at and (r is None or r.bond < hub.min_bond_next):
+            times.append(hub.min_bond_next_at - 1)
+        return min(times)
+
+    def honest_duties(self) -> None:
+        """Before the next transaction (at next_ts): each honest relayer settles at the last
+        second it safely can, if the next transaction would come later."""
+        due: dict[str, int] = {}
+        for ch, held in self.held.items():
+            if held:
+                at = self.duty_time(ch, held)
+                if at < self.next_ts:
+                    due[ch[1]] = min(due.get(ch[1], at), at)
+        order = sorted(due.items(), key=lambda kv: kv[1])
+        for i, (relayer, at) in enumerate(order):
+            ts = max(self.head_ts + 1, at - (len(order) - 1 - i))
+            self.check(ts <= at, f"harness: honest relayer {relayer} could not settle by {at} (head {self.head_ts})")
+            self.honest_settle(relayer, ts=ts)
+
+    def honest_settle(self, relayer: str, ts: int | None = None) -> None:
+        """The honest relayer settles the newest receipt of every channel it holds; each must
+        settle in full (nobody who followed the rules loses)."""
+        if ts is None and not self.in_duty:
+            self.honest_duties()  # what is due before the next block's time first, at its time
+        channels = sorted((ch for ch, acc in self.held.items() if acc and ch[1] == relayer), key=str)
+        if not channels:
+            return
+        saved = self.next_ts
+        if ts is not None:
+            self.next_ts = ts
+        items = [self.held[ch][-1] for ch in channels]
+        self.in_duty = True
+        try:
+            outcome = self.settle_receipts([a.item for a in items], relayer, honest=items)
+        finally:
+            self.in_duty = False
+            self.next_ts = max(saved, self.next_ts)
+        self.check(outcome is not None, f"honest relayer {relayer}: settleReceipts reverted")
+        for acc, result in zip(items, outcome):
+            if not isinstance(result, ref.ReceiptSettlement):
+                self.check(
+                    False,
+                    f"honest relayer {relayer} lost: receipt {acc.view} accepted at {acc.accepted_at} skipped with"
+                    f" {ref.RECEIPT_REASON_NAMES.get(result, result)} at {self.head_ts}",
+                )
+        for ch in channels:
+            self.held[ch] = []
+        self.w.outcomes[("honest relayer", "settled all it held")] = self.w.outcomes.get(("honest relayer", "settled all it held"), 0) + 1
+
+    def honest_key(self, caller: str, own: bool) -> Signer | None:
+        """The key an honest relayer accepts `caller`'s receipts by: its own key (an account's),
+        or the receipt signer key in force now."""
+        if own and caller not in self.w.wallets:
+            return self.w.signers[caller]
+        delegated = self.hub.signer_in_force(caller, self.head_ts)
+        if delegated in self.w.signers:
+            return self.w.signers[delegated]
+        return self.w.signers[caller] if caller in self.w.signers else None
+
+    def honest_accept(self, caller: str, relayer: str, model_id: int, tip: int, lifetime: int, own_key: bool) -> bool:
+        """The relayer policy for one fast call: a receipt for one more call at the receipt
+        price now (at least 1; the price itself when a notice ends within seconds), only if
+        the increase fits in reserved - releasing - what it has not settled of the caller, and
+        signed by a key valid now. Returns whether it was accepted."""
+        hub, now = self.hub, self.head_ts
+        if relayer == caller or not hub.is_active(relayer, now) or not hub.is_active(relayer, self.next_ts):
+            return False
+        m = hub.models[model_id]
+        per_call = max(m.receipt_price(now), ref.MIN_RECEIPT_PRICE)
+        if m.notice_ends - 10 <= now < m.notice_ends:
+            per_call = max(m.price, ref.MIN_RECEIPT_PRICE)
+        per_call += tip
+        reserved, releasing, _ = hub.reservation(caller, relayer)
+        if per_call > reserved - releasing - self.unsettled(caller, relayer):
+            return False  # no_reservation / not enough of it
+        key = self.honest_key(caller, own_key)
+        if key is None or not hub.signed_by(caller, key.address, now):
+            return False
+        channel = (caller, relayer, model_id)
+        held = self.held.setdefault(channel, [])
+        settled = hub.channels.get(channel, (0, 0, 0))
+        base_calls = max(held[-1].view.calls if held else 0, settled[0])
+        base_amount = max(held[-1].view.amount if held else 0, settled[1])
+        view = ref.SignedReceipt(caller, relayer, model_id, base_calls + 1, base_amount + per_call, now + lifetime, key.address)
+        signature = self.sign(view, key)
+        fields = (caller, relayer, model_id, view.calls, view.amount, view.deadline)
+        held.append(Accepted(view, fields, signature, now, hub.fee_schedule(now), m.payee_schedule(now)))
+        self.w.outcomes[("honest relayer", "accepted a receipt")] = self.w.outcomes.get(("honest relayer", "accepted a receipt"), 0) + 1
+        return True
+
+    @precondition(lambda self: self.hub.models and self.honest)
+    @rule(
+        caller=ACTOR,
+        relayer=PICK,
+        model=PICK,
+        calls=st.integers(1, 5),
+        tip=st.sampled_from([0, 0, 0, 1, 7]),
+        fund=st.sampled_from([True, True, False]),
+        wallet=st.sampled_from([False, False, True]),
+        own_key=st.booleans(),
+        lifetime=st.sampled_from([60, 600, 3_600, 7_200]),
+        settle=st.sampled_from([False, False, True]),
+    )
+    def honest_serve(self, caller, relayer, model, calls, tip, fund, wallet, own_key, lifetime, settle):
+        """An honest relayer serves fast calls to a caller (an account or a contract wallet,
+        by its own key or its signer key); the caller reserves for it first, if funded."""
+        target = self.honest[relayer % len(self.honest)]
+        account = self.account(caller, wallet)
+        model_id = 1 + model % len(self.hub.models)
+        m = self.hub.models[model_id]
+        if fund:
+            need = calls * (max(m.price, 1) + tip)
+            self.fund(account, need)
+            if account in self.w.wallets and self.hub.signer_in_force(account, self.next_ts) == ZERO_ADDRESS:
+                self.set_receipt_signer(actor=caller, key=caller, wallet=True)
+            amount = min(need, self.hub.credit[account])
+            if amount and self.hub.reservation(account, target)[0] + amount <= ref.MAX_CREDIT:
+                self.transact(
+                    lambda ts: self.hub.reserve(account, target, amount),
+                    account, self.w.escrow, "reserve", target, amount, abi=self.E,
+                )  # fmt: skip
+        for _ in range(calls):
+            if not self.honest_accept(account, target, model_id, tip, lifetime, own_key):
+                break
+        if settle:
+            self.honest_settle(target)
+
+    @rule(actor=ACTOR)
+    def become_honest(self, actor):
+        """One more relayer follows the relayer policy from now on (it holds nothing yet)."""
+        account = self.actor(actor)
+        if account not in self.honest and self.hub.is_active(account, self.next_ts) and len(self.honest) < 3:
+            self.honest.append(account)
+
+    # ------------------------------------------------------------ adversaries
+
+    @precondition(lambda self: self.hub.models)
+    @rule(
+        actor=ACTOR,
+        attacks=st.lists(
+            st.sampled_from([
+                "receipt_self", "receipt_self_all", "receipt_naming_honest", "request_own", "request_own_via_self",
+                "withdraw_earnings", "withdraw_all", "announce_release_honest", "release_honest", "rotate_key",
+                "reject_own", "reserve_self",
+            ]),
+            min_size=1, max_size=5,
+        ),
+        victim=PICK,
+        extra=st.integers(0, 2**16),
+    )  # fmt: skip
+    def self_dealer(self, actor, attacks, victim, extra):
+        """An account that is caller, uploader and relayer at once, with credit reserved for an
+        honest relayer that served it: it pays its own model with receipts it signs and
+        submits itself, calls its own model on chain and serves the calls, takes its earnings
+        at once, and races the honest relayer with releases, withdrawals and key changes."""
+        me = self.actor(actor)
+        if me in self.honest:
+            return
+        hub = self.hub
+        own = [mid for mid, m in sorted(hub.models.items()) if m.owner == me]
+        if not own:
+            self.transact(
+                lambda ts: hub.register_model(me, "mine", keccak(b"mine"), extra % 2),
+                me, self.w.registry, "registerModel", "mine", keccak(b"mine"), "ipfs://mine", extra % 2, abi=self.R,
+            )  # fmt: skip
+            own = [mid for mid, m in sorted(hub.models.items()) if m.owner == me]
+        model_id = own[extra % len(own)]
+        if not hub.is_active(me, self.next_ts) and me not in hub.relayers:
+            self.relayer_register(actor=self.w.actors.index(me), bond_choice=0, extra=0)
+        self.fund(me, 10**6 + extra)
+        if self.honest:  # an honest relayer serves it first, so that something is at stake
+            self.honest_serve(
+                caller=self.w.actors.index(me), relayer=victim, model=victim, calls=3, tip=0, fund=True,
+                wallet=False, own_key=True, lifetime=3_600, settle=False,
+            )  # fmt: skip
+        honest = self.honest[victim % len(self.honest)] if self.honest else self.pick_signer(victim)
+        for attack in attacks:
+            ts = self.next_ts
+            if attack == "reserve_self":
+                self.reserve(actor=self.w.actors.index(me), relayer=0, how="part", amount=0)
+                amount = max(hub.credit[me] // 2, 1)
+                self.transact(lambda ts: hub.reserve(me, me, amount), me, self.w.escrow, "reserve", me, amount, abi=self.E)
+            elif attack in ("receipt_self", "receipt_self_all", "receipt_naming_honest"):
+                relayer = honest if attack == "receipt_naming_honest" else me
+                channel = (me, relayer, model_id)
+                calls, amount = self.newest_signed(channel)
+                everything = hub.credit[me] + sum(r.amount for (c, _), r in hub.reservations.items() if c == me)
+                pay = everything if attack == "receipt_self_all" else max(hub.reservation(me, relayer)[0], 1)
+                view = ref.SignedReceipt(me, relayer, model_id, calls + 1, amount + pay, ts + 600, me)
+                item = (view, (me, relayer, model_id, calls + 1, amount + pay, ts + 600), self.sign(view, self.w.signers[me]))
+                self.settle_receipts([item], me)
+            elif attack in ("request_own", "request_own_via_self"):
+                before = set(hub.requests)
+                designate = me if attack == "request_own_via_self" else None
+                self.request(
+                    actor=self.w.actors.index(me), model=model_id - 1, version=0, max_price="exact", fund=True, data=b"me",
+                    designate=designate,
+                )  # fmt: skip
+                for request_id in set(hub.requests) - before:
+                    self.attest_as(me, request_id)
+            elif attack == "withdraw_earnings":
+                self.transact(lambda ts: hub.withdraw_earnings(me), me, self.w.escrow, "withdrawEarnings", abi=self.E)
+            elif attack == "withdraw_all":
+                credit = hub.credit[me] + extra % 2
+                self.transact(lambda ts: hub.withdraw(me, credit, ts), me, self.w.escrow, "withdraw", credit, abi=self.E)
+            elif attack == "announce_release_honest":
+                amount = hub.reservation(me, honest)[0]
+                self.transact(
+                    lambda ts: hub.announce_release(me, honest, amount, ts),
+                    me, self.w.escrow, "announceRelease", honest, amount, abi=self.E,
+                )  # fmt: skip
+            elif attack == "release_honest":
+                ready_at = hub.reservation(me, honest)[2]
+                if ready_at and extra % 2:
+                    self.next_ts = max(self.next_ts, ready_at)  # the honest relayer settles first (its duty)
+                self.transact(lambda ts: hub.release(me, honest, ts), me, self.w.escrow, "release", honest, abi=self.E)
+            elif attack == "rotate_key":
+                self.set_receipt_signer(actor=self.w.actors.index(me), key=extra % 11, wallet=False)
+            elif attack == "reject_own":
+                mine = [r for r in hub.requests.values() if r.status == ref.PENDING and r.caller == me]
+                if mine:
+                    request_id = mine[-1].request_id
+                    self.transact(
+                        lambda ts: hub.reject(me, request_id, 1), me, self.w.escrow, "reject", request_id, 1, abi=self.E
+                    )
+
+    def attest_as(self, signer: str, request_id: int) -> None:
+        """`signer` attests request `request_id` (good fields) and submits it itself."""
+        request = self.hub.requests[request_id]
+        att = Attestation(request_id, request.model_id, request.version, keccak(self.inputs[request_id]), keccak(b"out"))
+        signature = self.w.signers[signer].sign_attestation(att, self.w.chain_id, self.w.escrow)
+        view = ref.Signed(request_id, request.model_id, request.version, att.input_hash, signer)
+        self.remember(view, att.as_tuple(), signature)
+        self.transact(lambda ts: self.hub.fulfill(view, ts), signer, self.w.escrow, "fulfill", att.as_tuple(), signature, abi=self.E)
+
+    @precondition(lambda self: self.hub.models)
+    @rule(
+        caller=ACTOR,
+        relayers=st.lists(ACTOR, min_size=2, max_size=3, unique=True),
+        model=PICK,
+        calls=st.integers(1, 4),
+        wallet=st.sampled_from([False, False, True]),
+        then=st.sampled_from(["nothing", "announce_all", "withdraw", "settle_one"]),
+    )
+    def one_caller_many_relayers(self, caller, relayers, model, calls, wallet, then):
+        """One caller reserves credit for several honest relayers; each serves it up to its own
+        reservation only; then the caller tries to take its credit back."""
+        for pick in relayers:
+            account = self.actor(pick)
+            if account not in self.hub.relayers:
+                self.relayer_register(actor=pick, bond_choice=0, extra=0)
+            self.become_honest(actor=pick)
+        targets = [self.actor(p) for p in relayers if self.actor(p) in self.honest]
+        if not targets:
+            return
+        account = self.account(caller, wallet)
+        for target in targets:
+            self.honest_serve(
+                caller=caller, relayer=self.honest.index(target), model=model, calls=calls, tip=0, fund=True,
+                wallet=wallet, own_key=not wallet, lifetime=3_600, settle=False,
+            )  # fmt: skip
+        if then == "announce_all":
+            for target in targets:
+                amount = self.hub.reservation(account, target)[0]
+                self.transact(
+                    lambda ts: self.hub.announce_release(account, target, amount, ts),
+                    account, self.w.escrow, "announceRelease", target, amount, abi=self.E,
+                )  # fmt: skip
+        elif then == "withdraw" and self.hub.credit[account]:
+            credit = self.hub.credit[account]
+            self.transact(lambda ts: self.hub.withdraw(account, credit, ts), account, self.w.escrow, "withdraw", credit, abi=self.E)
+        elif then == "settle_one":
+            self.honest_settle(targets[0])
+
+    @precondition(lambda self: self.w.wallets and self.honest and self.hub.models)
+    @rule(
+        wallet=ACTOR,
+        keys=st.lists(st.integers(0, 9), min_size=1, max_size=3),
+        model=PICK,
+        when=st.sampled_from(["before", "at", "after", "never"]),
+        stale=st.booleans(),
+    )
+    def wallet_rotates_key(self, wallet, keys, model, when, stale):
+        """A contract wallet served by an honest relayer under its signer key changes the key
+        mid-flight (to another key, or none: 9), once or several times: receipts of the old key
+        settle until the change applies, the new key's only from then on."""
+        account = self.wallet(wallet)
+        self.honest_serve(
+            caller=wallet, relayer=wallet, model=model, calls=2, tip=0, fund=True, wallet=True, own_key=False,
+            lifetime=7_200, settle=False,
+        )  # fmt: skip
+        for key in keys:
+            self.set_receipt_signer(actor=key, key=key, wallet=True)
+            if stale:  # the next key signs before its time: InvalidSignature
+                self.sign_and_settle(items=[("next_key", wallet, 0, model, 1, 0)], duplicate=False, mismatched_lengths=False, submitter=1)
+        _, _, at = self.hub.receipt_signer(account, self.head_ts)
+        if at and when != "never":
+            self.next_ts = max(self.next_ts, at + {"before": -1, "at": 0, "after": 1}[when])
+        self.honest_serve(
+            caller=wallet, relayer=wallet, model=model, calls=1, tip=0, fund=False, wallet=True, own_key=False,
+            lifetime=600, settle=True,
+        )  # fmt: skip
+
+    @precondition(lambda self: self.hub.models)
+    @rule(
+        caller=ACTOR,
+        model=PICK,
+        changes=st.lists(
+            st.sampled_from(["protocol_fee", "relayer_fee", "min_bond_rise", "min_bond_cut", "payees", "transfer", "price"]),
+            min_size=1, max_size=3,
+        ),
+        bps=st.integers(0, 3_000),
+        when=st.sampled_from(["at_once", "deadline", "notice", "terms"]),
+        coauthors=st.lists(st.tuples(ACTOR, st.integers(1, 10_000)), min_size=2, max_size=3),
+    )  # fmt: skip
+    def owner_changes_terms(self, caller, model, changes, bps, when, coauthors):
+        """Calls are paid for (a request, and fast calls an honest relayer accepts), then the
+        owner changes fees and the minimum bond and the model owner the payees, then the calls
+        settle: the terms they were paid under hold within the notice (reference.TermsChanged),
+        co-authors keep their shares, the honest relayer is paid."""
+        model_id = 1 + model % len(self.hub.models)
+        m = self.hub.models[model_id]
+        if m.explicit_payees is None:  # co-authors first (the first explicit payees apply at once)
+            self.set_payees(model=model_id - 1, by_owner=True, spec=coauthors, normalised=True, zero_addr=False)
+        before = set(self.hub.requests)
+        self.request(actor=caller, model=model_id - 1, version=0, max_price="exact", fund=True, data=b"terms")
+        new = sorted(set(self.hub.requests) - before)
+        if self.honest:
+            self.honest_serve(
+                caller=caller, relayer=caller, model=model_id - 1, calls=2, tip=0, fund=True, wallet=False,
+                own_key=True, lifetime=7_200, settle=False,
+            )  # fmt: skip
+        owner = self.w.owner
+        for change in changes:
+            if change == "protocol_fee":
+                value = bps % 1_001
+                self.transact(lambda ts: self.hub.set_protocol_fee(owner, value, ts), owner, self.w.escrow, "setProtocolFeeBps", value, abi=self.E)
+            elif change == "relayer_fee":
+                self.transact(lambda ts: self.hub.set_relayer_fee(owner, bps, ts), owner, self.w.escrow, "setRelayerFeeBps", bps, abi=self.E)
+            elif change == "min_bond_rise":
+                value = min(self.hub.min_bond_at(self.next_ts) * 2 + 1, ref.MAX_MIN_BOND)
+                self.transact(lambda ts: self.hub.set_min_bond(owner, value, ts), owner, self.w.relayers, "setMinBond", value, abi=self.L)
+            elif change == "min_bond_cut":
+                value = self.hub.min_bond_at(self.next_ts) // 2
+                self.transact(lambda ts: self.hub.set_min_bond(owner, value, ts), owner, self.w.relayers, "setMinBond", value, abi=self.L)
+            elif change == "payees":
+                self.set_payees(model=model_id - 1, by_owner=True, spec=coauthors[::-1] + [(caller, 5_000)], normalised=True, zero_addr=False)
+            elif change == "transfer":
+                self.transfer_model(model=model_id - 1, by_owner=True, to=caller)
+            elif change == "price":
+                self.change_price(model=model_id - 1, how="rise", extra=bps + 1)
+        if new:
+            request = self.hub.requests[new[0]]
+            if when == "deadline":
+                self.next_ts = max(self.next_ts, request.deadline)
+            elif when == "notice":
+                self.next_ts = max(self.next_ts, request.paid_at + self.hub.price_notice_period - 1)
+            elif when == "terms":
+                self.next_ts = max(self.next_ts, request.paid_at + self.hub.terms_notice_period)
+            signer = self.pick_signer(caller)
+            if request.status == ref.PENDING and self.hub.is_active(signer, self.next_ts):
+                self.attest_as(signer, request.request_id)
+        for relayer in list(self.honest):
+            self.honest_settle(relayer)
+
+    # ------------------------------------------------------------ the end of an example
+
+    def teardown(self):
+        """Nobody who followed the rules loses: honest relayers settle all they hold, and every
+        call still pending is refunded in full to its caller once its deadline has passed."""
+        try:
+            for relayer in list(self.honest):
+                self.honest_settle(relayer)
+            pending = [r for r in self.hub.requests.values() if r.status == ref.PENDING]
+            if pending:
+                self.next_ts = max(self.next_ts, max(r.deadline for r in pending) + 1)
+            for r in pending:
+                credit_before = self.observed_credit(r.caller)
+                result, _ = self.transact(
+                    lambda ts: self.hub.refund(r.request_id, ts), self.w.owner, self.w.escrow, "refund", r.request_id, abi=self.E
+                )
+                if result is not None:
+                    self.check(self.observed_credit(r.caller) - credit_before == r.price, f"refund of {r} at the end")
+        except AssertionError as exc:
+            self.w.note_failure(exc)
+            raise
 
     # ------------------------------------------------------------ weights
     # Hypothesis picks rules uniformly: the money paths get extra entries.
@@ -1250,31 +1899,39 @@ class EconomicsMachine(RuleBasedStateMachine):
         nobody = [ZERO_ADDRESS, w.escrow, w.registry, w.relayers, w.token]
         model_ids = sorted(hub.models)
         request_ids = list(hub.requests)
+        # Every reservation the chain announced (Reserved events) and every one the model has.
+        pairs = sorted(self.reserved_pairs | set(hub.reservations), key=str)
         calls = [(w.token, T["balanceOf"], (w.escrow,)), (w.token, T["balanceOf"], (w.relayers,))]
         calls += [(w.token, T["balanceOf"], (a,)) for a in people]
         calls += [(w.escrow, E["balanceOf"], (a,)) for a in people]
         calls += [(w.escrow, E["earningsOf"], (a,)) for a in people]
         calls += [(w.escrow, E["nextRequestId"], (a,)) for a in people]
         calls += [(w.relayers, L["relayerInfo"], (a,)) for a in people]
+        calls += [(w.escrow, E["receiptSigner"], (a,)) for a in people]
         calls += [(w.escrow, E["getRequest"], (rid,)) for rid in request_ids]
+        calls += [(w.escrow, E["designatedRelayer"], (rid,)) for rid in request_ids]
         calls += [(w.escrow, E["modelStats"], (m,)) for m in model_ids]
         calls += [(w.registry, R["getModel"], (m,)) for m in model_ids]
         calls += [(w.registry, R["getPayees"], (m,)) for m in model_ids]
-        calls += [(w.escrow, E["withdrawalNotice"], (a,)) for a in people]
+        calls += [(w.registry, R["pendingPayees"], (m,)) for m in model_ids]
         calls += [(w.escrow, fn, (a,)) for a in nobody for fn in (E["balanceOf"], E["earningsOf"])]
-        channel_ids = sorted(set(hub.channels) | set(self.settled_events) | set(self.signed), key=str)
+        calls += [(w.escrow, E["reservation"], pair) for pair in pairs]
+        channel_ids = sorted(set(hub.channels) | set(self.settled_events) | set(self.signed) | set(self.held), key=str)
         calls += [(w.escrow, E["channel"], ch) for ch in channel_ids]
+        calls += [(w.escrow, E["channelPrice"], ch) for ch in channel_ids]
         calls += [(w.registry, R["priceNotice"], (m,)) for m in model_ids]
         calls += [(w.registry, R["receiptTerms"], (m,)) for m in [*model_ids, len(model_ids) + 1, 0]]
         calls += [
             (w.registry, R["modelCount"], ()),
             (w.escrow, E["protocolFeeBps"], ()),
             (w.escrow, E["relayerFeeBps"], ()),
+            (w.escrow, E["pendingFees"], ()),
             (w.escrow, E["treasury"], ()),
             (w.escrow, E["paused"], ()),
             (w.registry, R["paused"], ()),
             (w.relayers, L["paused"], ()),
             (w.relayers, L["minBond"], ()),
+            (w.relayers, L["pendingMinBond"], ()),
         ]
         out = iter(self.rpc.view_many(calls))
 
@@ -1292,30 +1949,40 @@ class EconomicsMachine(RuleBasedStateMachine):
         earnings = [v[0] for v in take(n)]
         next_ids = [v[0] for v in take(n)]
         infos = take(n)
+        signer_keys = take(n)
         requests = take(len(request_ids))
+        designated = [v[0] for v in take(len(request_ids))]
         stats = take(len(model_ids))
         models = take(len(model_ids))
         payees = take(len(model_ids))
-        notices = take(n)
+        pending_payees = take(len(model_ids))
         strays = [v[0] for v in take(2 * len(nobody))]
+        reservations = take(len(pairs))
         channels = take(len(channel_ids))
+        channel_prices = [v[0] for v in take(len(channel_ids))]
         price_notices = take(len(model_ids))
         terms = take(len(model_ids) + 2)
-        (count,), (protocol_bps,), (relayer_bps,), (treasury,), (escrow_paused,), (registry_paused,), (relayers_paused,), (min_bond,) = take(8)
+        (
+            (count,), (protocol_bps,), (relayer_bps,), pending_fees, (treasury,), (escrow_paused,), (registry_paused,),
+            (relayers_paused,), (min_bond,), pending_min_bond,
+        ) = take(10)  # fmt: skip
+        now = self.head_ts  # views run at the latest block's time
 
         # Conservation, from the chain's own state: every account that can hold credit or
-        # earnings is one of `people`; nothing is booked to address(0) or a contract.
+        # earnings is one of `people`; nothing is booked to address(0) or a contract of the hub.
         assert not any(strays), f"credit/earnings of {nobody}: {strays}"
         pending_locked = sum(r[3] for r in requests if r[6] == ref.PENDING)
-        assert escrow_tokens == sum(credit) + pending_locked + sum(earnings), (
-            f"escrow holds {escrow_tokens}, owes credit {sum(credit)} + locked {pending_locked} + earnings {sum(earnings)}"
-            f" (difference {escrow_tokens - sum(credit) - pending_locked - sum(earnings)})"
+        reserved = sum(r[0] for r in reservations)
+        owed = sum(credit) + reserved + pending_locked + sum(earnings)
+        assert escrow_tokens == owed, (
+            f"escrow holds {escrow_tokens}, owes credit {sum(credit)} + reserved {reserved} + locked {pending_locked}"
+            f" + earnings {sum(earnings)} (difference {escrow_tokens - owed})"
         )
         assert registry_tokens == sum(info[1] for info in infos), "relayer registry's balance != sum of bonds"
         assert escrow_tokens == hub.tokens[w.escrow] == hub.escrow_liabilities()
         assert registry_tokens == hub.tokens[w.relayers] == hub.total_bonds()
 
-        # Every balance, credit, earning and relayer equals the model's.
+        # Every balance, credit, earning, signer key and relayer equals the model's.
         for i, a in enumerate(people):
             assert tokens[i] == hub.tokens[a], f"token balance of {a}: chain {tokens[i]}, model {hub.tokens[a]}"
             assert credit[i] == hub.credit[a], f"credit of {a}: chain {credit[i]}, model {hub.credit[a]}"
@@ -1323,54 +1990,57 @@ class EconomicsMachine(RuleBasedStateMachine):
             assert next_ids[i] == hub.next_request_id(a), f"nextRequestId of {a}"
             _, bond, active, unbond_at = infos[i]
             r = hub.relayers.get(a)
-            assert (bond, active, unbond_at) == ((r.bond, hub.is_active(a), r.unbond_at) if r else (0, False, 0)), (
-                f"relayer {a}: chain {(bond, active, unbond_at)}, model {r} active={hub.is_active(a)}"
-            )
+            want = (r.bond, hub.is_active(a, now), r.unbond_at) if r else (0, False, 0)
+            assert (bond, active, unbond_at) == want, f"relayer {a} at {now}: chain {(bond, active, unbond_at)}, model {want}"
+            got_key = (to_checksum_address(signer_keys[i][0]), to_checksum_address(signer_keys[i][1]), signer_keys[i][2])
+            assert got_key == hub.receipt_signer(a, now), f"receiptSigner({a}) at {now}: chain {got_key}, model {hub.receipt_signer(a, now)}"
+        for pair, got in zip(pairs, reservations):
+            assert tuple(got) == hub.reservation(*pair), f"reservation{pair}: chain {got}, model {hub.reservation(*pair)}"
 
         # Every request is in exactly one state, the model's.
-        for rid, got in zip(request_ids, requests):
+        for rid, got, relayer in zip(request_ids, requests, designated):
             want = hub.requests[rid]
             status = got[6]
             assert status in (ref.PENDING, *ref.ENDED), f"request {rid:#x} has status {status}"
             assert status == want.status, f"request {rid:#x}: chain status {status}, model {want.status}"
+            assert to_checksum_address(got[0]) == want.caller, f"request {rid:#x}: caller {got[0]}, model {want.caller}"
+            assert to_checksum_address(relayer) == hub.designated_relayer(rid), f"designatedRelayer({rid:#x}) = {relayer}"
             if status == ref.PENDING:
-                assert (to_checksum_address(got[0]), got[1], got[2], got[3], got[4], got[5]) == (
-                    want.caller, want.model_id, want.version, want.price, want.input_hash, want.deadline
+                assert (got[1], got[2], got[3], got[4], got[5]) == (
+                    want.model_id, want.version, want.price, want.input_hash, want.deadline
                 ), f"request {rid:#x}: chain {got}, model {want}"
                 assert rid not in self.terminal_events, f"pending request {rid:#x} has a terminal event"
             else:
                 assert self.terminal_events.get(rid) == status, f"request {rid:#x} ended without its one event"
 
-        # Models and their stats.
+        # Models, their stats and payee schedules.
         assert count == len(hub.models)
-        for m, st_, model, (accounts, shares) in zip(model_ids, stats, models, payees):
+        for m, st_, model, (accounts, shares), pend in zip(model_ids, stats, models, payees, pending_payees):
             want = hub.models[m]
             assert tuple(st_) == tuple(hub.stats[m]), f"modelStats({m}): chain {st_}, model {hub.stats[m]}"
             assert (to_checksum_address(model[0]), model[1], model[2], model[3]) == (
                 want.owner, want.price, want.latest_version, want.active
             ), f"model {m}: chain {model[:4]}, model {want}"
-            assert [(to_checksum_address(a), s) for a, s in zip(accounts, shares)] == want.payees(), f"payees of {m}"
+            assert [(to_checksum_address(a), s) for a, s in zip(accounts, shares)] == want.payees(now), f"payees of {m} at {now}"
+            got_pending = ([(to_checksum_address(a), s) for a, s in zip(pend[0], pend[1])], pend[2])
+            assert got_pending == want.pending_payees(now), f"pendingPayees({m}) at {now}: chain {got_pending}, model {want.pending_payees(now)}"
 
-        # Receipts: withdrawal notices, price notices and receipt terms, at the latest block's time
-        # (what views run at).
-        now = self.head_ts
-        for a, got in zip(people, notices):
-            assert tuple(got) == hub.withdrawal_notice(a), f"withdrawalNotice({a}): chain {got}, model {hub.withdrawal_notice(a)}"
+        # Receipts: price notices and receipt terms.
         for m, got in zip(model_ids, price_notices):
             assert tuple(got) == hub.models[m].price_notice(now), (
                 f"priceNotice({m}) at {now}: chain {got}, model {hub.models[m].price_notice(now)} ({hub.models[m]})"
             )
-        for m, (exists, receipt_price, accounts, shares) in zip([*model_ids, len(model_ids) + 1, 0], terms):
-            want_exists, want_price, want_payees = hub.receipt_terms(m, now)
-            got_terms = (exists, receipt_price, [(to_checksum_address(a), s) for a, s in zip(accounts, shares)])
-            assert got_terms == (want_exists, want_price, want_payees), f"receiptTerms({m}) at {now}: chain {got_terms}"
+        for m, (exists, price, floor, ends, accounts, shares) in zip([*model_ids, len(model_ids) + 1, 0], terms):
+            got_terms = (exists, price, floor, ends, [(to_checksum_address(a), s) for a, s in zip(accounts, shares)])
+            assert got_terms == hub.receipt_terms(m, now), f"receiptTerms({m}) at {now}: chain {got_terms}, model {hub.receipt_terms(m, now)}"
 
         # Channels: no receipt pays twice. The settled totals equal the model's and the newest
         # ReceiptSettled of the channel; the increases paid add up to the settled amount exactly;
         # calls strictly grow and the amount never shrinks, event by event and check by check.
-        for ch, (calls_, amount) in zip(channel_ids, channels):
-            want = tuple(hub.channels.get(ch, (0, 0)))
+        for ch, (calls_, amount), price in zip(channel_ids, channels, channel_prices):
+            want = tuple(hub.channels.get(ch, (0, 0, 0))[:2])
             assert (calls_, amount) == want, f"channel {ch}: chain {(calls_, amount)}, model {want}"
+            assert price == hub.channel_price(*ch, now), f"channelPrice{ch} at {now}: chain {price}, model {hub.channel_price(*ch, now)}"
             events = self.settled_events.get(ch, [])
             assert (calls_, amount) == (events[-1][:2] if events else (0, 0)), f"channel {ch} != its newest ReceiptSettled"
             assert sum(paid for _, _, paid in events) == amount, f"channel {ch}: paid {[e[2] for e in events]}, settled {amount}"
@@ -1382,10 +2052,20 @@ class EconomicsMachine(RuleBasedStateMachine):
         paid_total = sum(s.paid for s in hub.receipt_settlements)
         assert paid_total == sum(amount for _, amount in channels), f"receipts paid {paid_total} != channels' settled amounts"
 
-        # Parameters.
-        assert (protocol_bps, relayer_bps, to_checksum_address(treasury), min_bond) == (
-            hub.protocol_bps, hub.relayer_bps, hub.treasury, hub.min_bond
-        )
+        # Honest relayers never hold more unsettled receipts of a caller than the chain's
+        # reservation for them backs (a relayer that follows its rules serves nothing unpaid).
+        chain_reserved = {pair: got[0] for pair, got in zip(pairs, reservations)}
+        for relayer in self.honest:
+            for caller in {ch[0] for ch, acc in self.held.items() if acc and ch[1] == relayer}:
+                owed_to = self.unsettled(caller, relayer)
+                backed = chain_reserved.get((caller, relayer), 0)
+                assert owed_to <= backed, f"honest relayer {relayer} holds {owed_to} unsettled of {caller}, reserved only {backed}"
+
+        # Parameters and scheduled terms.
+        assert (protocol_bps, relayer_bps) == hub.fees(now), f"fees at {now}: chain {(protocol_bps, relayer_bps)}, model {hub.fees(now)}"
+        assert tuple(pending_fees) == hub.pending_fees(now), f"pendingFees at {now}: chain {pending_fees}, model {hub.pending_fees(now)}"
+        assert (to_checksum_address(treasury), min_bond) == (hub.treasury, hub.min_bond_at(now)), f"treasury/minBond at {now}"
+        assert tuple(pending_min_bond) == hub.pending_min_bond(now), f"pendingMinBond: chain {pending_min_bond}, model {hub.pending_min_bond(now)}"
         assert (escrow_paused, registry_paused, relayers_paused) == (hub.escrow_paused, hub.registry_paused, hub.relayers_paused)
 
         # The model's own books: every settlement's parts sum to its price by the rounding rule.
@@ -1400,13 +2080,18 @@ class EconomicsMachine(RuleBasedStateMachine):
 # ---------------------------------------------------------------- the test
 
 
-def test_no_money_created_lost_or_paid_twice(chain, accounts, deployment, token, registry, relayers, escrow, deployer, treasury):
+def test_no_money_created_lost_or_paid_twice(
+    project, chain, accounts, deployment, token, registry, relayers, escrow, deployer, treasury
+):
     rpc = Rpc(chain.provider.uri)
+    # Contract-wallet callers: receipts of a contract are valid only by the signer key it registered.
+    wallets = {project.TestWallet.deploy(accounts[i].address, sender=accounts[i]).address: accounts[i].address for i in (1, 2)}
     abi = {
         "token": Abi(token.contract_type),
         "registry": Abi(registry.contract_type),
         "relayers": Abi(relayers.contract_type),
         "escrow": Abi(escrow.contract_type),
+        "wallet": Abi(project.TestWallet.contract_type),
     }
     for a in abi.values():
         rpc.register_errors(a)
@@ -1414,8 +2099,13 @@ def test_no_money_created_lost_or_paid_twice(chain, accounts, deployment, token,
     actors = [accounts[i].address for i in range(1, 10)]
     assert treasury.address in actors
     keys = {a.address: a.private_key for a in accounts}
-    signers = {signer.address: signer for signer in map(FastSigner, DEV_KEYS)}
+    signers = {signer.address: signer for signer in map(Signer, DEV_KEYS)}
     assert all(a in signers for a in [owner, *actors]), "the test accounts are anvil's dev accounts"
+    # The inlined EIP-712 digests are the escrow's.
+    probe = Receipt(actors[0], actors[1], 3, 4, 5, 6)
+    assert escrow.hashReceipt(probe.as_tuple()) == probe.digest(chain.chain_id, escrow.address)
+    att = Attestation(7, 1, 2, keccak(b"in"), keccak(b"out"))
+    assert escrow.hashAttestation(att.as_tuple()) == att.digest(chain.chain_id, escrow.address)
 
     # The base every example starts from: unlimited allowances for the escrow and the registry.
     for sender in [owner, *actors]:
@@ -1423,7 +2113,7 @@ def test_no_money_created_lost_or_paid_twice(chain, accounts, deployment, token,
             receipt = rpc.send(sender, token.address, abi["token"]["approve"], spender, MAX_UINT256)
             assert receipt.ok
     assert registry.modelCount() == 0, "the session deployment is expected to be fresh"
-    base_tokens = {a: token.balanceOf(a) for a in [owner, *actors, escrow.address, relayers.address]}
+    base_tokens = {a: token.balanceOf(a) for a in [owner, *actors, *wallets, escrow.address, relayers.address]}
 
     world = World(
         rpc=rpc,
@@ -1437,6 +2127,7 @@ def test_no_money_created_lost_or_paid_twice(chain, accounts, deployment, token,
         keys=keys,
         signers=signers,
         abi=abi,
+        wallets=wallets,
         chain_id=chain.chain_id,
         params=dict(
             treasury=escrow.treasury(),
