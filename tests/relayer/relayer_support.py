@@ -20,9 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 class RelayerProcess:
     """One relayer daemon process; `start()` waits until /healthz answers."""
 
-    def __init__(self, network: str, account: str, store: Path, deployments: Path, *extra: str):
+    def __init__(self, network: str, account: str, store: Path, deployments: Path, *extra: str,
+                 env: dict[str, str] | None = None):
         self.network, self.account, self.store, self.deployments = network, account, store, deployments
         self.extra = extra
+        self.env = dict(env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = store.parent / f"{store.name}.log"
@@ -35,7 +37,7 @@ class RelayerProcess:
             "--host", "127.0.0.1", "--port", str(self.port), "--store", str(self.store),
             "--poll-interval", "0.1", *self.extra,
         ]
-        env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(self.deployments)}
+        env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(self.deployments), **self.env}
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -82,6 +84,16 @@ class RelayerProcess:
         finally:
             db.close()
         return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
+
+
+def upload_registered(hub, relayer_url: str, path: Path, name: str, price: int) -> int:
+    """Registers a model file, then uploads it to a relayer (which stores only registered
+    files); returns the model id."""
+    from modelhub.hub import post_artifact
+
+    model_id = hub.upload_model(path, name, price).model_id
+    post_artifact(relayer_url, Path(path).read_bytes())
+    return model_id
 
 
 def wait_until(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):

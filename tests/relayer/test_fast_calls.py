@@ -20,13 +20,14 @@ from modelhub.attestation import Attestation
 from modelhub.hub import Hub
 from modelhub.receipts import FastSigner, Receipt, attestation_digest, receipt_digest, recover_digest_signer
 
-from relayer_support import RelayerProcess, wait_until
+from relayer_support import RelayerProcess, upload_registered, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris" / "iris.onnx"
 IRIS_INPUT = {"X": [[5.1, 3.5, 1.4, 0.2]]}
 PRICE = 10**15
 TOKEN = 10**18
+RESERVED = 5 * TOKEN  # what `caller_hub` reserves for the relayer
 CALLER_KEY = DEV_KEYS[2]  # the `caller` fixture's account
 STRANGER_KEY = DEV_KEYS[6]
 QUIET = ("--settle-threshold", str(10**30), "--settle-interval", "3600")  # settles only when told
@@ -41,11 +42,11 @@ def uploader_hub(deployment, uploader):
 
 
 @pytest.fixture
-def caller_hub(deployment, caller):
+def caller_hub(deployment, caller, active_relayer):
     hub = Hub(deployment, caller)
     hub.faucet(10 * TOKEN)
     hub.deposit(10 * TOKEN)
-    hub.enable_receipts()
+    hub.reserve(active_relayer, RESERVED)
     return hub
 
 
@@ -55,7 +56,7 @@ def iris(start_relayer, active_relayer, uploader_hub):
 
     def make(*extra: str) -> tuple[RelayerProcess, int]:
         relayer = start_relayer(*extra)
-        return relayer, uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=relayer.url).model_id
+        return relayer, upload_registered(uploader_hub, relayer.url, IRIS, "iris", PRICE)
 
     return make
 
@@ -91,6 +92,15 @@ class Channel:
         if reply.status_code == 200:
             self.calls, self.amount = receipt.calls, receipt.amount
         return reply
+
+
+def wait_known(relayer: RelayerProcess, caller: str, model_id: int, reserved: int | None = None) -> None:
+    """Waits for the relayer to have read the caller's reservation (one of its rounds)."""
+    def known() -> bool:
+        view = requests.get(f"{relayer.url}/v1/channels/{caller}/{model_id}", timeout=5).json()
+        return "reserved" in view and (reserved is None or view["reserved"] == str(reserved))
+
+    wait_until(known, timeout=30, what=f"the relayer to see {caller}'s reservation")
 
 
 def post_call(url: str, model_id: int, body, **kwargs) -> requests.Response:
@@ -140,6 +150,7 @@ def test_a_fast_call_is_answered_with_an_attestation_that_verifies(iris, caller_
     assert view == {"caller": channel.caller.lower(), "relayer": active_relayer.address.lower(), "modelId": model_id,
                     "calls": "1", "amount": str(PRICE), "settledCalls": "0", "settledAmount": "0",
                     "price": str(PRICE), "receiptPrice": str(PRICE),
+                    "reserved": str(RESERVED), "releasing": "0", "available": str(RESERVED - PRICE),
                     # the caller's own signature of the totals, so a resuming client can check them
                     "deadline": receipt.deadline, "signature": channel.body(receipt)["signature"]}
     assert "modelhub_fast_calls_accepted_total 1.0" in metrics(relayer)
@@ -179,23 +190,29 @@ def test_each_refusal_has_its_status_and_code_and_charges_nothing(iris, caller_h
     soon = refused(post_call(url, model_id, channel.body(channel.receipt(1, PRICE, deadline=channel.deadline(5)))),
                    400, "deadline_too_soon")
     assert soon["minDeadline"] > channel.deadline(5)
+    far = refused(post_call(url, model_id, channel.body(channel.receipt(1, PRICE, deadline=channel.deadline(10**6)))),
+                  400, "deadline_too_far")
+    assert far["maxDeadline"] < channel.deadline(10**6)
     forged = channel.body(channel.receipt(1, PRICE), signer=FastSigner(STRANGER_KEY))
     refused(post_call(url, model_id, forged), 401, "invalid_signature")
 
-    # A funded caller that never enabled receipts.
-    Hub(deployment, stranger).faucet(TOKEN)
+    # A funded caller that reserved nothing for this relayer.
     stranger_hub = Hub(deployment, stranger)
+    stranger_hub.faucet(TOKEN)
     stranger_hub.deposit(TOKEN)
-    not_enabled = Channel(chain, deployment, active_relayer.address, model_id, key=STRANGER_KEY)
-    refused(not_enabled.call(url), 403, "receipts_not_enabled")
+    not_reserved = Channel(chain, deployment, active_relayer.address, model_id, key=STRANGER_KEY)
+    body = refused(not_reserved.call(url), 402, "no_reservation")
+    assert "reserve" in body["error"]
 
     unknown = Channel(chain, deployment, active_relayer.address, 999)
     refused(unknown.call(url), 404, "unknown_model")
-    inactive_id = uploader_hub.upload_model(IRIS, "iris-off", PRICE, relayer_url=url).model_id
+    inactive_id = upload_registered(uploader_hub, url, _other_model_file(tmp_path, "off"), "iris-off", PRICE)
     uploader_hub.set_active(inactive_id, False)
     refused(Channel(chain, deployment, active_relayer.address, inactive_id).call(url), 409, "model_inactive")
     missing_id = uploader_hub.upload_model(_other_model_file(tmp_path), "iris-nowhere", PRICE).model_id  # not uploaded
-    refused(Channel(chain, deployment, active_relayer.address, missing_id).call(url), 503, "model_unavailable")
+    missing = Channel(chain, deployment, active_relayer.address, missing_id)
+    wait_until(lambda: missing.call(url).status_code != 404, what="the relayer to see the new model")  # one round
+    refused(missing.call(url), 503, "model_unavailable")
 
     gap = refused(post_call(url, model_id, channel.body(channel.receipt(2, 2 * PRICE))), 409, "out_of_order")
     assert gap["channel"]["calls"] == "0"
@@ -213,7 +230,8 @@ def test_each_refusal_has_its_status_and_code_and_charges_nothing(iris, caller_h
     assert older["channel"]["calls"] == "1"
 
     text = metrics(relayer)
-    for code in ("bad_request", "wrong_channel", "deadline_too_soon", "invalid_signature", "receipts_not_enabled",
+    for code in ("bad_request", "wrong_channel", "deadline_too_soon", "deadline_too_far", "invalid_signature",
+                 "no_reservation",
                  "unknown_model", "model_inactive", "model_unavailable", "out_of_order", "wrong_amount", "bad_input"):
         assert f'modelhub_fast_calls_refused_total{{code="{code}"}}' in text, code
     assert "modelhub_fast_calls_accepted_total 1.0" in text
@@ -231,13 +249,14 @@ def test_two_receipts_with_the_same_calls_are_never_both_accepted(iris, caller_h
     assert all(reply.json()["code"] == "out_of_order" for reply in replies if reply.status_code == 409)
 
 
-def test_a_call_the_credit_does_not_cover_is_refused_with_402(iris, deployment, chain, active_relayer, stranger):
+def test_a_call_the_reservation_does_not_cover_is_refused_with_402(iris, deployment, chain, active_relayer, stranger):
     relayer, model_id = iris(*QUIET)
     hub = Hub(deployment, stranger)
     hub.faucet(TOKEN)
-    hub.deposit(2 * PRICE)  # two calls' worth
-    hub.enable_receipts()
+    hub.deposit(TOKEN)
+    hub.reserve(active_relayer, 2 * PRICE)  # two calls' worth; the rest of its credit is free, not for receipts
     channel = Channel(chain, deployment, active_relayer.address, model_id, key=STRANGER_KEY)
+    wait_known(relayer, channel.caller, model_id)
 
     assert channel.call(relayer.url).status_code == 200
     assert channel.call(relayer.url).status_code == 200
@@ -248,32 +267,16 @@ def test_a_call_the_credit_does_not_cover_is_refused_with_402(iris, deployment, 
     assert (reply.json()["available"], reply.json()["needed"]) == ("0", str(PRICE))
 
 
-def test_an_announced_withdrawal_is_not_counted_as_cover(iris, caller_hub, deployment, chain, active_relayer):
+def test_an_announced_release_is_not_counted_as_cover(iris, caller_hub, deployment, chain, active_relayer):
     relayer, model_id = iris(*QUIET)
     channel = Channel(chain, deployment, active_relayer.address, model_id)
     assert channel.call(relayer.url).status_code == 200
 
-    caller_hub.announce_withdrawal(caller_hub.balance())  # all of it
+    caller_hub.announce_release(active_relayer, RESERVED)  # all of it
     # Calls go through until the relayer sees the announcement (one round), then none does.
     [reply] = wait_until(lambda: (r := channel.call(relayer.url)).status_code == 402 and [r], timeout=30,
-                         what="the relayer to see the announced withdrawal")
-    assert reply.json()["code"] == "insufficient_credit"
-
-
-def test_a_contract_wallet_pays_with_receipts_its_owner_signs(iris, project, deployment, chain, caller, token,
-                                                              active_relayer, escrow):
-    relayer, model_id = iris(*QUIET)
-    wallet = project.TestWallet.deploy(caller.address, sender=caller)
-    token.mint(caller, TOKEN, sender=caller)
-    token.approve(escrow, TOKEN, sender=caller)
-    escrow.depositFor(wallet.address, TOKEN, sender=caller)
-    wallet.execute(escrow.address, escrow.enableReceipts.encode_input(), sender=caller)
-    channel = Channel(chain, deployment, active_relayer.address, model_id, key=CALLER_KEY, caller=wallet.address)
-
-    reply = channel.call(relayer.url)
-    assert reply.status_code == 200, reply.text
-    forged = channel.body(channel.receipt(2, 2 * PRICE), signer=FastSigner(STRANGER_KEY))
-    assert post_call(relayer.url, model_id, forged).status_code == 401
+                         what="the relayer to see the announced release")
+    assert reply.json()["code"] == "no_reservation"
 
 
 # ---------------------------------------------------------------- settlement
@@ -284,6 +287,7 @@ def test_receipts_are_settled_when_a_channel_reaches_the_threshold(iris, caller_
     relayer, model_id = iris("--settle-threshold", str(3 * PRICE), "--settle-interval", "3600")
     channel = Channel(chain, deployment, active_relayer.address, model_id)
     credit = caller_hub.balance()
+    reserved = caller_hub.reservation(relayer=active_relayer).reserved
     for _ in range(2):
         assert channel.call(relayer.url).status_code == 200
     time.sleep(2)  # several rounds: below the threshold nothing is settled
@@ -297,7 +301,8 @@ def test_receipts_are_settled_when_a_channel_reaches_the_threshold(iris, caller_
     assert escrow.earningsOf(uploader) == payees
     assert escrow.earningsOf(active_relayer) == relayer_part
     assert escrow.earningsOf(treasury) == protocol
-    assert caller_hub.balance() == credit - 3 * PRICE
+    assert caller_hub.balance() == credit  # free credit is not touched: the reservation paid
+    assert caller_hub.reservation(relayer=active_relayer).reserved == reserved - 3 * PRICE
     stats = caller_hub.model_stats(model_id)
     assert (stats.calls, stats.revenue) == (3, 3 * PRICE)
     wait_until(lambda: "modelhub_fast_calls_settled_total 3.0" in metrics(relayer), what="the settled metric")
@@ -311,9 +316,10 @@ def test_receipts_are_settled_every_interval(iris, caller_hub, deployment, chain
     second = Hub(deployment, stranger)
     second.faucet(TOKEN)
     second.deposit(TOKEN)
-    second.enable_receipts()
+    second.reserve(active_relayer, TOKEN)
     channels = [Channel(chain, deployment, active_relayer.address, model_id),
                 Channel(chain, deployment, active_relayer.address, model_id, key=STRANGER_KEY)]
+    wait_known(relayer, channels[1].caller, model_id)
     for count, channel in zip((2, 3), channels):
         for _ in range(count):
             assert channel.call(relayer.url).status_code == 200
@@ -330,18 +336,18 @@ def test_receipts_are_settled_every_interval(iris, caller_hub, deployment, chain
     assert (stats.calls, stats.revenue) == (5, 5 * PRICE)
 
 
-def test_an_announced_withdrawal_gets_the_callers_receipts_settled_before_it_can_be_made(
+def test_an_announced_release_gets_the_callers_receipts_settled_before_it_can_be_made(
         iris, caller_hub, deployment, chain, active_relayer):
     relayer, model_id = iris(*QUIET)
     channel = Channel(chain, deployment, active_relayer.address, model_id)
     for _ in range(2):
         assert channel.call(relayer.url).status_code == 200
 
-    notice = caller_hub.announce_withdrawal(TOKEN)
+    notice = caller_hub.announce_release(active_relayer, TOKEN)
 
     wait_until(lambda: caller_hub.channel(channel.caller, active_relayer, model_id) == (2, 2 * PRICE),
                timeout=30, what="the caller's channel to settle after its announcement")
-    assert chain.blocks.head.timestamp < notice.ready_at  # long before the withdrawal can be made
+    assert chain.blocks.head.timestamp < notice.release_at  # long before the release can be made
 
 
 def test_a_relayer_killed_after_answering_settles_every_answered_call_after_restart(
@@ -377,12 +383,12 @@ def _run_directly(model: Path, inputs: dict) -> dict:
     return dict(zip(names, values))
 
 
-def _other_model_file(folder: Path) -> Path:
+def _other_model_file(folder: Path, tag: str = "other") -> Path:
     """A valid ONNX file other than iris (iris with another producer name)."""
     import onnx
 
-    path = folder / "iris-other.onnx"
+    path = folder / f"iris-{tag}.onnx"
     model = onnx.load(str(IRIS))
-    model.producer_name = "modelhub-tests-other"
+    model.producer_name = f"modelhub-tests-{tag}"
     onnx.save(model, str(path))
     return path

@@ -1,6 +1,12 @@
 """The relayer's main loop: follow paid calls on chain, run each on its verified model file,
-sign and store the answer, then settle answers in batches and reject what cannot be served.
-Each round also refreshes the fast-call path's chain view and settles its receipts (fast.py).
+sign and store the answer, then settle answers in batches. Each round also follows the chain
+view of the fast-call path and settles its receipts (fast.py).
+
+Open requests (requestInference) may be served by any active relayer and rejected by none: a
+call this relayer cannot serve (bad input, no model file...) is left to the others, and its
+caller takes a refund after the deadline. Requests designated to this relayer
+(requestInferenceVia, event RelayerDesignated) are served or rejected with a reason; requests
+designated to another relayer are ignored.
 
 One loop, one thread, at most one transaction in flight. Every step is driven by the state file
 (relayer/state.py), so the loop can be killed anywhere and resumed: it never runs again a call
@@ -10,6 +16,7 @@ it answered, and settlement is safe to repeat because the escrow settles a reque
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,13 +40,22 @@ from ..errors import (
 )
 from ..hub import Hub
 from ..runtime import ModelRuntime
-from ..store import ModelStore, digest_to_cid, file_digest
+from ..store import DEFAULT_MAX_SIZE, ModelStore, digest_to_cid, file_digest
 from .channels import ChannelStore
 from .fast import AttestationSigner, FastCalls, FastConfig
+from .follower import RegisteredFiles, Rpc, address_topic, topic, word_address
 from .metrics import RelayerMetrics
 from .state import CallState, RelayerState, SeenCall, StoredCall
 
 log = logging.getLogger("modelhub.relayer")
+
+RELAYER_DESIGNATED = topic("RelayerDesignated(uint256,address)")
+
+
+def _env_int(name: str, default: int) -> int:
+    """A setting's default from the environment (the command line has no option for it yet)."""
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
 
 
 @dataclass
@@ -61,7 +77,19 @@ class RelayerConfig:
     settle_interval: float = 60.0  # seconds between settlements of every unsettled channel
     min_receipt_lifetime: int = 600  # seconds a receipt's deadline must leave; settled at half of it
     settle_batch_size: int = 100  # receipts per settleReceipts transaction, at most
-    chain_refresh_interval: float = 2.0  # seconds between re-reads of known callers' credit and models
+    chain_refresh_interval: float = 2.0  # seconds between re-reads of the models' prices (events keep them too)
+    # Channels worth less than this many base units are settled only when forced (deadline near,
+    # release announced, price notice ending, signer change, fee change, shutdown, restart):
+    # below it a settlement costs more gas than it brings. $MODELHUB_RELAYER_MIN_SETTLE_AMOUNT.
+    min_settle_amount: int = field(default_factory=lambda: _env_int("MODELHUB_RELAYER_MIN_SETTLE_AMOUNT", 10**15))
+    # Receipts whose deadline is further than this many seconds are refused (deadline_too_far).
+    max_receipt_lifetime: int = field(
+        default_factory=lambda: _env_int("MODELHUB_RELAYER_MAX_RECEIPT_LIFETIME", 2 * 86_400))
+    # Model files larger than this are refused at upload ($MODELHUB_RELAYER_MAX_UPLOAD_BYTES).
+    max_upload_bytes: int = field(default_factory=lambda: _env_int("MODELHUB_RELAYER_MAX_UPLOAD_BYTES",
+                                                                   DEFAULT_MAX_SIZE))
+    # Callers followed in memory at most ($MODELHUB_RELAYER_MAX_CALLERS); see fast.py.
+    max_callers: int = field(default_factory=lambda: _env_int("MODELHUB_RELAYER_MAX_CALLERS", 200_000))
 
 
 class Relayer:
@@ -71,7 +99,7 @@ class Relayer:
         self.hub = hub
         self.config = config
         self.metrics = metrics or RelayerMetrics()
-        self.store = ModelStore(config.store_dir / "artifacts")
+        self.store = ModelStore(config.store_dir / "artifacts", max_size=config.max_upload_bytes)
         self.state = RelayerState(config.store_dir / "relayer.sqlite")
         self.state.bind(hub.deployment.chain_id, hub.deployment.inference_escrow)
         self.runtime = ModelRuntime(time_limit_s=config.inference_time_limit, store=self.store)
@@ -83,12 +111,18 @@ class Relayer:
         self._recovered = False
         self.channels = ChannelStore(config.store_dir / "receipts.sqlite")
         self.channels.bind(hub.deployment.chain_id, hub.deployment.inference_escrow, hub.address)
+        self.rpc = Rpc()
+        self.files = RegisteredFiles(self.rpc, str(hub.contracts.registry.address).lower(),
+                                     hub.deployment.start_block, config.max_scan_blocks)
         self.fast = FastCalls(
             hub, self.runtime, self.channels, self.metrics,
             FastConfig(config.settle_threshold, config.settle_interval, config.min_receipt_lifetime,
-                       config.settle_batch_size, config.chain_refresh_interval, config.max_input_bytes),
-            self._ensure_artifact, AttestationSigner(hub),
+                       config.settle_batch_size, config.chain_refresh_interval, config.max_input_bytes,
+                       min_settle_amount=config.min_settle_amount, max_receipt_lifetime=config.max_receipt_lifetime,
+                       max_callers=config.max_callers, max_scan_blocks=config.max_scan_blocks),
+            self._ensure_artifact, AttestationSigner(hub), files=self.files, rpc=self.rpc,
         )
+        self._me_topic = address_topic(hub.address)
 
     # ------------------------------------------------------------------ loop
 
@@ -121,6 +155,11 @@ class Relayer:
                 continue
             self._stopping.wait(backoff)
             backoff = min(backoff * 2, self.config.max_backoff)
+        try:  # what it holds is settled before it goes: it may not come back
+            self.fast.settle_all("shutdown")
+        except Exception as exc:  # noqa: BLE001 -- settled at the next start instead
+            log.warning("could not settle the open receipt channels before stopping (%s); they are settled at "
+                        "the next start", _first_line(exc))
         log.info("relayer stopped; %s", self.state.counts())
 
     def step(self) -> bool:
@@ -184,13 +223,20 @@ class Relayer:
         end = min(target, start + self.config.max_scan_blocks - 1)
         timeout = self.hub.request_timeout
         block_times: dict[int, int] = {}
+        designated = {int.from_bytes(entry.topics[1], "big"): word_address(entry.topics[2])
+                      for entry in self.rpc.logs([str(self.hub.contracts.escrow.address)], [RELAYER_DESIGNATED],
+                                                 start, end)}
+        me = self.address.lower()
         seen = []
         for event in self.hub.requests_since(start, end):
+            relayer = designated.get(event.request_id)
+            if relayer is not None and relayer != me:
+                continue  # only that relayer may serve it
             if event.block_number not in block_times:
                 block_times[event.block_number] = chain.blocks[event.block_number].timestamp
             seen.append(SeenCall(event.request_id, event.model_id, event.version, event.caller, event.price,
                                  event.input, event.input_hash, event.block_number,
-                                 block_times[event.block_number] + timeout))
+                                 block_times[event.block_number] + timeout, relayer))
         added = self.state.record_seen(seen, end + 1)
         if added:
             self.metrics.requests_seen.inc(added)
@@ -228,6 +274,16 @@ class Relayer:
             if exc.reject_reason is None:
                 raise  # not the call's fault (the chain is down, say): retried, never rejected
             reason = reject_reason_of(exc)
+            if call.designated is None:
+                # Open to every relayer and rejectable by none: another relayer may hold the
+                # file or accept the input; otherwise the caller takes a refund after the deadline.
+                self.metrics.requests_dropped.inc()
+                self.state.mark_ended([call.request_id], CallState.DROPPED,
+                                      f"not servable here (reason {int(reason)}: {exc}); left to other relayers, "
+                                      "refundable after the deadline")
+                log.info("request %s is not servable here (reason %d): %s; left to other relayers",
+                         _short(call.request_id), reason, exc)
+                return None
             self.state.mark_rejecting(call.request_id, int(reason), str(exc))
             log.info("request %s cannot be served (reason %d): %s", _short(call.request_id), reason, exc)
             return None
@@ -275,11 +331,17 @@ class Relayer:
     # ------------------------------------------------------------------ reject
 
     def reject_unservable(self) -> int:
-        """Sends the on-chain rejection of each call found unservable; the caller is refunded at once."""
+        """Sends the on-chain rejection of each call designated to this relayer that it found
+        unservable; the caller is refunded at once. Open calls are never rejected (the escrow
+        refuses: no relayer may refund a call another one answered)."""
         calls = self.state.in_state(CallState.REJECTING, limit=self.config.batch_size)
         for call in calls:
             if self.stopping:
                 break
+            if call.designated is None:  # a state file from before designated requests
+                self.state.mark_ended([call.request_id], CallState.DROPPED,
+                                      "open request: not rejectable; left to other relayers")
+                continue
             try:
                 self.hub.reject(call.request_id, call.reject_reason or RejectReason.OTHER)
             except RequestNotPendingError:
@@ -288,6 +350,11 @@ class Relayer:
             except NotActiveRelayerError as exc:
                 log.error("cannot reject: %s", exc)
                 return 0
+            except ModelHubError as exc:
+                if getattr(exc, "error_name", "") != "InferenceEscrow_NotDesignatedRelayer":
+                    raise
+                self.state.mark_ended([call.request_id], CallState.DROPPED, "not designated to this relayer")
+                continue
             self.metrics.requests_rejected.labels(reason=str(call.reject_reason)).inc()
             self.state.mark_ended([call.request_id], CallState.REJECTED)
             log.info("rejected request %s (reason %s); caller refunded", _short(call.request_id), call.reject_reason)

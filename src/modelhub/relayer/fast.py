@@ -1,23 +1,39 @@
 """Fast calls: the relayer's hot path for off-chain calls paid with signed receipts
 (POST /v1/models/{modelId}/infer, docs/fast-calls.md), and the settlement of those receipts.
 
-The HTTP event loop checks a receipt against chain state held in memory (no RPC for a caller
-it knows), runs the model, commits the receipt (channels.py) and answers with a signed
-attestation. The daemon thread refreshes that chain state and settles receipts in batches.
+A caller pays this relayer's fast calls out of the credit it *reserved* for this relayer
+(InferenceEscrow.reserve): only this relayer can settle receipts against that reservation, and
+it comes back to the caller only `withdrawalDelay` after an announcement. So the relayer knows
+from the chain alone what it can serve without loss:
 
-Exposure: what the relayer can answer for and never be paid.
-* Credit spent on chain between two refreshes. The cache of a caller's credit is re-read every
-  `chain_refresh_interval` seconds (and at once after its Deposited/WithdrawalAnnounced/
-  ReceiptsEnabled events). Meanwhile the caller may spend credit in on-chain requests, or
-  another relayer may settle receipts it holds (receipts held by other relayers are invisible
-  to this one until they settle). Withdrawals are not part of this window: an account that
-  signs receipts must announce them `withdrawalDelay` ahead, the announced amount is
-  subtracted at once, and its channels are settled as soon as the announcement is seen.
-* A price rise under notice: receipts paying the old price are settled before the notice
-  ends; within `min_receipt_lifetime / 2` of the end, receipts must pay the new price.
-* A first-time caller is read from the chain off the event loop while the daemon may be
-  settling its channels (after a restart): its credit can be off by one settlement until the
-  next refresh.
+    servable = reserved - releasing (once announced) - unsettled receipts it holds - calls in flight
+
+The daemon thread follows the escrow's Reserved / ReleaseAnnounced / Released events for this
+relayer (an indexed topic) and ReceiptSignerChanged, so the hot path holds every caller that
+reserved credit here in memory and makes no RPC for a caller: a caller the follower does not
+know is refused at once (`no_reservation`). A receipt's signature is recovered locally and
+compared with the caller and the caller's receipt signer key in force, before anything else is
+looked at; contract wallets sign with a registered receipt signer key (no ERC-1271 call: its
+answer could differ between this check and settlement).
+
+What stays exposed, and why it is bounded:
+* Nothing of the credit: reservations only shrink by this relayer's own settlements, and an
+  announced release is subtracted the moment its event is seen and the caller's channels are
+  settled at once (the release waits `withdrawalDelay`).
+* A price rise under notice: receipts may pay the notice's floor only while the notice has more
+  than `min_receipt_lifetime / 2` to run; channels holding floor-priced receipts are settled
+  then (the escrow keeps a channel that last settled under the floor settleable at the floor,
+  so a late settlement is not lost either).
+* A receipt signer change: receipts signed by the outgoing key are settled before it ends.
+* Fee changes and minimum bond rises are announced ahead (FeesEffectiveAt, MinBondEffectiveAt):
+  every open channel is settled before they apply.
+
+Memory bounds (nothing grows with requests that are refused):
+* callers: only accounts that reserved credit here, at most `max_callers` (the smallest
+  reservations without open channels are dropped first when full);
+* per-channel locks and in-flight amounts: one per call in flight, at most `max_in_flight`;
+* models: only registered ones (from the registry's events), read once, then kept by events;
+* channels: one per (caller, model) that paid a receipt here.
 """
 
 from __future__ import annotations
@@ -34,7 +50,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import requests
 from eth_utils import keccak as _eth_keccak
 
 from .. import codec
@@ -52,18 +67,27 @@ from ..errors import (
 from ..receipts import RECEIPT_TYPEHASH, FastSigner, Receipt, domain_separator, recover_digest_address
 from ..runtime import ModelRuntime
 from .channels import Channel, ChannelStore
+from .follower import RegisteredFiles, Rpc, address_topic, decode_words, encode_call, topic, word, word_address
 from .metrics import RelayerMetrics
 
 log = logging.getLogger("modelhub.relayer")
 
 MAX_CALLS = 2**64 - 1  # the escrow's limits: beyond them a receipt can never settle
 MAX_AMOUNT = 2**160 - 1
-ERC1271_MAGIC = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes)
+MIN_RECEIPT_PRICE = 1  # InferenceEscrow.MIN_RECEIPT_PRICE: every receipt call pays at least this
 _WORD = 32
 _BODY_OVERHEAD = 4096  # bytes a request body may hold besides the input
 INLINE_MODEL_S = 0.001  # models averaging less than this run on the event loop: a thread hop costs more
-CALLER_RELOAD_S = 1.0  # a caller read as "receipts not enabled" is read again after this long
-UNKNOWN_MODEL_RELOAD_S = 5.0  # an unknown model id is asked again after this long
+
+RESERVED = topic("Reserved(address,address,uint256,uint256)")
+RELEASE_ANNOUNCED = topic("ReleaseAnnounced(address,address,uint256,uint64)")
+RELEASED = topic("Released(address,address,uint256)")
+RECEIPT_SIGNER_CHANGED = topic("ReceiptSignerChanged(address,address,uint64)")
+FEES_EFFECTIVE_AT = topic("FeesEffectiveAt(uint16,uint16,uint64)")
+PRICE_CHANGED = topic("PriceChanged(uint256,uint256,uint256)")
+PRICE_NOTICE_STARTED = topic("PriceNoticeStarted(uint256,uint256,uint64)")
+MODEL_ACTIVE_CHANGED = topic("ModelActiveChanged(uint256,bool)")
+MIN_BOND_EFFECTIVE_AT = topic("MinBondEffectiveAt(uint256,uint64)")
 
 
 try:  # safe-pysha3 (requirements.lock): ~3x faster than eth_hash's pycryptodome backend
@@ -90,22 +114,33 @@ class FastCallError(Exception):
 
 @dataclass(frozen=True)
 class CallerView:
-    """What the hot path knows of a caller (replaced whole, so a reader never sees half an update)."""
+    """What the hot path knows of a caller's reservation for this relayer and of its receipt
+    signer key (replaced whole, so a reader never sees half an update)."""
 
-    credit: int
-    receipts_enabled: bool
-    announced: int
-    is_contract: bool
-    loaded_at: float
+    reserved: int
+    releasing: int  # announced to go back to free credit at `release_at` (0: none)
+    release_at: int
+    signer: bytes | None  # raw 20 bytes of the receipt signer key in force when read (None: none)
+    next_signer: bytes | None  # the key that replaces it at `next_at` (None with next_at: removal)
+    next_at: int  # 0: no change pending
+
+    def signer_at(self, when: int) -> bytes | None:
+        if self.next_at and when >= self.next_at:
+            return self.next_signer
+        return self.signer
+
+    @property
+    def spendable(self) -> int:
+        return max(self.reserved - self.releasing, 0)
 
 
 @dataclass(frozen=True)
 class ModelView:
-    """What the hot path knows of a model."""
+    """What the hot path knows of a model (ModelRegistry.receiptTerms and getModel)."""
 
     price: int
-    receipt_price: int  # the least a receipt pays per call now
-    notice_ends_at: int  # when a price rise binds receipts; 0 when none is pending
+    floor_price: int  # the last price rise's floor (the price before it), <= price
+    floor_ends_at: int  # when that rise's notice ends (kept after it ended; 0: never a rise)
     active: bool
     latest_version: int
 
@@ -120,6 +155,11 @@ class FastConfig:
     settle_batch_size: int
     chain_refresh_interval: float
     max_input_bytes: int
+    min_settle_amount: int = 10**15
+    max_receipt_lifetime: int = 2 * 86_400
+    max_callers: int = 200_000
+    max_in_flight: int = 1_024
+    max_scan_blocks: int = 2_000
 
 
 # ---------------------------------------------------------------------------- signing
@@ -204,7 +244,8 @@ class FastCalls:
     handlers' logic (`infer`, `channel_view`) and the daemon's side (`tick`)."""
 
     def __init__(self, hub: Any, runtime: ModelRuntime, channels: ChannelStore, metrics: RelayerMetrics,
-                 config: FastConfig, ensure_artifact: Callable[[bytes], None], signer: AttestationSigner) -> None:
+                 config: FastConfig, ensure_artifact: Callable[[bytes], None], signer: AttestationSigner,
+                 files: RegisteredFiles | None = None, rpc: Rpc | None = None) -> None:
         self.hub = hub
         self.runtime = runtime
         self.channel_store = channels
@@ -218,21 +259,26 @@ class FastCalls:
         self._domain = domain_separator(deployment.chain_id, deployment.inference_escrow)
         self.max_body = config.max_input_bytes + _BODY_OVERHEAD
         self.settle_margin = max(1, config.min_receipt_lifetime // 2)
+        self.rpc = rpc or Rpc()
+        contracts = hub.contracts
+        self._escrow = str(contracts.escrow.address).lower()
+        self._registry = str(contracts.registry.address).lower()
+        self._relayers = str(contracts.relayers.address).lower()
+        self.files = files or RegisteredFiles(self.rpc, self._registry, deployment.start_block, config.max_scan_blocks)
 
         # Chain state for the hot path; written by the daemon thread and the loader pool.
         self.callers: dict[str, CallerView] = {}
         self.models: dict[int, ModelView] = {}
-        self.digests: dict[tuple[int, int], bytes] = {}
-        self._unknown_models: dict[int, float] = {}
         self.chain_time = 0  # latest block timestamp the daemon saw
+        self.hot_path_chain_reads = 0  # chain reads made while answering a fast call
 
-        # Channels; `_book` guards the money: settled totals, credit and reservations, which
-        # the loop and the daemon thread both change.
+        # Channels; `_book` guards the money: settled totals, reservations and amounts in
+        # flight, which the loop and the daemon thread both change.
         self._book = threading.Lock()
         self.channels: dict[tuple[str, int], Channel] = {}
         self._by_caller: dict[str, list[Channel]] = {}
-        self._reserved: dict[str, int] = {}  # increases of calls being run, per caller
-        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._in_flight_amount: dict[str, int] = {}  # increases of calls being run, per caller
+        self._locks: dict[tuple[str, int], list] = {}  # [asyncio.Lock, users]: one per call in flight
         self._in_flight = 0  # fast calls being served (event loop thread only)
         for channel in channels.load():
             self._add_channel(channel)
@@ -243,15 +289,17 @@ class FastCalls:
 
         # Daemon-side state.
         self._recovered = False
-        self._event_cursor: int | None = None
-        self._last_refresh = 0.0
+        self._event_cursor = deployment.start_block
+        self._last_refresh = time.monotonic()
         self._last_interval = time.monotonic()
-        self._withdrawing: set[str] = set()
-        self._notice_settled: dict[int, int] = {}
+        self._releasing: set[str] = set()  # callers whose announced release triggers a settlement
+        self._notice_settled: dict[int, int] = {}  # model id -> floor_ends_at already settled for
+        self._signer_settled: dict[str, int] = {}  # caller -> next_at already settled for
+        self._fee_change_at = 0  # a fee change announced for this time
+        self._fees_settled_for = 0
+        self._min_bond_change: tuple[int, int] = (0, 0)  # (new minimum bond, effective at)
+        self._min_bond_settled_for = 0
         self._retry_at: dict[tuple[str, int], float] = {}
-        self._event_abis: list | None = None
-        self._balance_selector: str | None = None
-        self._rpc = requests.Session()
 
     def close(self) -> None:
         self._model_pool.shutdown(wait=False, cancel_futures=True)
@@ -266,6 +314,11 @@ class FastCalls:
     async def infer(self, path_model_id: int, body: bytes) -> bytes:
         """Serves one fast call; the JSON answer as bytes, or FastCallError."""
         started = time.perf_counter()
+        if self._in_flight >= self.config.max_in_flight:
+            error = FastCallError(503, "busy", f"this relayer is serving {self._in_flight} fast calls already; "
+                                  "try again in a moment")
+            self.metrics.fast_calls_refused.labels(code=error.code).inc()
+            raise error
         self._in_flight += 1
         try:
             answer = await self._infer(path_model_id, body)
@@ -289,16 +342,21 @@ class FastCalls:
             raise FastCallError(400, "deadline_too_soon", f"the receipt's deadline {call.deadline} leaves this "
                                 f"relayer no time to settle it; sign a deadline of at least {min_deadline}",
                                 minDeadline=min_deadline)
-        signed = recover_digest_address(call.digest, call.signature) == bytes.fromhex(call.caller[2:])
+        max_deadline = now + self.config.max_receipt_lifetime
+        if call.deadline > max_deadline:
+            raise FastCallError(400, "deadline_too_far", f"the receipt's deadline {call.deadline} is further than "
+                                f"this relayer holds receipts ({self.config.max_receipt_lifetime} s); sign a "
+                                f"deadline of at most {max_deadline}", maxDeadline=max_deadline)
+        # Who signed, and whether that key may sign for the caller: from memory only.
+        signed_by = recover_digest_address(call.digest, call.signature)
         caller = self.callers.get(call.caller)
-        if caller is None or (not caller.receipts_enabled and time.time() - caller.loaded_at > CALLER_RELOAD_S):
-            caller = await self._load_caller(call.caller)
-        if not signed and not (caller.is_contract and await self._erc1271_valid(call)):
-            raise FastCallError(401, "invalid_signature", f"the signature is not {call.caller}'s signature of this "
-                                "receipt (EIP-712, domain ModelHub/1 of this escrow); sign the receipt exactly as sent")
-        if not caller.receipts_enabled:
-            raise FastCallError(403, "receipts_not_enabled", f"{call.caller} has not enabled receipts; call "
-                                "InferenceEscrow.enableReceipts() once (Hub.enable_receipts) before paying with them")
+        if caller is None or caller.spendable == 0:
+            raise FastCallError(402, "no_reservation", f"{call.caller} has no credit reserved for relayer "
+                                f"{self.relayer}; reserve credit with this relayer first "
+                                "(InferenceEscrow.reserve(relayer, amount), Hub.reserve), then pay with receipts (a reservation "
+                                "made a moment ago counts from the relayer's next round: retry in a second)",
+                                relayer=self.relayer)
+        self._check_signer(call, caller, signed_by, now)
         model = self.models.get(call.model_id) or await self._load_model(call.model_id)
         if not model.active:
             raise FastCallError(409, "model_inactive", f"model {call.model_id} is inactive: its owner takes no calls")
@@ -306,38 +364,69 @@ class FastCalls:
         if version > model.latest_version:
             raise FastCallError(400, "bad_request", f"model {call.model_id} has versions 1 to "
                                 f"{model.latest_version}; ask for one of them, or 0 for the latest")
-        digest = self.digests.get((call.model_id, version)) or await self._load_digest(call.model_id, version)
+        digest = self.files.digest(call.model_id, version) or await self._load_digest(call.model_id, version)
 
         key = (call.caller, call.model_id)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        async with lock:
-            channel = self.channels.get(key) or Channel(call.caller, call.model_id)
-            increase = self._check_totals(call, channel, model, now)
-            self._reserve(call.caller, increase)
-            try:
-                if self._model_seconds.get(digest, 1.0) < INLINE_MODEL_S:
-                    output, output_hash, input_hash = self._run(call, digest, version)
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                answer = await self._serve(call, model, version, digest, now)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._locks[key]
+        return answer
+
+    def _check_signer(self, call: _Call, caller: CallerView, signed_by: bytes | None, now: int) -> None:
+        if signed_by is not None and signed_by == bytes.fromhex(call.caller[2:]):
+            return
+        key = caller.signer_at(now)
+        if signed_by is None or key is None or signed_by != key:
+            raise FastCallError(401, "invalid_signature", f"the signature is neither {call.caller}'s nor its "
+                                "receipt signer key's signature of this receipt (EIP-712, domain ModelHub/1 of this "
+                                "escrow); sign the receipt exactly as sent. A contract wallet signs with a key it "
+                                "registered with InferenceEscrow.setReceiptSigner")
+        if caller.next_at and caller.signer_at(caller.next_at) != key and now >= caller.next_at - self.settle_margin:
+            raise FastCallError(401, "signer_expiring", f"{call.caller}'s receipt signer key is replaced at "
+                                f"{caller.next_at}, too soon for this relayer to settle a receipt it signs; sign "
+                                "with the new key or the account's own key", signerChangesAt=caller.next_at)
+
+    async def _serve(self, call: _Call, model: ModelView, version: int, digest: bytes, now: int) -> bytes:
+        """Checks the totals, holds the increase, runs the model, commits the receipt and signs:
+        runs with the channel locked."""
+        key = (call.caller, call.model_id)
+        channel = self.channels.get(key) or Channel(call.caller, call.model_id)
+        increase = self._check_totals(call, channel, model, now)
+        self._hold(call.caller, increase)
+        try:
+            if self._model_seconds.get(digest, 1.0) < INLINE_MODEL_S:
+                output, output_hash, input_hash = self._run(call, digest, version)
+            else:
+                loop = asyncio.get_running_loop()
+                output, output_hash, input_hash = await loop.run_in_executor(
+                    self._model_pool, self._run, call, digest, version)
+            # Shielded: once the commit is under way the channel is updated even if the
+            # client goes away, so memory never lags what is on disk. A fast signer (it
+            # cannot fail) signs while the writer thread waits for the disk; a wallet
+            # that may refuse signs first, so no receipt is kept for an unanswered call.
+            sign = partial(self.signer.sign, int.from_bytes(call.digest, "big"), call.model_id, version,
+                           input_hash, output_hash)
+            signature = None if self.signer.fast else sign()
+            commit = asyncio.ensure_future(self._commit(channel, call))
+            if signature is None:
+                signature = sign()
+            await asyncio.shield(commit)
+        finally:
+            with self._book:
+                left = self._in_flight_amount[call.caller] - increase
+                if left:
+                    self._in_flight_amount[call.caller] = left
                 else:
-                    loop = asyncio.get_running_loop()
-                    output, output_hash, input_hash = await loop.run_in_executor(
-                        self._model_pool, self._run, call, digest, version)
-                # Shielded: once the commit is under way the channel is updated even if the
-                # client goes away, so memory never lags what is on disk. A fast signer (it
-                # cannot fail) signs while the writer thread waits for the disk; a wallet
-                # that may refuse signs first, so no receipt is kept for an unanswered call.
-                sign = partial(self.signer.sign, int.from_bytes(call.digest, "big"), call.model_id, version,
-                               input_hash, output_hash)
-                signature = None if self.signer.fast else sign()
-                commit = asyncio.ensure_future(self._commit(channel, call))
-                if signature is None:
-                    signature = sign()
-                await asyncio.shield(commit)
-            finally:
-                with self._book:
-                    self._reserved[call.caller] -= increase
-            settled_calls, settled_amount = channel.settled_calls, channel.settled_amount
+                    del self._in_flight_amount[call.caller]
+        settled_calls, settled_amount = channel.settled_calls, channel.settled_amount
         request_id = int.from_bytes(call.digest, "big")
         return b"".join((
             b'{"modelId":%d,"version":%d,"output":' % (call.model_id, version), output,
@@ -391,43 +480,51 @@ class FastCalls:
         return _Call(inputs, version, caller, model_id, calls, amount, deadline, signature, digest)
 
     def _check_totals(self, call: _Call, channel: Channel, model: ModelView, now: int) -> int:
-        """The receipt's increase over the channel, checked against the price and the caller's
-        cover; runs on the loop with the channel locked."""
+        """The receipt's increase over the channel, checked against the price; runs on the loop
+        with the channel locked."""
         if call.calls != channel.calls + 1:
             raise FastCallError(409, "out_of_order", f"the channel's last accepted receipt has calls={channel.calls}; "
                                 f"sign calls={channel.calls + 1} (totals since the channel opened)",
                                 channel=self._channel_totals(channel))
         increase = call.amount - channel.amount
         receipt_price = self.receipt_price(model, now)
-        if increase < receipt_price or increase > model.price:
+        most = max(model.price, receipt_price)
+        if increase < receipt_price or increase > most:
             raise FastCallError(409, "wrong_amount", f"the amount must grow by between {receipt_price} and "
-                                f"{model.price} over the last accepted {channel.amount}; it grows by {increase}",
+                                f"{most} over the last accepted {channel.amount}; it grows by {increase}",
                                 price=str(model.price), receiptPrice=str(receipt_price),
                                 channel=self._channel_totals(channel))
         return increase
 
     def receipt_price(self, model: ModelView, now: int) -> int:
-        """What a new receipt must pay per call: near the end of a price notice, the new price
-        already, so that no receipt accepted now settles underpriced."""
-        if model.notice_ends_at and model.notice_ends_at - now <= self.settle_margin:
-            return model.price
-        return model.receipt_price
+        """What a new receipt must pay per call: the floor of a price rise while its notice has
+        more than `settle_margin` to run (channels holding such receipts are settled then, so
+        each settles while the escrow still takes the floor), otherwise the price; never less
+        than the escrow's minimum of 1 base unit per call."""
+        price = model.price
+        if model.floor_price < price and now < model.floor_ends_at - self.settle_margin:
+            price = model.floor_price
+        return max(price, MIN_RECEIPT_PRICE)
 
-    def _reserve(self, caller: str, increase: int) -> None:
-        view = self.callers[caller]
+    def _hold(self, caller: str, increase: int) -> None:
+        """Counts `increase` against the caller's servable credit for the time of the call."""
         with self._book:
-            reserved = self._reserved.get(caller, 0)
-            available = view.credit - view.announced - self._unsettled(caller) - reserved
+            view = self.callers.get(caller)
+            spendable = view.spendable if view is not None else 0
+            in_flight = self._in_flight_amount.get(caller, 0)
+            unsettled = self._unsettled(caller)
+            available = spendable - unsettled - in_flight
             if increase > available:
                 raise FastCallError(402, "insufficient_credit", f"{caller} has {max(available, 0)} of credit this "
-                                    f"relayer can count on (credit {view.credit}, announced withdrawal "
-                                    f"{view.announced}, unsettled here {self._unsettled(caller) + reserved}) and this "
-                                    f"call needs {increase}; deposit more credit or wait for settlement",
+                                    f"relayer can count on (reserved here {view.reserved if view else 0}, "
+                                    f"announced release {view.releasing if view else 0}, unsettled here "
+                                    f"{unsettled + in_flight}) and this call needs {increase}; reserve more credit "
+                                    "with this relayer or wait for settlement",
                                     available=str(max(available, 0)), needed=str(increase))
-            self._reserved[caller] = reserved + increase
+            self._in_flight_amount[caller] = in_flight + increase
 
     def _unsettled(self, caller: str) -> int:
-        return sum(channel.amount - channel.settled_amount for channel in self._by_caller.get(caller, ()))
+        return sum(max(channel.amount - channel.settled_amount, 0) for channel in self._by_caller.get(caller, ()))
 
     def _run(self, call: _Call, digest: bytes, version: int) -> tuple[bytes, bytes, bytes]:
         """Runs the model (on the loop, or in a worker thread for slow models): (output bytes,
@@ -480,6 +577,11 @@ class FastCalls:
         channel = self.channels.get((caller, model_id)) or Channel(caller, model_id)
         view = {"caller": caller, "relayer": self.relayer, "modelId": model_id, **self._channel_totals(channel),
                 "price": str(model.price), "receiptPrice": str(self.receipt_price(model, self.now()))}
+        known = self.callers.get(caller)
+        if known is not None:
+            with self._book:
+                available = known.spendable - self._unsettled(caller) - self._in_flight_amount.get(caller, 0)
+            view.update(reserved=str(known.reserved), releasing=str(known.releasing), available=str(max(available, 0)))
         if channel.signature:
             # The caller's own signature of the totals: a client resuming the channel can check
             # that it really signed them, instead of taking the relayer's word.
@@ -489,92 +591,89 @@ class FastCalls:
 
     # ------------------------------------------------------------------ chain reads off the loop
 
-    async def _load_caller(self, caller: str) -> CallerView:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._chain_pool, self.read_caller, caller)
-
     async def _load_model(self, model_id: int) -> ModelView:
-        asked = self._unknown_models.get(model_id)
-        if asked is not None and time.monotonic() - asked < UNKNOWN_MODEL_RELOAD_S:
-            model = None
-        else:
-            loop = asyncio.get_running_loop()
-            model = await loop.run_in_executor(self._chain_pool, self.read_model, model_id)
+        """A registered model the hot path has not read yet (once per model: then events keep
+        it); an id the registry's events never named is refused without a chain read."""
+        if model_id not in self.files.latest:
+            raise FastCallError(404, "unknown_model", f"this relayer knows no model {model_id} on this deployment "
+                                "(list the models with `modelhub models list`); a model registered a moment ago is "
+                                "known after the relayer's next round: retry in a few seconds")
+        self.hot_path_chain_reads += 1
+        self.metrics.fast_chain_reads.inc()
+        loop = asyncio.get_running_loop()
+        model = await loop.run_in_executor(self._chain_pool, self.read_model, model_id)
         if model is None:
             raise FastCallError(404, "unknown_model", f"there is no model {model_id} on this deployment; "
                                 "list the models with `modelhub models list`")
         return model
 
     async def _load_digest(self, model_id: int, version: int) -> bytes:
+        self.hot_path_chain_reads += 1
+        self.metrics.fast_chain_reads.inc()
         loop = asyncio.get_running_loop()
-        digest = await loop.run_in_executor(self._chain_pool, self.hub.version_digest, model_id, version)
-        self.digests[(model_id, version)] = digest
-        return digest
-
-    async def _erc1271_valid(self, call: _Call) -> bool:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._chain_pool, self.erc1271_valid, call.caller, call.digest,
-                                          call.signature)
-
-    def read_caller(self, caller: str) -> CallerView:
-        """Reads a caller's credit, receipts flag and announced withdrawal; caches and returns it."""
-        from ape import chain
-
-        credit = self.hub.balance(caller)
-        notice = self.hub.withdrawal_notice(caller)
-        known = self.callers.get(caller)
-        if known is not None:
-            is_contract = known.is_contract
-        else:
-            with chain_errors():
-                is_contract = len(chain.provider.get_code(_checksum(caller))) > 0
-        view = CallerView(credit, notice.receipts_enabled, notice.announced, is_contract, time.time())
-        self.callers[caller] = view
-        return view
+        return await loop.run_in_executor(self._chain_pool, self.hub.version_digest, model_id, version)
 
     def read_model(self, model_id: int) -> ModelView | None:
-        """Reads a model's price, receipt price, state and latest version; caches it. None if unknown."""
+        """Reads a model's price, receipt floor, state and latest version; caches it. None if unknown."""
         registry = self.hub.contracts.registry
-        # Read here rather than through Hub.price_notice, which unpacks receiptTerms' four
-        # values as two (reported; hub.py is not the relayer's).
         with chain_errors():
-            exists, receipt_price, _, _ = registry.receiptTerms(model_id)
+            exists, price, floor, floor_ends_at, _, _ = registry.receiptTerms(model_id)
             if not exists:
-                self._unknown_models[model_id] = time.monotonic()
                 return None
-            _, ends_at = registry.priceNotice(model_id)
             _, price, latest, active, _, _ = registry.getModel(model_id)
-        view = ModelView(int(price), int(receipt_price), int(ends_at), bool(active), int(latest))
+        view = ModelView(int(price), int(floor), int(floor_ends_at), bool(active), int(latest))
         self.models[model_id] = view
-        self._unknown_models.pop(model_id, None)
         return view
 
-    def erc1271_valid(self, caller: str, digest: bytes, signature: bytes) -> bool:
-        """Whether the contract at `caller` accepts `signature` of `digest` (ERC-1271)."""
-        from ape import chain
+    def read_callers(self, callers: list[str]) -> None:
+        """Reads the reservations for this relayer and the receipt signer keys of `callers`, in
+        one JSON-RPC batch, and keeps the callers that have something reserved here."""
+        if not callers:
+            return
+        datas = []
+        for caller in callers:
+            datas.append(encode_call("reservation(address,address)", [caller, self.relayer]))
+            datas.append(encode_call("receiptSigner(address)", [caller]))
+        results = self.rpc.eth_calls(self._escrow, datas)
+        for index, caller in enumerate(callers):
+            reserved, releasing, release_at = decode_words(results[2 * index] or b"", 3)
+            signer, next_signer, next_at = decode_words(results[2 * index + 1] or b"", 3)
+            view = CallerView(reserved, releasing, release_at, _raw_address(signer), _raw_address(next_signer),
+                              next_at)
+            self._keep_caller(caller, view)
 
-        data = (ERC1271_MAGIC + digest + (64).to_bytes(_WORD, "big") + len(signature).to_bytes(_WORD, "big")
-                + signature + b"\0" * (-len(signature) % _WORD))
-        try:
-            with chain_errors():
-                result = chain.provider.make_request("eth_call", [{"to": _checksum(caller), "data": "0x" + data.hex()},
-                                                                  "latest"])
-        except Exception as error:  # noqa: BLE001 -- a reverting wallet simply did not accept it
-            log.debug("isValidSignature of %s failed: %s", caller, error)
-            return False
-        raw = bytes.fromhex(str(result).removeprefix("0x")) if isinstance(result, str) else bytes(result)
-        return raw[:4] == ERC1271_MAGIC
+    def _keep_caller(self, caller: str, view: CallerView) -> None:
+        """Stores a caller's view within `max_callers`: a caller with nothing reserved and no open
+        channel is forgotten; when full, the smallest reservation without open channels goes."""
+        with self._book:
+            open_here = any(channel.open for channel in self._by_caller.get(caller, ()))
+            if view.reserved == 0 and not open_here:
+                self.callers.pop(caller, None)
+                return
+            if caller not in self.callers and len(self.callers) >= self.config.max_callers:
+                evictable = [(known.reserved, other) for other, known in self.callers.items()
+                             if not any(channel.open for channel in self._by_caller.get(other, ()))]
+                if not evictable:
+                    log.warning("%s reserved credit here, but this relayer already follows %d callers with open "
+                                "channels (max_callers); it is not served", caller, len(self.callers))
+                    return
+                smallest, other = min(evictable)
+                if smallest >= view.reserved:
+                    log.warning("%s reserved %d here; the %d callers followed (max_callers) all reserved more; "
+                                "it is not served", caller, view.reserved, len(self.callers))
+                    return
+                del self.callers[other]
+            self.callers[caller] = view
 
     # ------------------------------------------------------------------ the daemon's side
 
     def tick(self, chain_head: int, chain_time: int) -> bool:
-        """One round of the daemon: follow events, refresh the chain view, settle what is due.
-        True if it sent a settlement."""
+        """One round of the daemon: follow events, settle what is due. True if it sent a settlement."""
         self.chain_time = max(self.chain_time, chain_time)
+        self._follow(chain_head)
         if not self._recovered:
             self._recover()
             self._recovered = True
-        self._follow(chain_head)
         if time.monotonic() - self._last_refresh >= self.config.chain_refresh_interval:
             self.refresh()
         return self.settle_due()
@@ -585,8 +684,7 @@ class FastCalls:
         open_channels = [channel for channel in list(self.channels.values()) if channel.open]
         for channel in open_channels:
             self._sync_from_chain(channel)
-        for caller in {channel.caller for channel in open_channels}:
-            self.read_caller(caller)
+        self.read_callers(sorted({channel.caller for channel in open_channels}))
         still_open = [channel for channel in open_channels if channel.open]
         if still_open:
             log.info("recovered %d unsettled receipt channel(s) from %s; settling them", len(still_open),
@@ -594,115 +692,110 @@ class FastCalls:
             self._settle(still_open, "restart")
 
     def refresh(self) -> None:
-        """Re-reads every cached caller's credit and every cached model (the exposure window is
-        this period). A caller's receipts flag and announced withdrawal change only with events,
-        which `_follow` reads."""
+        """Re-reads every cached model (belt and braces: their events already keep them)."""
         self._last_refresh = time.monotonic()
-        callers = list(self.callers)
-        credits = self._read_credits(callers)
-        with self._book:
-            for caller, credit in credits.items():
-                view = self.callers[caller]
-                if view.credit != credit:
-                    self.callers[caller] = replace(view, credit=credit)
         for model_id in list(self.models):
             self.read_model(model_id)
         self._update_gauges()
 
-    def _read_credits(self, callers: list[str]) -> dict[str, int]:
-        """balanceOf of many callers in one JSON-RPC batch: an Ape contract call costs
-        milliseconds of CPU under the GIL, which every fast call in flight would wait for."""
-        from ape import chain
-
-        if not callers:
-            return {}
-        uri = getattr(chain.provider, "http_uri", None)
-        if not isinstance(uri, str) or not uri.startswith("http"):
-            return {caller: self.hub.balance(caller) for caller in callers}
-        if self._balance_selector is None:
-            abi = self.hub.contracts.escrow.balanceOf.abis[0]
-            self._balance_selector = "0x" + keccak(abi.selector.encode()).hex()[:8]
-        escrow = self.hub.deployment.inference_escrow
-        batch = [{"jsonrpc": "2.0", "id": index, "method": "eth_call",
-                  "params": [{"to": escrow, "data": self._balance_selector + "0" * 24 + caller[2:]}, "latest"]}
-                 for index, caller in enumerate(callers)]
-        replies = self._rpc.post(uri, json=batch, timeout=30).json()
-        credits = {}
-        for reply in replies if isinstance(replies, list) else []:
-            index = reply.get("id")
-            if isinstance(index, int) and 0 <= index < len(callers) and isinstance(reply.get("result"), str):
-                credits[callers[index]] = int(reply["result"], 16)
-        for caller in callers:  # a node that refuses batches, or an item that failed
-            if caller not in credits:
-                credits[caller] = self.hub.balance(caller)
-        return credits
-
     def _follow(self, head: int) -> None:
-        """Reads the escrow's and registry's events that change what the hot path knows."""
-        if self._event_cursor is None:
-            self._event_cursor = head + 1  # the first refresh reads everything as of now
-            self._last_refresh = 0.0
-            return
+        """Reads the events that change what the hot path knows: this relayer's reservations
+        (filtered on the chain by the indexed relayer topic), receipt signer changes, model
+        registrations and prices, announced fee and minimum bond changes."""
+        for model_id in self.files.catch_up(head) & set(self.models):
+            self.read_model(model_id)
         if head < self._event_cursor:
             return
-        from ape import chain
-        from ape.types import LogFilter
-
-        escrow, registry = self.hub.contracts.escrow, self.hub.contracts.registry
-        if self._event_abis is None:
-            self._event_abis = [escrow.ReceiptsEnabled.abi, escrow.WithdrawalAnnounced.abi, escrow.Deposited.abi,
-                                escrow.Withdrawn.abi,
-                                registry.PriceChanged.abi, registry.PriceNoticeStarted.abi,
-                                registry.ModelActiveChanged.abi, registry.VersionPublished.abi]
-        start, end = self._event_cursor, min(head, self._event_cursor + 1_999)
-        log_filter = LogFilter(addresses=[escrow.address, registry.address], events=self._event_abis,
-                               start_block=start, stop_block=end)
-        log_filter = log_filter.model_copy(update={"topic_filter": [list(log_filter.selectors)]})
-        callers: set[str] = set()
+        me = address_topic(self.relayer)
+        touched: set[str] = set()  # callers of this relayer's reservation events
+        signers: set[str] = set()  # accounts whose receipt signer key changed
         models: set[int] = set()
-        with chain_errors():
-            for event in chain.provider.get_contract_logs(log_filter):
-                name = event.event_name
-                if name == "WithdrawalAnnounced":
-                    caller = str(event.account).lower()
-                    callers.add(caller)
-                    if int(event.amount) > 0 and caller in self._by_caller:
-                        log.info("%s announced a withdrawal of %s: settling its channels now", caller, event.amount)
-                        self._withdrawing.add(caller)
-                elif name in ("ReceiptsEnabled", "Deposited", "Withdrawn"):
-                    callers.add(str(event.account).lower())
+        while self._event_cursor <= head:
+            start, end = self._event_cursor, min(head, self._event_cursor + self.config.max_scan_blocks - 1)
+            mine = self.rpc.logs([self._escrow], [[RESERVED, RELEASE_ANNOUNCED, RELEASED], None, me], start, end)
+            others = self.rpc.logs([self._escrow, self._registry, self._relayers],
+                                   [[RECEIPT_SIGNER_CHANGED, FEES_EFFECTIVE_AT, PRICE_CHANGED, PRICE_NOTICE_STARTED,
+                                     MODEL_ACTIVE_CHANGED, MIN_BOND_EFFECTIVE_AT]], start, end)
+            for entry in mine:
+                caller = word_address(entry.topics[1])
+                touched.add(caller)
+                if entry.name_topic == RELEASE_ANNOUNCED:
+                    amount = word(entry.data, 0)
+                    if amount > 0:
+                        self._releasing.add(caller)
+                        if self._recovered:
+                            log.info("%s announced a release of %d of its reservation here: settling its channels "
+                                     "now", caller, amount)
+                    else:
+                        self._releasing.discard(caller)
+            for entry in others:
+                name = entry.name_topic
+                if name == RECEIPT_SIGNER_CHANGED:
+                    signers.add(word_address(entry.topics[1]))
+                elif name == FEES_EFFECTIVE_AT:
+                    self._fee_change_at = word(entry.data, 2)
+                elif name == MIN_BOND_EFFECTIVE_AT:
+                    self._min_bond_change = (word(entry.data, 0), word(entry.data, 1))
                 else:
-                    models.add(int(event.modelId))
-        self._event_cursor = end + 1
-        for caller in callers & set(self.callers):
-            self.read_caller(caller)
+                    models.add(int.from_bytes(entry.topics[1], "big"))
+            self._event_cursor = end + 1
+        # A caller with nothing reserved here any more is dropped by read_callers; a signer
+        # change matters only for callers followed already (a new one is read whole).
+        self.read_callers(sorted(touched | (signers & set(self.callers))))
         for model_id in models & set(self.models):
             self.read_model(model_id)
 
     def settle_due(self) -> bool:
-        """Settles the channels a trigger names: threshold, interval, withdrawal, deadline, price notice."""
+        """Settles the channels a trigger names. Forced (whatever they are worth): an announced
+        release, a deadline near, a price notice ending, a receipt signer key being replaced, a
+        fee change or a minimum bond rise about to apply. Otherwise only channels worth at least
+        `min_settle_amount`: on the threshold, or every interval."""
         now = self.now()
         clock = time.monotonic()
+        margin = self.settle_margin
         interval_due = clock - self._last_interval >= self.config.settle_interval
-        notices = {model_id: model.notice_ends_at for model_id, model in list(self.models.items())
-                   if model.notice_ends_at and model.notice_ends_at - now <= self.settle_margin
-                   and self._notice_settled.get(model_id) != model.notice_ends_at}
+        notices = {model_id: model.floor_ends_at for model_id, model in list(self.models.items())
+                   if model.floor_price < model.price and model.floor_ends_at
+                   and now >= model.floor_ends_at - margin
+                   and self._notice_settled.get(model_id) != model.floor_ends_at}
+        signer_changes = {caller: view.next_at for caller, view in list(self.callers.items())
+                          if view.next_at and now >= view.next_at - margin
+                          and self._signer_settled.get(caller) != view.next_at}
+        everything = None
+        if self._fee_change_at > now - margin and now >= self._fee_change_at - margin \
+                and self._fees_settled_for != self._fee_change_at:
+            everything = "fee change"
+        new_min, min_at = self._min_bond_change
+        if min_at > now - margin and self._min_bond_settled_for != min_at and min_at - margin <= now:
+            if self._bond() < new_min:
+                everything = "minimum bond rise"
+            else:
+                self._min_bond_settled_for = min_at
         due: dict[str, list[Channel]] = {}
         with self._book:
             candidates = [channel for channel in self.channels.values()
                           if channel.open and channel.calls > channel.refused_calls]
+        unforced_minimum = max(self.config.min_settle_amount, 1)
         for channel in candidates:
             key = (channel.caller, channel.model_id)
             if self._retry_at.get(key, 0) > clock:
                 continue
-            if channel.caller in self._withdrawing:
-                reason = "withdrawal announced"
-            elif channel.unsettled >= self.config.settle_threshold:
-                reason = "threshold"
-            elif channel.deadline - now <= self.settle_margin:
+            view = self.callers.get(channel.caller)
+            if channel.caller in self._releasing or (view is not None and view.releasing
+                                                 and self._unsettled(channel.caller) > view.spendable):
+                reason = "release announced"
+            elif channel.deadline - now <= margin:
                 reason = "deadline near"
             elif channel.model_id in notices:
                 reason = "price notice ending"
+            elif channel.caller in signer_changes:
+                reason = "receipt signer change"
+            elif everything is not None:
+                reason = everything
+            elif channel.unsettled < unforced_minimum:
+                continue  # not worth the gas yet
+            elif channel.unsettled >= self.config.settle_threshold:
+                reason = "threshold"
             elif interval_due:
                 reason = "interval"
             else:
@@ -710,13 +803,31 @@ class FastCalls:
             due.setdefault(reason, []).append(channel)
         if interval_due:
             self._last_interval = clock
-        if not due:
-            return False
         for reason, channels in due.items():
             self._settle(channels, reason)
         self._notice_settled.update(notices)
-        self._withdrawing.clear()
-        return True
+        self._signer_settled.update(signer_changes)
+        if everything == "fee change":
+            self._fees_settled_for = self._fee_change_at
+        elif everything == "minimum bond rise":
+            self._min_bond_settled_for = min_at
+        self._releasing.clear()
+        return bool(due)
+
+    def _bond(self) -> int:
+        try:
+            return int(self.hub.relayer_info(self.hub.address).bond)
+        except Exception as error:  # noqa: BLE001 -- unknown: assume the worst and settle
+            log.warning("could not read this relayer's bond (%s); settling before the minimum bond rises", error)
+            return 0
+
+    def settle_all(self, reason: str) -> None:
+        """Settles every open channel, whatever it is worth (shutdown)."""
+        with self._book:
+            channels = [channel for channel in self.channels.values()
+                        if channel.open and channel.calls > channel.refused_calls]
+        if channels:
+            self._settle(channels, reason)
 
     def _settle(self, channels: list[Channel], reason: str) -> None:
         """settleReceipts on the newest receipt of each channel, `settle_batch_size` per transaction."""
@@ -737,8 +848,8 @@ class FastCalls:
                         paid = receipt.amount - channel.settled_amount
                         channel.settled_calls, channel.settled_amount = receipt.calls, receipt.amount
                         view = self.callers.get(channel.caller)
-                        if view is not None:  # the escrow took `paid` from the credit
-                            self.callers[channel.caller] = replace(view, credit=view.credit - paid)
+                        if view is not None:  # the escrow took `paid` from the reservation
+                            self.callers[channel.caller] = replace(view, reserved=max(view.reserved - paid, 0))
                     settled_rows.append((channel.caller, channel.model_id, receipt.calls, receipt.amount))
                     settled_calls += new_calls
                     settled_amount += paid
@@ -754,24 +865,35 @@ class FastCalls:
 
     def _skipped(self, channel: Channel, receipt: Receipt, reason: ReceiptSkipReason) -> None:
         key = (channel.caller, channel.model_id)
-        self.metrics.fast_receipts_skipped.labels(reason=reason.name.lower()).inc()
+        name = getattr(reason, "name", str(reason))
+        self.metrics.fast_receipts_skipped.labels(reason=name.lower()).inc()
         if reason is ReceiptSkipReason.NOT_NEWER:
-            # Someone submitted this receipt (or a newer one) first: the chain says what is settled.
+            # The chain says what is settled (a batch that landed before a crash, say).
             log.info("receipt of %s on model %d (calls=%d) was already settled; reading the channel", channel.caller,
                      channel.model_id, receipt.calls)
             self._sync_from_chain(channel)
         elif reason in (ReceiptSkipReason.NOT_ACTIVE_RELAYER, ReceiptSkipReason.INSUFFICIENT_CREDIT):
-            # May change (the relayer bonds again, the caller deposits): retried at the next interval.
+            # May change (the relayer bonds again): retried at the next interval.
             self._retry_at[key] = time.monotonic() + self.config.settle_interval
             hint = ("register this relayer with a bond (`modelhub relayer register`)"
-                    if reason is ReceiptSkipReason.NOT_ACTIVE_RELAYER else "the caller spent its credit elsewhere")
+                    if reason is ReceiptSkipReason.NOT_ACTIVE_RELAYER
+                    else "the caller's reservation here is smaller than this relayer counted")
             log.error("receipt of %s on model %d (calls=%d) skipped: %s; %s; retrying in %gs", channel.caller,
-                      channel.model_id, receipt.calls, reason.name, hint, self.config.settle_interval)
+                      channel.model_id, receipt.calls, name, hint, self.config.settle_interval)
+            if reason is ReceiptSkipReason.INSUFFICIENT_CREDIT:
+                self.read_callers([channel.caller])
         else:
-            # This receipt can never settle; a newer receipt of the channel (cumulative) still can.
+            # This receipt can never settle (NotSubmitter cannot happen: the relayer submits only
+            # receipts naming itself); a newer receipt of the channel (cumulative) still can.
             channel.refused_calls = receipt.calls
-            log.error("receipt of %s on model %d (calls=%d) was refused by the escrow: %s; waiting for a newer "
-                      "receipt of that channel", channel.caller, channel.model_id, receipt.calls, reason.name)
+            detail = ""
+            if reason is ReceiptSkipReason.UNDERPRICED:
+                try:
+                    detail = f" (channelPrice now {self.hub.contracts.escrow.channelPrice(receipt.caller, self.hub.address, channel.model_id)})"
+                except Exception:  # noqa: BLE001 -- only for the log line
+                    pass
+            log.error("receipt of %s on model %d (calls=%d) was refused by the escrow: %s%s; waiting for a newer "
+                      "receipt of that channel", channel.caller, channel.model_id, receipt.calls, name, detail)
 
     def _sync_from_chain(self, channel: Channel) -> None:
         calls, amount = self.hub.channel(_checksum(channel.caller), self.hub.address, channel.model_id)
@@ -782,7 +904,7 @@ class FastCalls:
             channel.settled_calls, channel.settled_amount = calls, amount
             view = self.callers.get(channel.caller)
             if view is not None and paid > 0:
-                self.callers[channel.caller] = replace(view, credit=view.credit - paid)
+                self.callers[channel.caller] = replace(view, reserved=max(view.reserved - paid, 0))
         self.channel_store.record_settled([(channel.caller, channel.model_id, calls, amount)])
 
     def _update_gauges(self) -> None:
@@ -797,9 +919,16 @@ class FastCalls:
             channels = list(self.channels.values())
         return {"channels": len(channels), "openChannels": sum(1 for c in channels if c.open),
                 "unsettledAmount": str(sum(max(c.unsettled, 0) for c in channels)),
+                "callers": len(self.callers), "locks": len(self._locks),
+                "hotPathChainReads": self.hot_path_chain_reads, "rpcCalls": self.rpc.calls,
+                "registeredFiles": len(self.files.digests),
                 "fastSigning": self.signer.fast, "receiptCommits": self.channel_store.commits,
                 "receiptsCommitted": self.channel_store.saved,
                 "receiptCommitSeconds": round(self.channel_store.commit_seconds, 3)}
+
+
+def _raw_address(number: int) -> bytes | None:
+    return number.to_bytes(20, "big") if number else None
 
 
 # ---------------------------------------------------------------------------- parsing helpers

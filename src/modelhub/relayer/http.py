@@ -6,13 +6,16 @@ Routes (the first five are fixed by the public interface):
     GET  /healthz                        200 {"status": "ok", ...status()}; 503 if status() fails
     GET  /metrics                        200 Prometheus text format 0.0.4
     POST /v1/artifacts                   200 {"cid", "digest", "size"}; 400 empty; 413 too large;
-                                         415 multipart form (send the raw bytes)
+                                         415 multipart form (send the raw bytes); 403 code
+                                         "not_registered": no model version has this digest
     GET  /v1/artifacts/{cid}             200 the bytes; 400 malformed CID; 404 unknown;
                                          500 the stored copy no longer matches its CID
     GET  /v1/requests/{requestId}        200 {"requestId", "status", "output", "outputHash",
-                                         "attestation", "signature"}; 400 malformed id; 404 unseen
+                                         "attestation", "signature"}; 202 answered, settling (no
+                                         output yet); 400 malformed id; 404 unseen
     GET  /v1/requests/{requestId}/output 200 the exact canonical output bytes (keccak-256 of
-                                         them is `outputHash`); 404 unseen or not answered yet
+                                         them is `outputHash`); 409 answered, settling; 404
+                                         unseen or not answered
     POST /v1/models/{modelId}/infer      a fast call paid with a signed receipt (docs/fast-calls.md):
                                          200 output and signed attestation; errors carry a "code"
     GET  /v1/channels/{caller}/{modelId} this relayer's view of a receipt channel
@@ -30,7 +33,14 @@ Choices a client can rely on:
   dashboards) turns any JSON number above 2**53 into a rounded float: a number would hand JS
   clients a different request id. `BigInt("…")` reads the string exactly. Small fields
   (`modelId`, `version`, `rejectReason`) stay numbers. In the path, ids are decimal or 0x-hex.
-* While a call is not answered, `output`, `outputHash`, `attestation` and `signature` are null.
+* An output is published only once this relayer's attestation has settled on chain, i.e. once
+  the call is paid (status "settled"). Before that (status "answered": settling) the answer is
+  202 with `output`, `outputHash`, `attestation` and `signature` null and `"settling": true`:
+  an answer out before settlement could be read by anyone and the request left unpaid.
+  While a call is not answered, those fields are null too.
+* Uploads: a file is stored only if its sha-256 is the digest of a registered model version
+  (registerModel / publishVersion first, then upload): nobody can fill the disk with files no
+  model uses. The size limit is the store's `max_size`.
   Rejected calls (status "rejecting" or "rejected") add `rejectReason` (the on-chain reason code)
   and `error` (why); dropped calls add `note` (how they ended without this relayer).
 """
@@ -50,8 +60,9 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from ..errors import ArtifactNotFoundError, ArtifactTooLargeError, DigestMismatchError, InvalidContentIdError
-from ..store import ModelStore, cid_to_digest, digest_to_cid
+from ..store import ModelStore, cid_to_digest, digest_to_cid, file_digest
 from .fast import FastCallError, FastCalls
+from .follower import RegisteredFiles
 from .metrics import RelayerMetrics
 from .state import CallState, RelayerState, StoredCall
 
@@ -99,6 +110,7 @@ def create_app(
     *,
     status_timeout: float = STATUS_TIMEOUT_S,
     fast: FastCalls | None = None,
+    files: RegisteredFiles | None = None,
 ) -> web.Application:
     """The relayer's HTTP application.
 
@@ -106,8 +118,12 @@ def create_app(
     in a thread of its own with `status_timeout` seconds to answer, so it may block, but it
     should read cached values rather than ask the chain. Its key "status" is ignored.
     With `fast`, the app also serves fast calls (POST /v1/models/{modelId}/infer) and channels.
+    With `files` (default: the fast path's), uploads must be registered model versions; without
+    either, any file is stored (an app without a chain, as in the HTTP tests).
     """
-    api = _Api(store, state, status, metrics, status_timeout)
+    if files is None and fast is not None:
+        files = fast.files
+    api = _Api(store, state, status, metrics, status_timeout, files)
     app = web.Application(middlewares=[_json_errors], client_max_size=store.max_size)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/metrics", api.metrics_text)
@@ -125,9 +141,11 @@ def create_app(
 
 class _Api:
     def __init__(
-        self, store: ModelStore, state: RelayerState, status: StatusFn, metrics: RelayerMetrics, status_timeout: float
+        self, store: ModelStore, state: RelayerState, status: StatusFn, metrics: RelayerMetrics, status_timeout: float,
+        files: RegisteredFiles | None = None,
     ) -> None:
         self.store = store
+        self.files = files
         self.state = state
         self.status = status
         self.metrics = metrics
@@ -178,6 +196,8 @@ class _Api:
         if not data:
             raise ApiError(400, f"the request body is empty: {UPLOAD_HINT}")
         loop = asyncio.get_running_loop()
+        if self.files is not None:
+            await self._check_registered(loop, data)
         try:
             artifact = await loop.run_in_executor(None, self.store.put, data)
         except ArtifactTooLargeError as error:  # only if the limit changed since the check
@@ -188,6 +208,26 @@ class _Api:
             {"cid": artifact.cid, "digest": artifact.digest_hex, "size": artifact.size},
             headers={hdrs.LOCATION: f"/v1/artifacts/{artifact.cid}"},
         )
+
+    async def _check_registered(self, loop: asyncio.AbstractEventLoop, data: bytes) -> None:
+        """Refuses a file no model version registered; a registration the follower has not read
+        yet (the uploader just sent it) is looked for once."""
+        digest = await loop.run_in_executor(None, file_digest, data)
+        if self.files.knows(digest):
+            return
+        asked_at = time.monotonic()
+        try:
+            await loop.run_in_executor(None, self.files.catch_up_soon, asked_at)
+        except Exception as error:  # noqa: BLE001 -- the chain is down: the file cannot be checked
+            raise ApiError(503, f"the relayer cannot read the model registry now ({str(error)[:200]}); "
+                           "try again later") from None
+        if not self.files.knows(digest):
+            self.metrics.uploads_refused.labels(reason="not_registered").inc()
+            error = ApiError(403, f"no model version on this deployment has the digest 0x{digest.hex()} "
+                             f"({digest_to_cid(digest)}); this relayer stores only registered model files: register "
+                             "the model (registerModel) or publish the version (publishVersion) first, then upload")
+            error.body = {"code": "not_registered", "digest": "0x" + digest.hex()}
+            raise error
 
     def _check_upload_headers(self, request: web.Request) -> None:
         if request.content_type.startswith("multipart/"):
@@ -237,11 +277,17 @@ class _Api:
 
     async def get_request(self, request: web.Request) -> web.Response:
         call = self._find_call(request)
-        return web.json_response(call_json(call))
+        return web.json_response(call_json(call), status=202 if call.state is CallState.ANSWERED else 200)
 
     async def get_output(self, request: web.Request) -> web.Response:
         call = self._find_call(request)
-        if call.output is None:
+        if call.state is CallState.ANSWERED:
+            raise ApiError(
+                409, f"request {call.request_id} is answered and its settlement is on the way; the output is "
+                "published once it has settled on chain: poll GET /v1/requests/{requestId} until its status is "
+                "\"settled\"",
+            )
+        if call.output is None or call.state is not CallState.SETTLED:
             raise ApiError(
                 404, f"request {call.request_id} has no output (status {call.state.value}); "
                 "poll GET /v1/requests/{requestId} until it is answered",
@@ -329,7 +375,11 @@ def call_json(call: StoredCall) -> dict[str, Any]:
         "attestation": None,
         "signature": None,
     }
-    if call.output is not None and call.output_hash is not None:
+    if call.state is CallState.ANSWERED:
+        body["settling"] = True
+        body["note"] = ("answered; the output is published once this relayer's attestation has settled on chain "
+                        "(the call is paid): poll again")
+    elif call.state is CallState.SETTLED and call.output is not None and call.output_hash is not None:
         attestation = call.attestation().as_json()
         body.update(
             output=json.loads(call.output),

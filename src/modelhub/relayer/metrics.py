@@ -70,6 +70,11 @@ class RelayerMetrics:
                                            registry=r)
         self.fast_open_channels = Gauge("modelhub_fast_open_channels", "Channels holding an unsettled receipt",
                                         registry=r)
+        self.fast_chain_reads = Counter(
+            "modelhub_fast_chain_reads", "Chain reads made while answering fast calls (a model's first call); "
+            "callers are known from events, so a refused caller costs none", registry=r)
+        self.uploads_refused = Counter("modelhub_uploads_refused", "Model file uploads refused, by reason",
+                                       ["reason"], registry=r)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

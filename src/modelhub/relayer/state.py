@@ -47,9 +47,11 @@ class SeenCall:
     input_hash: bytes
     block_number: int
     deadline: int  # unix time after which the caller may take a refund
+    # The relayer a designated request (requestInferenceVia) names, lowercase; None: open to all.
+    designated: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StoredCall(SeenCall):
     """A call with what the relayer made of it."""
 
@@ -89,14 +91,15 @@ CREATE TABLE IF NOT EXISTS calls (
     note TEXT,
     seen_at REAL NOT NULL,
     answered_at REAL,
-    ended_at REAL
+    ended_at REAL,
+    designated TEXT                       -- relayer of a designated request; NULL: open to all
 );
 CREATE INDEX IF NOT EXISTS calls_by_state ON calls (state, block_number);
 """
 
 _COLUMNS = (
     "request_id, model_id, version, caller, price, input, input_hash, block_number, deadline, "
-    "state, output, output_hash, signature, reject_reason, note, seen_at, answered_at, ended_at"
+    "state, output, output_hash, signature, reject_reason, note, seen_at, answered_at, ended_at, designated"
 )
 
 
@@ -109,6 +112,9 @@ class RelayerState:
         self._local = threading.local()
         # executescript runs in its own transaction (it commits whatever is open first).
         self._db().executescript(SCHEMA)
+        columns = {row[1] for row in self._db().execute("PRAGMA table_info(calls)")}
+        if "designated" not in columns:  # a state file from before designated requests
+            self._db().execute("ALTER TABLE calls ADD COLUMN designated TEXT")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -176,9 +182,9 @@ class RelayerState:
             for call in calls:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO calls (request_id, model_id, version, caller, price, input, input_hash, "
-                    "block_number, deadline, state, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "block_number, deadline, state, seen_at, designated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (str(call.request_id), call.model_id, call.version, call.caller, str(call.price), call.input,
-                     call.input_hash, call.block_number, call.deadline, CallState.NEW.value, now),
+                     call.input_hash, call.block_number, call.deadline, CallState.NEW.value, now, call.designated),
                 )
                 added += cursor.rowcount
             db.execute(
@@ -241,12 +247,12 @@ class RelayerState:
 
 def _row_to_call(row: tuple) -> StoredCall:
     (request_id, model_id, version, caller, price, input_, input_hash, block_number, deadline, state, output,
-     output_hash, signature, reject_reason, note, seen_at, answered_at, ended_at) = row
+     output_hash, signature, reject_reason, note, seen_at, answered_at, ended_at, designated) = row
     return StoredCall(
         request_id=int(request_id), model_id=model_id, version=version, caller=caller, price=int(price),
         input=bytes(input_), input_hash=bytes(input_hash), block_number=block_number, deadline=deadline,
         state=CallState(state), output=bytes(output) if output is not None else None,
         output_hash=bytes(output_hash) if output_hash is not None else None,
         signature=bytes(signature) if signature is not None else None, reject_reason=reject_reason, note=note,
-        seen_at=seen_at, answered_at=answered_at, ended_at=ended_at,
+        seen_at=seen_at, answered_at=answered_at, ended_at=ended_at, designated=designated,
     )
