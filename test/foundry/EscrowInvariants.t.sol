@@ -7,9 +7,11 @@ import {InferenceEscrow} from "../../contracts/InferenceEscrow.sol";
 import {RelayerRegistry} from "../../contracts/RelayerRegistry.sol";
 import {HubToken} from "../../contracts/HubToken.sol";
 
-/// @title No money is created, lost or paid twice (forge invariant tests)
+/// @title No money is created, lost, paid twice or moved by someone without the right to
+/// (forge invariant tests)
 /// @notice forge calls random sequences of the handler's actions (runs x depth in foundry.toml)
-/// and checks every invariant after each call.
+/// and checks every invariant after each call. The handler predicts each action's outcome from
+/// its reference model (HubModel) and records any difference as a violation.
 contract EscrowInvariants is WithVm {
     EscrowHandler internal handler;
     InferenceEscrow internal escrow;
@@ -32,138 +34,159 @@ contract EscrowInvariants is WithVm {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory selectors) {
-        bytes4[] memory actions = new bytes4[](24);
-        actions[0] = EscrowHandler.registerModel.selector;
-        actions[1] = EscrowHandler.setPrice.selector;
-        actions[2] = EscrowHandler.setPayees.selector;
-        actions[3] = EscrowHandler.setActive.selector;
-        actions[4] = EscrowHandler.deposit.selector;
-        actions[5] = EscrowHandler.withdraw.selector;
-        actions[6] = EscrowHandler.withdrawEarnings.selector;
-        actions[7] = EscrowHandler.request.selector;
-        actions[8] = EscrowHandler.request.selector; // the money path twice as often
-        actions[9] = EscrowHandler.fulfill.selector;
-        actions[10] = EscrowHandler.fulfill.selector;
-        actions[11] = EscrowHandler.fulfillBatch.selector;
-        actions[12] = EscrowHandler.reject.selector;
-        actions[13] = EscrowHandler.refund.selector;
-        actions[14] = EscrowHandler.warp.selector;
-        actions[15] = EscrowHandler.bondRelayer.selector;
-        actions[16] = EscrowHandler.unbondRelayer.selector;
-        actions[17] = EscrowHandler.setFees.selector;
-        actions[18] = EscrowHandler.setPaused.selector;
-        actions[19] = EscrowHandler.settleReceipts.selector;
-        actions[20] = EscrowHandler.settleReceipts.selector; // the receipts' money path twice as often
-        actions[21] = EscrowHandler.enableReceipts.selector;
-        actions[22] = EscrowHandler.announceWithdrawal.selector;
-        actions[23] = EscrowHandler.withdrawAnnounced.selector;
+        bytes4[] memory actions = new bytes4[](38);
+        uint256 i;
+        actions[i++] = EscrowHandler.registerModel.selector;
+        actions[i++] = EscrowHandler.setPrice.selector;
+        actions[i++] = EscrowHandler.setPrice.selector;
+        actions[i++] = EscrowHandler.setPayees.selector;
+        actions[i++] = EscrowHandler.setActive.selector;
+        actions[i++] = EscrowHandler.publishVersion.selector;
+        actions[i++] = EscrowHandler.transferModel.selector;
+        actions[i++] = EscrowHandler.deposit.selector;
+        actions[i++] = EscrowHandler.deposit.selector;
+        actions[i++] = EscrowHandler.withdraw.selector;
+        actions[i++] = EscrowHandler.withdrawEarnings.selector;
+        actions[i++] = EscrowHandler.reserve.selector;
+        actions[i++] = EscrowHandler.reserve.selector;
+        actions[i++] = EscrowHandler.reserveFor.selector;
+        actions[i++] = EscrowHandler.announceRelease.selector;
+        actions[i++] = EscrowHandler.release.selector;
+        actions[i++] = EscrowHandler.setReceiptSigner.selector;
+        actions[i++] = EscrowHandler.signReceipts.selector;
+        actions[i++] = EscrowHandler.settleReceipts.selector;
+        actions[i++] = EscrowHandler.settleReceipts.selector;
+        actions[i++] = EscrowHandler.settleReceipts.selector;
+        actions[i++] = EscrowHandler.priceChangeUnderReceipts.selector;
+        actions[i++] = EscrowHandler.request.selector;
+        actions[i++] = EscrowHandler.request.selector;
+        actions[i++] = EscrowHandler.fulfill.selector;
+        actions[i++] = EscrowHandler.fulfill.selector;
+        actions[i++] = EscrowHandler.fulfillBatch.selector;
+        actions[i++] = EscrowHandler.reject.selector;
+        actions[i++] = EscrowHandler.refund.selector;
+        actions[i++] = EscrowHandler.warp.selector;
+        actions[i++] = EscrowHandler.warp.selector;
+        actions[i++] = EscrowHandler.warp.selector;
+        actions[i++] = EscrowHandler.bondRelayer.selector;
+        actions[i++] = EscrowHandler.unbondRelayer.selector;
+        actions[i++] = EscrowHandler.setMinBond.selector;
+        actions[i++] = EscrowHandler.setFees.selector;
+        actions[i++] = EscrowHandler.setTreasury.selector;
+        actions[i++] = EscrowHandler.setPaused.selector;
         selectors = new FuzzSelector[](1);
         selectors[0] = FuzzSelector(address(handler), actions);
     }
 
-    /// @notice The escrow holds exactly the free credit, the prices of pending calls and the
-    /// unpaid earnings.
-    function invariant_conservation() public view {
+    // ------------------------------------------------------------------ invariants
+
+    /// @notice All the invariants below, after every call: one fuzzing campaign checks them all
+    /// (forge runs a campaign of runs x depth calls per invariant function).
+    function invariant_hub() public view {
+        _checkPerCallRules();
+        _checkConservation();
+        _checkBondsBacked();
+        _checkContractsMatchTheModel();
+        _checkPaidAtMostOnce();
+        _checkModelStats();
+        _checkHonestRelayersArePaid();
+    }
+
+    /// @notice To the wei: the escrow holds exactly the free credit, the reservations, the prices
+    /// locked by pending requests and the unpaid earnings (read from the contracts' views), and
+    /// that is what the reference model says too.
+    function _checkConservation() internal view {
         address[] memory all = handler.accounts();
         uint256 owed;
         for (uint256 i; i < all.length; ++i) {
             owed += escrow.balanceOf(all[i]) + escrow.earningsOf(all[i]);
         }
+        for (uint256 c; c < 4; ++c) {
+            for (uint256 r; r < 4; ++r) {
+                (uint256 reserved,,) = escrow.reservation(handler.callerAt(c), handler.relayerAt(r));
+                owed += reserved;
+            }
+        }
         uint256 n = handler.requestCount();
         for (uint256 i; i < n; ++i) {
-            (,,, uint256 price,,, uint8 status) = escrow.getRequest(handler.requestIds(i));
+            (uint256 id,,) = handler.requestAt(i);
+            (,,, uint256 price,,, uint8 status) = escrow.getRequest(id);
             if (status == 1) owed += price;
         }
         uint256 held = token.balanceOf(address(escrow));
-        if (held != owed) revert InvariantBroken("escrow balance != credit + locked + earnings", held, owed);
+        if (held != owed) revert InvariantBroken("escrow balance != credit + reservations + locked + earnings", held, owed);
+        uint256 modelHeld = handler.ghostHeld();
+        if (held != modelHeld) revert InvariantBroken("escrow balance != what the model says it holds", held, modelHeld);
     }
 
     /// @notice The relayer registry holds exactly the bonds.
-    function invariant_bondsBacked() public view {
-        address[] memory all = handler.accounts();
+    function _checkBondsBacked() internal view {
         uint256 bonds;
-        for (uint256 i; i < all.length; ++i) {
-            (, uint256 bond,,) = relayers.relayerInfo(all[i]);
+        for (uint256 i; i < 4; ++i) {
+            (, uint256 bond,,) = relayers.relayerInfo(handler.relayerAt(i));
             bonds += bond;
         }
         uint256 held = token.balanceOf(address(relayers));
-        if (held != bonds) revert InvariantBroken("relayer registry balance != bonds", held, bonds);
+        if (held != bonds || held != handler.ghostBonds()) revert InvariantBroken("relayer registry balance != bonds", held, bonds);
     }
 
-    /// @notice Every request is in exactly one state and ends at most once, with the event of
-    /// the state it is in.
-    function invariant_exactlyOnce() public view {
+    /// @notice Every view of the three contracts reads what the reference model says.
+    function _checkContractsMatchTheModel() internal view {
+        (string memory what, uint256 a, uint256 b) = handler.mismatch();
+        if (bytes(what).length != 0) revert InvariantBroken(what, a, b);
+    }
+
+    /// @notice Per-call rules the handler checked: each action succeeded or reverted exactly as
+    /// predicted, each batch item settled or was skipped for the model's reason and paid the
+    /// model's amount, split by the rounding rule; reservations moved only by their caller's
+    /// reserve, their relayer's settlement or a ready release; no item naming another relayer
+    /// than its submitter settled (the self-dealing attack); honest relayers' accepted receipts
+    /// settled.
+    function _checkPerCallRules() internal view {
+        uint256 count = handler.violationCount();
+        if (count != 0) {
+            (string memory what, uint256 a, uint256 b) = handler.violation(0);
+            revert InvariantBroken(what, a, b);
+        }
+    }
+
+    /// @notice Every request is in exactly one state and ended at most once, with the event of
+    /// the state it is in; every channel was paid exactly its settled amount, by increases.
+    function _checkPaidAtMostOnce() internal view {
         uint256 n = handler.requestCount();
         for (uint256 i; i < n; ++i) {
-            uint256 id = handler.requestIds(i);
+            (uint256 id, uint8 modelStatus, uint8 endings) = handler.requestAt(i);
             (,,,,,, uint8 status) = escrow.getRequest(id);
-            uint256 endings = handler.endings(id);
             if (status < 1 || status > 4) revert InvariantBroken("request status out of range", id, status);
             if (endings > 1) revert InvariantBroken("request ended more than once", id, endings);
             if ((status == 1) != (endings == 0)) revert InvariantBroken("request state and its events disagree", id, status);
+            if (status != modelStatus) revert InvariantBroken("request status differs from the model", id, status);
         }
-    }
-
-    /// @notice Per-call rules the handler checked: splits sum to the price by the rounding rule,
-    /// refunds return the locked price, nothing settles twice, each receipt pays exactly its
-    /// channel's increase or is skipped for a reason its kind allows, withdrawals of accounts
-    /// that sign receipts wait for their announcement.
-    function invariant_perCallRules() public view {
-        uint256 count = handler.violationCount();
-        if (count != 0) revert InvariantBroken(handler.violations(0), count, 0);
-    }
-
-    /// @notice The handler's happy path does settle, refund and pay out (so the invariants are
-    /// not vacuous).
-    function test_handlerHappyPath() public {
-        handler.request(0, 0, 1);
-        handler.fulfill(0, 0, 0);
-        if (handler.settledCalls() != 1) revert InvariantBroken("the handler's fulfill did not settle", handler.settledCalls(), 1);
-        handler.request(1, 0, 2);
-        handler.refund(1, true);
-        if (handler.endings(handler.requestIds(1)) != 1) revert InvariantBroken("the handler's refund did not end the call", 0, 1);
-        handler.withdrawEarnings(9); // the treasury
-        if (handler.violationCount() != 0) revert InvariantBroken(handler.violations(0), 0, 0);
-    }
-
-    /// @notice The handler's receipts and withdrawal-delay actions do settle and pay out.
-    function test_handlerReceiptsPath() public {
-        handler.enableReceipts(0);
-        for (uint256 seed; seed < 12; ++seed) {
-            handler.settleReceipts(seed);
-        }
-        if (handler.receiptsSettled() == 0) revert InvariantBroken("the handler's receipts never settled", 0, 1);
-        if (handler.channelCount() == 0) revert InvariantBroken("the handler built no channel", 0, 1);
-        address caller = handler.callerAt(0);
-        handler.deposit(0, 1e18);
-        handler.announceWithdrawal(0, 1); // 1 % (credit + 2) = 1
-        (bool enabled, uint256 announced, uint64 readyAt) = escrow.withdrawalNotice(caller);
-        if (!enabled || announced != 1) revert InvariantBroken("the handler's announcement did not hold", announced, 1);
-        uint256 before = token.balanceOf(caller);
-        handler.withdrawAnnounced(0, false); // too early: refused
-        if (token.balanceOf(caller) != before) revert InvariantBroken("a withdrawal went through early", 0, 0);
-        handler.withdrawAnnounced(0, true);
-        if (block.timestamp != readyAt || token.balanceOf(caller) != before + 1) {
-            revert InvariantBroken("the handler's announced withdrawal did not pay", token.balanceOf(caller), before + 1);
-        }
-        if (handler.violationCount() != 0) revert InvariantBroken(handler.violations(0), 0, 0);
-    }
-
-    /// @notice Each model's modelStats are its settled requests (count and prices) plus the
-    /// settled totals of its channels.
-    function invariant_modelStats() public view {
-        // The handler registers every model, so ids run from 1 to modelCount.
-        uint256 models = handler.modelCount();
-        uint256[] memory calls = new uint256[](models + 1);
-        uint256[] memory revenue = new uint256[](models + 1);
         uint256 channels = handler.channelCount();
         for (uint256 c; c < channels; ++c) {
-            (address caller, address relayer, uint256 modelId) = handler.channelIds(c);
-            (uint256 channelCalls, uint256 channelAmount) = escrow.channel(caller, relayer, modelId);
+            (uint8 ci, uint8 ri, uint256 modelId) = handler.channelIds(c);
+            (, uint256 amount) = escrow.channel(handler.callerAt(ci), handler.relayerAt(ri), modelId);
+            (uint256 paidSum,) = handler.channelPaidSum(c);
+            if (paidSum != amount) revert InvariantBroken("a channel's payments do not sum to its settled amount", paidSum, amount);
+        }
+    }
+
+    /// @notice Each model's modelStats are its settled requests (count and prices, from the
+    /// InferenceFulfilled events) plus the settled totals of its channels; every call counted
+    /// from a channel paid at least one base unit.
+    function _checkModelStats() internal view {
+        uint256 models = handler.modelCount();
+        uint256[] memory calls = new uint256[](models + 2);
+        uint256[] memory revenue = new uint256[](models + 2);
+        uint256 channels = handler.channelCount();
+        for (uint256 c; c < channels; ++c) {
+            (uint8 ci, uint8 ri, uint256 modelId) = handler.channelIds(c);
+            (uint256 channelCalls, uint256 channelAmount) = escrow.channel(handler.callerAt(ci), handler.relayerAt(ri), modelId);
+            if (channelAmount < channelCalls) revert InvariantBroken("a channel counted calls nobody paid 1 base unit for", channelCalls, channelAmount);
             calls[modelId] += channelCalls;
             revenue[modelId] += channelAmount;
         }
-        for (uint256 modelId = 1; modelId <= models; ++modelId) {
+        for (uint256 modelId = 1; modelId <= models + 1; ++modelId) {
             calls[modelId] += handler.requestCallsOf(modelId);
             revenue[modelId] += handler.requestRevenueOf(modelId);
             (uint256 statCalls, uint256 statRevenue) = escrow.modelStats(modelId);
@@ -176,30 +199,82 @@ contract EscrowInvariants is WithVm {
         }
     }
 
-    /// @notice No channel has settled more than its caller ever deposited, nor all of a caller's
-    /// channels together; and channel() reads what the settled receipts left.
-    function invariant_channelsBackedByDeposits() public view {
-        address[3] memory callers;
-        uint256[3] memory deposits;
-        uint256[3] memory spent;
-        for (uint256 i; i < 3; ++i) {
-            callers[i] = handler.callerAt(i);
-            deposits[i] = handler.deposited(callers[i]);
+    /// @notice A relayer that follows its policy is paid for every receipt it accepted.
+    function _checkHonestRelayersArePaid() internal view {
+        uint256 losses = handler.honestLosses();
+        if (losses != 0 && handler.honestCheck()) revert InvariantBroken("an honest relayer served calls it was not paid for", losses, 0);
+    }
+
+    // ------------------------------------------------------------------ the handler's paths are live
+
+    /// @notice The handler's actions do settle, refund, release and pay out, so the invariants
+    /// are not vacuous.
+    function test_handlerPaths() public {
+        handler.request(16, 0, 1 << 2); // caller 0 (funded), model 1, latest version, open
+        if (handler.requestCount() != 1) revert InvariantBroken("the handler's request failed", handler.requestCount(), 1);
+        handler.fulfill(2 << 4 | 1, 0); // the pending request in time, a valid attestation
+        if (handler.requestsSettled() != 1) revert InvariantBroken("the handler's fulfill did not settle", handler.requestsSettled(), 1);
+        for (uint256 seed; seed < 24 && handler.receiptsSettled() == 0; ++seed) {
+            handler.settleReceipts(seed);
         }
-        uint256 channels = handler.channelCount();
-        for (uint256 c; c < channels; ++c) {
-            (address caller, address relayer, uint256 modelId) = handler.channelIds(c);
-            (uint256 calls, uint256 amount) = escrow.channel(caller, relayer, modelId);
-            uint256 i = caller == callers[0] ? 0 : caller == callers[1] ? 1 : 2;
-            if (amount > deposits[i]) revert InvariantBroken("a channel settled more than its caller deposited", amount, deposits[i]);
-            spent[i] += amount;
-            bytes32 key = keccak256(abi.encode(caller, relayer, modelId));
-            if (calls != handler.ghostChannelCalls(key) || amount != handler.ghostChannelAmount(key)) {
-                revert InvariantBroken("channel() != the totals of its settled receipts", amount, handler.ghostChannelAmount(key));
-            }
+        if (handler.receiptsSettled() == 0) revert InvariantBroken("the handler's receipts never settled", 0, 1);
+        handler.announceRelease(0, 0, 2); // caller 0, relayer 0, all of it
+        handler.release(0, 0, 1); // readyAt - 1: refused
+        handler.release(0, 0, 2); // at readyAt
+        handler.withdrawEarnings(9); // the treasury
+        _noViolations();
+    }
+
+    /// @notice A long pseudo-random walk over the same actions reaches the outcomes the
+    /// invariants are about (so they are not vacuous), and every invariant holds after it.
+    function test_randomWalkReachesOutcomes() public {
+        bytes4[] memory actions = targetSelectors()[0].selectors;
+        uint256 seed = 0x5EED;
+        for (uint256 i; i < 1500; ++i) {
+            seed = uint256(keccak256(abi.encode(seed, i)));
+            bytes4 action = actions[seed % actions.length];
+            (bool ok,) = address(handler).call(
+                abi.encodeWithSelector(action, uint256(keccak256(abi.encode(seed, 1))), uint256(keccak256(abi.encode(seed, 2))), uint256(keccak256(abi.encode(seed, 3))))
+            );
+            if (!ok) revert InvariantBroken("a handler action reverted", i, uint32(action));
         }
-        for (uint256 i; i < 3; ++i) {
-            if (spent[i] > deposits[i]) revert InvariantBroken("a caller's channels settled more than it deposited", spent[i], deposits[i]);
+        invariant_hub();
+        string[22] memory outcomes = [
+            "receipt settled",
+            "receipt skipped 1",
+            "receipt skipped 2",
+            "receipt skipped 3",
+            "receipt skipped 4",
+            "receipt skipped 5",
+            "receipt skipped 6",
+            "receipt skipped 7",
+            "receipt skipped 8",
+            "receipt accepted and held",
+            "fulfill 0",
+            "fulfill 2 refused",
+            "fulfill 5 refused",
+            "fulfill 6 refused",
+            "attestation skipped 6",
+            "reject by the designated relayer",
+            "reject by another than the designated relayer refused",
+            "reject an open or ended request refused",
+            "refund",
+            "release",
+            "release refused",
+            "setPayees (delayed)"
+        ];
+        for (uint256 i; i < outcomes.length; ++i) {
+            if (handler.countOf(outcomes[i]) == 0) revert InvariantBroken(string.concat("never reached: ", outcomes[i]), i, 0);
         }
+        if (handler.acceptedSettled() == 0) revert InvariantBroken("no accepted receipt settled", 0, 0);
+    }
+
+    function _noViolations() internal view {
+        if (handler.violationCount() != 0) {
+            (string memory what, uint256 a, uint256 b) = handler.violation(0);
+            revert InvariantBroken(what, a, b);
+        }
+        (string memory m, uint256 x, uint256 y) = handler.mismatch();
+        if (bytes(m).length != 0) revert InvariantBroken(m, x, y);
     }
 }

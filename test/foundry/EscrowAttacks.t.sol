@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {WithVm, Vm} from "./Vm.sol";
+import {HubToken} from "../../contracts/HubToken.sol";
+import {ModelRegistry} from "../../contracts/ModelRegistry.sol";
+import {RelayerRegistry} from "../../contracts/RelayerRegistry.sol";
+import {InferenceEscrow} from "../../contracts/InferenceEscrow.sol";
+
+/// @title Fixed call sequences of the attacks the invariant handler explores at random
+/// @notice Each test performs one sequence on fresh contracts and checks that it moves no money
+/// it should not, or that a relayer following its policy is paid.
+contract EscrowAttacks is WithVm {
+    uint64 internal constant WD = 1800;
+    uint64 internal constant PN = 3600;
+
+    HubToken internal token;
+    ModelRegistry internal registry;
+    RelayerRegistry internal relayers;
+    InferenceEscrow internal escrow;
+
+    uint256 internal callerKey = 0xCA11E0;
+    address internal caller;
+    uint256 internal relayerKey = 0xBEEF;
+    address internal relayer;
+    address internal attacker; // a bonded relayer too
+    address internal author = address(0xA070);
+    uint256 internal modelId;
+
+    error Broken(string what, uint256 left, uint256 right);
+
+    function setUp() public {
+        token = new HubToken();
+        registry = new ModelRegistry(PN);
+        relayers = new RelayerRegistry(token, 100e18, 7200);
+        escrow = new InferenceEscrow(token, registry, relayers, address(0x7EA5), 500, 1_000, 600, WD);
+        caller = vm.addr(callerKey);
+        relayer = vm.addr(relayerKey);
+        attacker = vm.addr(0xA77AC);
+        _bond(relayer);
+        _bond(attacker);
+        vm.prank(author);
+        modelId = registry.registerModel("m", keccak256("m"), "", 1);
+        token.mint(caller, 1e24);
+        vm.startPrank(caller);
+        token.approve(address(escrow), 1e24);
+        escrow.deposit(1e24);
+        escrow.reserve(relayer, 1e21);
+        vm.stopPrank();
+    }
+
+    /// @notice A caller signs itself a receipt naming the relayer it reserved for and submits it;
+    /// another bonded relayer submits it too: neither settles, nothing moves.
+    function test_selfDealtReceiptsNeverMoveMoney() public {
+        InferenceEscrow.Receipt memory r = InferenceEscrow.Receipt(caller, relayer, modelId, 1, 1e21, uint64(block.timestamp + 600));
+        _settleExpectSkip(caller, r, 8);
+        _settleExpectSkip(attacker, r, 8);
+        r.relayer = attacker; // naming the attacker: the caller has no reservation for it
+        _settleExpectSkip(attacker, r, 7);
+        (uint256 reserved,,) = escrow.reservation(caller, relayer);
+        if (reserved != 1e21) revert Broken("the reservation moved", reserved, 1e21);
+        if (escrow.earningsOf(attacker) != 0 || escrow.earningsOf(author) != 0) revert Broken("someone earned", 0, 0);
+    }
+
+    /// @notice Attack 5 after the fix: a channel settled under a price notice keeps the notice's
+    /// floor (channelPrice says so, also after the notice ended), so its relayer accepts a
+    /// receipt at the floor; the model's owner then raises the price again and the relayer's
+    /// settlement, in the same block, must still go through.
+    function test_priceRiseAfterNoticeEndKeepsAcceptedReceiptsSettleable() public {
+        vm.prank(author);
+        registry.setPrice(modelId, 10); // notice: floor 1 until now + PN
+        _settle(InferenceEscrow.Receipt(caller, relayer, modelId, 1, 1, uint64(block.timestamp + 2 * WD)));
+        vm.warp(block.timestamp + PN + 1); // the notice has ended; the channel settled under it
+        uint256 price = escrow.channelPrice(caller, relayer, modelId);
+        if (price != 1) revert Broken("channelPrice is not the floor the channel settled under", price, 1);
+        // The relayer serves 5 calls at 1 each, as channelPrice tells it.
+        InferenceEscrow.Receipt memory r = InferenceEscrow.Receipt(caller, relayer, modelId, 6, 6, uint64(block.timestamp + 2 * WD));
+        vm.prank(author);
+        registry.setPrice(modelId, 11); // a second rise, after the first notice ended
+        _settle(r);
+    }
+
+    function _settle(InferenceEscrow.Receipt memory r) internal {
+        (uint256 callsBefore,) = escrow.channel(r.caller, r.relayer, r.modelId);
+        InferenceEscrow.Receipt[] memory list = new InferenceEscrow.Receipt[](1);
+        list[0] = r;
+        bytes[] memory sigs = new bytes[](1);
+        sigs[0] = _sign(r);
+        vm.recordLogs();
+        vm.prank(r.relayer);
+        escrow.settleReceipts(list, sigs);
+        (uint256 callsAfter,) = escrow.channel(r.caller, r.relayer, r.modelId);
+        if (callsAfter != r.calls) revert Broken("the relayer's receipt did not settle; skip reason", _skipReason(), callsBefore);
+    }
+
+    function _settleExpectSkip(address submitter, InferenceEscrow.Receipt memory r, uint8 reason) internal {
+        InferenceEscrow.Receipt[] memory list = new InferenceEscrow.Receipt[](1);
+        list[0] = r;
+        bytes[] memory sigs = new bytes[](1);
+        sigs[0] = _sign(r);
+        vm.recordLogs();
+        vm.prank(submitter);
+        escrow.settleReceipts(list, sigs);
+        uint256 got = _skipReason();
+        if (got != reason) revert Broken("skipped for another reason", got, reason);
+    }
+
+    function _skipReason() internal returns (uint256) {
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        bytes32 topic = keccak256("ReceiptSkipped(address,address,uint256,uint256,uint8)");
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].topics[0] == topic) {
+                (, uint8 reason) = abi.decode(logs[i].data, (uint256, uint8));
+                return reason;
+            }
+        }
+        return 0;
+    }
+
+    function _sign(InferenceEscrow.Receipt memory r) internal view returns (bytes memory) {
+        (uint8 v, bytes32 rr, bytes32 ss) = vm.sign(callerKey, escrow.hashReceipt(r));
+        return abi.encodePacked(rr, ss, v);
+    }
+
+    function _bond(address who) internal {
+        token.mint(who, 100e18);
+        vm.startPrank(who);
+        token.approve(address(relayers), 100e18);
+        relayers.register("http://relayer", 100e18);
+        vm.stopPrank();
+    }
+}
