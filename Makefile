@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile test test-invariants slither demo up bench bench-gas bench-relayer bench-fast clean
+.PHONY: install compile postgres test test-invariants slither demo up bench bench-gas bench-relayer bench-fast clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -50,7 +50,15 @@ $(BUILD_STAMP): $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS) ape-config.yaml
 # chain already running on 8545 (say one left up by `modelhub up`), nor another test run's.
 # The CLI tests run in a session of their own: they drive their own chain through subprocesses,
 # and run before the others they were seen to stop Ape's per-test snapshots from reverting.
-test: compile
+# PostgreSQL for the indexer's tests, which start a throwaway server of their own: Debian's
+# package, installed when missing (needs root, as on these machines and in CI).
+PG_INITDB := /usr/lib/postgresql/15/bin/initdb
+
+postgres:
+	@test -x $(PG_INITDB) || { echo "==> installing PostgreSQL (first run only)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: compile postgres
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests --ignore=tests/cli
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests/cli
 	$(MAKE) test-invariants

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import click
 
-from . import calls, credit
+from . import calls, credit, index
 from .demo import demo, up
 from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, report_error
 from .models import models
@@ -23,8 +23,8 @@ def cli() -> None:
     """Model Hub: an open market for AI models, paid per call.
 
     A call is paid on chain (`infer`: one transaction, served once a relayer sees it) or, with
-    `infer --fast`, by a receipt your account signs, straight to a relayer over HTTP
-    (`receipts --help` says what that changes for withdrawals).
+    `infer --fast`, by a receipt your account signs, straight to a relayer over HTTP and paid
+    from credit you reserve for that relayer (`reserve --help` says how it comes back).
 
     Every command takes --network (an Ape network choice or a node URL; default: the local
     chain at 127.0.0.1:8545), --account (an Ape account alias or TEST::<n>; default on dev
@@ -39,6 +39,7 @@ cli.add_command(demo)
 cli.add_command(up)
 credit.register(cli)
 calls.register(cli)
+index.register(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
