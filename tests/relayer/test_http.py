@@ -284,11 +284,26 @@ def test_a_new_call_has_no_output_yet(http_server, relayer_state) -> None:
     }
 
 
-def test_an_answered_call_shows_its_output_and_signed_attestation(http_server, relayer_state) -> None:
+def test_an_answered_call_does_not_show_its_output_before_it_has_settled(http_server, relayer_state) -> None:
+    # Issue 10, attack 4: an output published before the call is paid could be read by anyone,
+    # and the request then left unpaid. Until its settlement lands, the answer says "settling".
+    answer(relayer_state, see(relayer_state, BIG_ID))
+    reply = get(http_server, f"/v1/requests/{BIG_ID}")
+    assert reply.status_code == 202
+    body = reply.json()
+    assert body["status"] == "answered" and body["settling"] is True
+    assert body["output"] is body["outputHash"] is body["attestation"] is body["signature"] is None
+    assert OUTPUT.decode() not in reply.text
+    raw = get(http_server, f"/v1/requests/{BIG_ID}/output")
+    assert raw.status_code == 409 and OUTPUT not in raw.content
+
+
+def test_a_settled_call_shows_its_output_and_signed_attestation(http_server, relayer_state) -> None:
     att, signature = answer(relayer_state, see(relayer_state, BIG_ID))
+    relayer_state.mark_ended([BIG_ID], CallState.SETTLED)
     body = get(http_server, f"/v1/requests/{BIG_ID}").json()
     assert body["requestId"] == str(BIG_ID)  # a string: JavaScript numbers would round it
-    assert body["status"] == "answered"
+    assert body["status"] == "settled"
     assert body["output"] == json.loads(OUTPUT)
     assert body["outputHash"] == "0x" + output_hash(OUTPUT).hex()
     assert body["attestation"] == {
@@ -306,18 +321,20 @@ def test_the_raw_output_route_gives_the_bytes_that_hash_to_output_hash(http_serv
     call = see(relayer_state, 5)
     assert_json_error(get(http_server, "/v1/requests/5/output"), 404, "status new")
     answer(relayer_state, call)
+    relayer_state.mark_ended([5], CallState.SETTLED)
     reply = get(http_server, "/v1/requests/5/output")
     assert reply.status_code == 200
     assert reply.content == OUTPUT
     assert "0x" + output_hash(reply.content).hex() == get(http_server, "/v1/requests/5").json()["outputHash"]
 
 
-def test_a_settled_call_keeps_its_output(http_server, relayer_state) -> None:
+def test_an_answered_call_dropped_without_payment_never_shows_its_output(http_server, relayer_state) -> None:
     answer(relayer_state, see(relayer_state, 9))
-    relayer_state.mark_ended([9], CallState.SETTLED)
+    relayer_state.mark_ended([9], CallState.DROPPED, note="deadline passed before settlement")
     body = get(http_server, "/v1/requests/9").json()
-    assert body["status"] == "settled"
-    assert body["output"] == json.loads(OUTPUT)
+    assert body["status"] == "dropped"
+    assert body["output"] is None
+    assert get(http_server, "/v1/requests/9/output").status_code == 404
 
 
 @pytest.mark.parametrize("ended", [False, True])
@@ -394,3 +411,38 @@ def test_each_client_error_logs_one_line(http_server, caplog) -> None:
     assert len(lines) == 2
     assert "GET /v1/requests/nope -> 400" in lines[0]
     assert "POST /v1/artifacts -> 400" in lines[1]
+
+
+# ---------------------------------------------------------------- uploads only of registered files
+
+
+class _Registered:
+    """Stands for RegisteredFiles: knows the digests given; counts the catch-ups asked for."""
+
+    def __init__(self, *files: bytes) -> None:
+        self.digests = {hashlib.sha256(data).digest() for data in files}
+        self.catch_ups = 0
+
+    def knows(self, digest: bytes) -> bool:
+        return digest in self.digests
+
+    def catch_up_soon(self, asked_at: float) -> None:
+        self.catch_ups += 1
+
+
+def test_only_files_of_registered_model_versions_are_stored(tmp_path, relayer_state, relayer_metrics) -> None:
+    store = ModelStore(tmp_path / "registered", max_size=HTTP_STORE_LIMIT)
+    files = _Registered(MODEL)
+    app = create_app(store, relayer_state, relayer_metrics, lambda: {}, files=files)
+    with HttpServer(app, host="127.0.0.1", port=0, shutdown_timeout=2.0) as server:
+        stranger = b"a file no model version registered"
+        reply = upload(server, stranger)
+        assert reply.status_code == 403, reply.text
+        body = reply.json()
+        assert body["code"] == "not_registered" and "register" in body["error"]
+        assert body["digest"] == "0x" + hashlib.sha256(stranger).hexdigest()
+        assert files.catch_ups == 1  # it looked once for a registration it had not read yet
+        assert not store.has(digest_to_cid(hashlib.sha256(stranger).digest()))
+        assert upload(server, MODEL).status_code == 200
+        assert store.has(digest_to_cid(hashlib.sha256(MODEL).digest()))
+        assert upload(server, b"x" * (HTTP_STORE_LIMIT + 1)).status_code == 413  # the size limit still holds

@@ -16,7 +16,7 @@ from modelhub.contracts import RequestStatus
 from modelhub.errors import CallRejectedError
 from modelhub.hub import Hub, encode_input
 
-from relayer_support import RelayerProcess, wait_until
+from relayer_support import RelayerProcess, upload_registered, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris" / "iris.onnx"
@@ -47,9 +47,9 @@ def parts(price: int) -> tuple[int, int, int]:
 def test_a_paid_call_is_served_checked_and_paid(start_relayer, active_relayer, uploader_hub, caller_hub,
                                                  escrow, chain, uploader, treasury):
     relayer = start_relayer()
-    upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=relayer.url)
+    model_id = upload_registered(uploader_hub, relayer.url, IRIS, "iris", PRICE)
 
-    inferred = caller_hub.infer(upload.model_id, IRIS_INPUT, timeout=60, poll=0.2,  # pays, waits, checks
+    inferred = caller_hub.infer(model_id, IRIS_INPUT, timeout=60, poll=0.2,  # pays, waits, checks
                                 relayer_url=relayer.url)
     request = inferred.request
     assert inferred.transaction and inferred.request_id == request.id
@@ -65,7 +65,7 @@ def test_a_paid_call_is_served_checked_and_paid(start_relayer, active_relayer, u
     expected = codec.encode_output(result["output"])  # canonical bytes of what was delivered
     assert result["outputHash"] == "0x" + keccak(expected).hex()
     att = Attestation.from_json(result["attestation"])
-    assert att == Attestation(request.id, upload.model_id, 1, keccak(encode_input(IRIS_INPUT)), keccak(expected))
+    assert att == Attestation(request.id, model_id, 1, keccak(encode_input(IRIS_INPUT)), keccak(expected))
     signer = recover_signer(att, bytes.fromhex(result["signature"][2:]), chain.chain_id, escrow.address)
     assert signer == active_relayer.address
 
@@ -76,15 +76,15 @@ def test_a_paid_call_is_served_checked_and_paid(start_relayer, active_relayer, u
     assert "modelhub_requests_served_total 1.0" in _metrics(relayer)
 
 
-def test_an_input_that_does_not_fit_the_model_is_rejected_and_refunded(start_relayer, active_relayer, uploader_hub,
-                                                                        caller_hub, escrow):
+def test_a_designated_call_whose_input_does_not_fit_is_rejected_and_refunded(start_relayer, active_relayer,
+                                                                              uploader_hub, caller_hub, escrow):
     relayer = start_relayer()
-    upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=relayer.url)
+    model_id = upload_registered(uploader_hub, relayer.url, IRIS, "iris", PRICE)
     credit = caller_hub.balance()
 
     paid = []
     with pytest.raises(CallRejectedError) as rejected:  # 3 features, not 4
-        caller_hub.infer(upload.model_id, {"X": [[5.1, 3.5, 1.4]]}, timeout=60, poll=0.2,
+        caller_hub.infer(model_id, {"X": [[5.1, 3.5, 1.4]]}, timeout=60, poll=0.2, relayer=active_relayer,
                          on_requested=lambda r: paid.append((r, caller_hub.balance())))
     request, credit_while_pending = paid[0]
     assert credit_while_pending == credit - PRICE
@@ -99,14 +99,45 @@ def test_an_input_that_does_not_fit_the_model_is_rejected_and_refunded(start_rel
     assert escrow.earningsOf(active_relayer) == 0
 
 
+def test_an_open_call_it_cannot_serve_is_left_to_others_and_refunded_after_the_deadline(
+        start_relayer, active_relayer, uploader_hub, caller_hub, chain):
+    relayer = start_relayer()
+    model_id = upload_registered(uploader_hub, relayer.url, IRIS, "iris", PRICE)
+    credit = caller_hub.balance()
+
+    request = caller_hub.request(model_id, {"X": [[5.1, 3.5, 1.4]]})  # open: nobody may reject it
+    wait_until(lambda: relayer_state(relayer, request.id) == "dropped", what="the relayer to leave the call")
+    assert "left to other relayers" in relayer.result(request.id)["note"]
+    assert caller_hub.get_request(request.id).status is RequestStatus.PENDING  # not rejected
+    assert "modelhub_requests_rejected_total{" not in _metrics(relayer)  # no rejection was even tried
+
+    chain.mine(timestamp=chain.pending_timestamp + caller_hub.request_timeout + 1)
+    caller_hub.refund(request.id)
+    assert caller_hub.balance() == credit
+
+
+def test_a_call_designated_to_another_relayer_is_ignored(start_relayer, bond, active_relayer, second_relayer,
+                                                         uploader_hub, caller_hub):
+    bond(second_relayer)
+    relayer = start_relayer()
+    model_id = upload_registered(uploader_hub, relayer.url, IRIS, "iris", PRICE)
+    elsewhere = caller_hub.request(model_id, IRIS_INPUT, relayer=second_relayer)
+    here = caller_hub.infer(model_id, IRIS_INPUT, timeout=60, poll=0.2, relayer_url=relayer.url,
+                            relayer=active_relayer)
+
+    assert caller_hub.get_request(here.request_id).status is RequestStatus.FULFILLED
+    assert relayer_state(relayer, elsewhere.id) is None  # never stored, never served
+    assert caller_hub.get_request(elsewhere.id).status is RequestStatus.PENDING
+
+
 def test_a_call_nobody_serves_is_refunded_after_the_deadline(start_relayer, active_relayer, uploader_hub,
                                                              caller_hub, chain):
     relayer = start_relayer()
-    upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=relayer.url)
+    model_id = upload_registered(uploader_hub, relayer.url, IRIS, "iris", PRICE)
     assert relayer.terminate() == 0  # the relayer goes down cleanly
     credit = caller_hub.balance()
 
-    request = caller_hub.request(upload.model_id, IRIS_INPUT)
+    request = caller_hub.request(model_id, IRIS_INPUT)
     chain.mine(timestamp=chain.pending_timestamp + caller_hub.request_timeout + 1)
     caller_hub.refund(request.id)
 
@@ -120,8 +151,8 @@ def test_a_call_nobody_serves_is_refunded_after_the_deadline(start_relayer, acti
 def test_a_relayer_killed_mid_batch_settles_every_call_exactly_once_after_restart(
         start_relayer, active_relayer, uploader_hub, caller_hub, escrow, uploader):
     relayer = start_relayer("--batch-size", "4")
-    upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=relayer.url)
-    ids = [caller_hub.request(upload.model_id, {"X": [[5.1 + i / 10, 3.5, 1.4, 0.2]]}).id for i in range(24)]
+    model_id = upload_registered(uploader_hub, relayer.url, IRIS, "iris", PRICE)
+    ids = [caller_hub.request(model_id, {"X": [[5.1 + i / 10, 3.5, 1.4, 0.2]]}).id for i in range(24)]
 
     answered_before_kill: dict[int, tuple] = {}
     for _ in range(3):
@@ -150,10 +181,10 @@ def test_two_relayers_on_the_same_calls_settle_each_call_once(start_relayer, bon
                                                               uploader_hub, caller_hub, escrow, uploader):
     bond(second_relayer)
     first = start_relayer()
-    upload = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=first.url)
+    model_id = upload_registered(uploader_hub, first.url, IRIS, "iris", PRICE)
     # The second relayer does not hold the model file: it fetches it from the first and checks it.
     second = start_relayer("--fetch-from", first.url, account="TEST::7", name="b")
-    ids = [caller_hub.request(upload.model_id, IRIS_INPUT).id for _ in range(10)]
+    ids = [caller_hub.request(model_id, IRIS_INPUT).id for _ in range(10)]
 
     wait_until(lambda: all(caller_hub.get_request(i).status is RequestStatus.FULFILLED for i in ids),
                timeout=120, what="every call to be fulfilled")

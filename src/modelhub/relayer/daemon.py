@@ -123,6 +123,9 @@ class Relayer:
             self._ensure_artifact, AttestationSigner(hub), files=self.files, rpc=self.rpc,
         )
         self._me_topic = address_topic(hub.address)
+        # Request ids in a fulfillBatch in flight: GET /v1/requests/{id} waits for their outcome
+        # instead of answering "settling" to a caller who saw the settlement on chain first.
+        self.settling: set[int] = set()
 
     # ------------------------------------------------------------------ loop
 
@@ -376,6 +379,13 @@ class Relayer:
                 live.append(call)
         if not live:
             return len(calls)
+        self.settling.update(c.request_id for c in live)
+        try:
+            return self._settle_batch(calls, live)
+        finally:
+            self.settling.difference_update(c.request_id for c in live)
+
+    def _settle_batch(self, calls: list[StoredCall], live: list[StoredCall]) -> int:
         try:
             outcomes = self.hub.fulfill_batch([(c.attestation(), c.signature) for c in live])
         except RequestExpiredError:

@@ -75,6 +75,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATUS_TIMEOUT_S = 5.0  # /healthz answers 503 when status() takes longer
 SHUTDOWN_TIMEOUT_S = 10.0  # how long stop() lets requests in flight finish
 READ_CHUNK = 256 * 1024
+SETTLING_WAIT_S = 15.0  # how long a GET of a call whose settlement is in flight waits for it
 IMMUTABLE = "public, max-age=31536000, immutable"  # a CID always names the same bytes
 UPLOAD_HINT = (
     "send the file's raw bytes as the body, e.g. curl --data-binary @model.onnx "
@@ -111,6 +112,7 @@ def create_app(
     status_timeout: float = STATUS_TIMEOUT_S,
     fast: FastCalls | None = None,
     files: RegisteredFiles | None = None,
+    settling: Callable[[int], bool] | None = None,
 ) -> web.Application:
     """The relayer's HTTP application.
 
@@ -123,7 +125,7 @@ def create_app(
     """
     if files is None and fast is not None:
         files = fast.files
-    api = _Api(store, state, status, metrics, status_timeout, files)
+    api = _Api(store, state, status, metrics, status_timeout, files, settling)
     app = web.Application(middlewares=[_json_errors], client_max_size=store.max_size)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/metrics", api.metrics_text)
@@ -142,10 +144,11 @@ def create_app(
 class _Api:
     def __init__(
         self, store: ModelStore, state: RelayerState, status: StatusFn, metrics: RelayerMetrics, status_timeout: float,
-        files: RegisteredFiles | None = None,
+        files: RegisteredFiles | None = None, settling: Callable[[int], bool] | None = None,
     ) -> None:
         self.store = store
         self.files = files
+        self.settling = settling or (lambda _request_id: False)
         self.state = state
         self.status = status
         self.metrics = metrics
@@ -276,11 +279,11 @@ class _Api:
     # ------------------------------------------------------------------ calls
 
     async def get_request(self, request: web.Request) -> web.Response:
-        call = self._find_call(request)
+        call = await self._settled_call(request)
         return web.json_response(call_json(call), status=202 if call.state is CallState.ANSWERED else 200)
 
     async def get_output(self, request: web.Request) -> web.Response:
-        call = self._find_call(request)
+        call = await self._settled_call(request)
         if call.state is CallState.ANSWERED:
             raise ApiError(
                 409, f"request {call.request_id} is answered and its settlement is on the way; the output is "
@@ -293,6 +296,16 @@ class _Api:
                 "poll GET /v1/requests/{requestId} until it is answered",
             )
         return web.Response(body=call.output, content_type="application/json")
+
+    async def _settled_call(self, request: web.Request) -> StoredCall:
+        """The call; if its settlement is in flight, once that has ended (at most
+        SETTLING_WAIT_S): a caller who saw it settle on chain gets the output, not "settling"."""
+        call = self._find_call(request)
+        give_up = time.monotonic() + SETTLING_WAIT_S
+        while call.state is CallState.ANSWERED and self.settling(call.request_id) and time.monotonic() < give_up:
+            await asyncio.sleep(0.05)
+            call = self._find_call(request)
+        return call
 
     def _find_call(self, request: web.Request) -> StoredCall:
         # SQLite reads on the loop thread: an indexed lookup, and RelayerState keeps one

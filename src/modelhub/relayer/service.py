@@ -21,7 +21,8 @@ def run_service(hub: Hub, config: RelayerConfig, host: str, port: int,
     """Serves until SIGTERM or SIGINT. `on_ready` is told the HTTP base URL once it listens."""
     metrics = RelayerMetrics()
     relayer = Relayer(hub, config, metrics)
-    server = HttpServer(create_app(relayer.store, relayer.state, metrics, relayer.status, fast=relayer.fast),
+    server = HttpServer(create_app(relayer.store, relayer.state, metrics, relayer.status, fast=relayer.fast,
+                                   settling=relayer.settling.__contains__),
                         host, port)
     server.start()
     url = f"http://{host}:{server.port}"
