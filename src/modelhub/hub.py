@@ -282,11 +282,15 @@ class Hub:
                      store: ModelStore | None = None, relayer_url: str | None = None) -> Upload:
         """Checks the ONNX file, stores it (locally and/or at a relayer), registers it as a new
         model at `price` per call. Without `store` and `relayer_url` the file is only
-        registered: make it available to relayers yourself."""
-        digest, cid = self._prepare_artifact(path, store, relayer_url)
+        registered: make it available to relayers yourself. Relayers store only files of
+        registered versions, so the file goes to `relayer_url` right after the registration
+        (an unreachable relayer is found out before it)."""
+        data, digest, cid = self._prepare_artifact(path, store, relayer_url)
         registry = self.contracts.registry
         tx = self._send(registry.registerModel, name, digest, metadata_uri, price)
-        return Upload(self._event(tx, registry.ModelRegistered).modelId, digest, cid)
+        model_id = self._event(tx, registry.ModelRegistered).modelId
+        self._post_registered(relayer_url, data, f"model {model_id} is registered")
+        return Upload(model_id, digest, cid)
 
     def publish_version(self, model_id: int, path: str | Path, metadata_uri: str = "",
                         store: ModelStore | None = None, relayer_url: str | None = None) -> Published:
@@ -298,10 +302,12 @@ class Hub:
                 f"{self.address} does not own model {model_id} (its owner is {owner}); only "
                 "its owner may publish versions"
             )
-        digest, cid = self._prepare_artifact(path, store, relayer_url)
+        data, digest, cid = self._prepare_artifact(path, store, relayer_url)
         registry = self.contracts.registry
         tx = self._send(registry.publishVersion, model_id, digest, metadata_uri)
-        return Published(self._event(tx, registry.VersionPublished).version, digest, cid)
+        version = self._event(tx, registry.VersionPublished).version
+        self._post_registered(relayer_url, data, f"version {version} of model {model_id} is published")
+        return Published(version, digest, cid)
 
     def set_price(self, model_id: int, price: int) -> None:
         self._send(self.contracts.registry.setPrice, model_id, price)
@@ -406,6 +412,16 @@ class Hub:
             raise self._short_of_free_credit(credit, amount, "reserve")
         self._send(self.contracts.escrow.reserve, whom, amount)
         return self.reservation(relayer=whom)
+
+    def deposit_and_reserve(self, relayer: Any, amount: int, account: Any = None) -> Reservation:
+        """Moves `amount` fee tokens from this wallet straight into the reservation of `account`
+        (default: this account) for `relayer`, in one transaction (`reserveFor`)."""
+        who, whom = self._who(account), _address(relayer)
+        if amount <= 0:
+            raise refusal("InferenceEscrow_ZeroAmount")
+        self._spend_tokens(self.contracts.escrow, amount, "reserve")
+        self._send(self.contracts.escrow.reserveFor, who, whom, amount)
+        return self.reservation(who, whom)
 
     def announce_release(self, relayer: Any, amount: int) -> Reservation:
         """Announces that up to `amount` of the reservation for `relayer` goes back to free
@@ -850,15 +866,28 @@ class Hub:
         return owner, int(price), int(latest), bool(active), name, uri
 
     def _prepare_artifact(self, path: str | Path, store: ModelStore | None,
-                          relayer_url: str | None) -> tuple[bytes, str]:
-        """Reads and checks a model file and stores it where asked; (digest, cid)."""
+                          relayer_url: str | None) -> tuple[bytes, bytes, str]:
+        """Reads and checks a model file, stores it locally if asked and checks that the relayer
+        answers; (data, digest, cid)."""
         data = read_model_file(path)
         digest = file_digest(data)
         if store is not None:
             store.put(data)
         if relayer_url is not None:
+            _check_reachable(relayer_url)
+        return data, digest, digest_to_cid(digest)
+
+    @staticmethod
+    def _post_registered(relayer_url: str | None, data: bytes, done: str) -> None:
+        """Uploads a just-registered file to the relayer; a failure says what is done already."""
+        if relayer_url is None:
+            return
+        try:
             post_artifact(relayer_url, data)
-        return digest, digest_to_cid(digest)
+        except e.ArtifactUploadError as error:
+            raise e.ArtifactUploadError(
+                f"{done}, but {error}; upload the file again (modelhub.hub.post_artifact, or "
+                "POST /v1/artifacts) or to another relayer") from None
 
     def _spend_tokens(self, spender: Any, amount: int, purpose: str) -> None:
         """Checks the wallet holds `amount` tokens and approves `spender` for them if needed."""
@@ -1099,6 +1128,16 @@ def read_model_file(path: str | Path) -> bytes:
     # Loading it the way relayers will is the only check that means "relayers can serve it".
     ModelRuntime(max_sessions=1).load(file_digest(data), data)
     return data
+
+
+def _check_reachable(relayer_url: str) -> None:
+    """ArtifactUploadError unless something answers HTTP at the relayer's URL."""
+    try:
+        requests.get(relayer_url.rstrip("/") + "/healthz", timeout=10)
+    except requests.RequestException as error:
+        raise e.ArtifactUploadError(
+            f"the relayer at {relayer_url} did not store the model file ({error}); check that "
+            "it runs and that the URL is its HTTP address") from None
 
 
 def post_artifact(relayer_url: str, data: bytes) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,11 @@ __all__ = ["ChannelState", "FastCallResult", "FastSession", "RelayerChannel", "f
            "resolve_relayer"]
 
 DEFAULT_RECEIPT_LIFETIME = 86_400  # seconds a receipt stays settleable
+# What a session reserves when the caller does not say: this many calls at the most one may cost.
+DEFAULT_RESERVE_CALLS = 100
+# After reserving, how long a relayer's refusal for want of a reservation may just mean that it
+# has not seen the transaction yet (the session then waits and retries).
+RESERVATION_SETTLE_S = 15.0
 HTTP_TIMEOUT_S = 30.0
 # Refusals the session can repair itself (stale totals, a price change, a slow clock); more in a
 # row means the relayer and the session disagree for a reason a retry will not fix.
@@ -107,10 +112,24 @@ class FastCallResult:
 class FastSession:
     """Fast calls of one model at one relayer, paid with receipts on the channel (caller,
     relayer, model). Opening it checks the relayer (its /healthz names the expected address
-    and chain), the model, the price against `max_price` (default: the price now) and the
-    account's credit, enables receipts for it if needed (one transaction, once per account),
-    then resumes the channel from the relayer's view, refusing a view below what the
-    chain has settled or claiming more than `max_price` per unsettled call.
+    and chain), the model, the price against `max_price` (default: the price now, at least the
+    1 base unit every receipt call pays), pins the version (0: the latest now), resumes the
+    channel from the relayer's view (refusing a view below what the chain has settled or
+    claiming more than `max_price` per unsettled call), and makes sure the caller's
+    reservation for that relayer can pay: receipts are paid only out of it.
+
+    Reservation: what the relayer may count on is the reservation minus an announced release
+    minus what this channel holds unsettled. When that is short of a call, the session reserves
+    `reserve` more from free credit (default: DEFAULT_RESERVE_CALLS calls at the dearer of
+    `max_price` and the price, or all free credit if less), on opening and, with `top_up`,
+    whenever it runs out; each reservation is a transaction, told to `progress`. A session
+    never signs a receipt its reservation (as last read) cannot pay: without `top_up` it
+    raises InsufficientReservationError instead.
+
+    Signing: receipts are signed by `signer` (an Ape account or a private key; default: the
+    hub's account). When that is not the caller itself (a contract-wallet hub, or an extra
+    key), it must be the caller's receipt signer in force on chain: the session registers it
+    (`setReceiptSigner`) if the caller has none, and refuses to open if another key is in force.
 
     Each call pays the least a receipt must pay per call now (`receipt_price`): the model's
     price, or during a price rise's notice period the price before the rise. When the relayer
@@ -125,9 +144,21 @@ class FastSession:
 
     def __init__(self, hub: "Hub", model_id: int, relayer: str | None = None, version: int = 0,
                  max_price: int | None = None, receipt_lifetime: int = DEFAULT_RECEIPT_LIFETIME,
-                 timeout: float = HTTP_TIMEOUT_S) -> None:
+                 timeout: float = HTTP_TIMEOUT_S, reserve: int | None = None, top_up: bool = True,
+                 progress: Callable[[str], None] | None = None, signer: Any = None) -> None:
         if receipt_lifetime <= 0:
             raise ValueError("receipt_lifetime is a positive number of seconds")
+        if reserve is not None and int(reserve) <= 0:
+            raise ValueError("reserve is a positive amount in base units (None: the default)")
+        self.reserve_amount = None if reserve is None else int(reserve)
+        self.top_up = bool(top_up)
+        self._progress = progress or (lambda text: None)
+        self.reserved = 0  # what this session moved into the reservation (transactions it sent)
+        self.registered_signer = False  # True if opening this session sent setReceiptSigner
+        self._reserved_at = self._signer_set_at = float("-inf")
+        self._opened = False
+        self.reservation = None  # the caller's Reservation for the relayer, as last read
+        self._budget: int | None = None  # what the reservation can still pay, as last read
         self.hub = hub
         self.model_id = int(model_id)
         self.version = int(version)
@@ -136,10 +167,10 @@ class FastSession:
         self.caller = to_checksum_address(hub.address)
         self.chain_id = hub.deployment.chain_id
         self.escrow = to_checksum_address(hub.deployment.inference_escrow)
-        self.enabled_receipts = False  # True if opening this session sent enableReceipts
         self._lock = threading.Lock()
         self._http = requests.Session()
-        self._signer = _fast_signer(hub.account)
+        self._signing_account, self._signer, self.signer_address = _receipt_signer(
+            hub.account if signer is None else signer)
         self._eip712_prefix = b"\x19\x01" + domain_separator(self.chain_id, self.escrow)
         self._clock_skew = 0.0
         self._stale = False
@@ -162,17 +193,13 @@ class FastSession:
             raise refusal("InferenceEscrow_UnknownVersion", modelId=self.model_id,
                           version=self.version, latestVersion=model.latest_version)
         self._latest_version = model.latest_version
-        self.max_price = model.price if max_price is None else int(max_price)
+        # Pinned: an owner publishing a version mid-session does not change what runs.
+        self.version = self.version or model.latest_version
+        from .hub import MIN_RECEIPT_PRICE
+
+        self.max_price = max(model.price, MIN_RECEIPT_PRICE) if max_price is None else int(max_price)
         self.price = self._checked_price(receipt_price(hub, self.model_id))
-        notice = hub.withdrawal_notice()
-        available = hub.balance() - notice.announced
-        if available < self.price:
-            raise e.InsufficientCreditError(
-                f"{self.caller} has {max(available, 0)} base units of credit free for receipts "
-                f"(credit minus the announced withdrawal of {notice.announced}), less than one "
-                f"call's {self.price}; deposit more (Hub.deposit) or cancel the announcement",
-                "InferenceEscrow_InsufficientCredit",
-                {"account": self.caller, "credit": available, "required": self.price})
+        self._valid_signers, register_signer = self._signer_plan()
         # The receipt's words that never change on this channel, encoded once.
         self._receipt_head = (RECEIPT_TYPEHASH + bytes.fromhex(self.caller[2:]).rjust(32, b"\0")
                               + bytes.fromhex(self.relayer[2:]).rjust(32, b"\0")
@@ -181,8 +208,97 @@ class FastSession:
         # The newest totals known to be signed by the caller: (calls, amount).
         self._known: tuple[int, int] = (0, 0)
         self._channel = self._load_channel()
-        # Enabling cannot be undone, so only once everything else says the session can work.
-        self.enabled_receipts = hub.enable_receipts()
+        # Registering a key and reserving credit wait a delay to be undone: only once all else
+        # says the session can work.
+        if register_signer:
+            self._register_signer()
+        self._ensure_budget(self.price)
+        self._opened = True
+
+    def _signer_plan(self) -> tuple[frozenset[str], bool]:
+        """(the keys whose receipts this caller's channel accepts once the session is open,
+        whether the session must register its key as the caller's receipt signer first).
+        Raises ReceiptSignerError when another receipt signer is in force."""
+        hub = self.hub
+        key = hub.receipt_signer(self.caller)
+        valid = {self.caller} | ({key.signer} if key.signer else set())
+        if self.signer_address in valid:
+            return frozenset(valid), False
+        if key.signer is None:  # a first signer applies at once
+            return frozenset({self.caller, self.signer_address}), True
+        pending = (f"; a change to {key.next_signer} applies at {key.next_at} (unix time)"
+                   if key.next_at else "")
+        raise e.ReceiptSignerError(
+            f"receipts of {self.caller} are signed by its own key or by {key.signer}, its receipt "
+            f"signer in force, not by {self.signer_address}{pending}; sign with that key "
+            f"(signer=...), or replace it with Hub.set_receipt_signer and wait the withdrawal "
+            f"delay ({hub.withdrawal_delay} s) for the change to apply")
+
+    def _register_signer(self) -> None:
+        self._progress(f"Registering {self.signer_address} as the receipt signer of "
+                       f"{self.caller} (one transaction; a first signer applies at once)")
+        key = self.hub.set_receipt_signer(self.signer_address)
+        self.registered_signer = True
+        self._signer_set_at = time.monotonic()
+        if key.signer != self.signer_address:
+            raise e.ReceiptSignerError(
+                f"{self.caller} registered {self.signer_address} as its receipt signer, but the "
+                f"escrow has {key.signer} in force; another client changed it: try again")
+
+    # ------------------------------------------------------------------ the reservation
+
+    def _read_budget(self) -> int:
+        """What the caller's reservation for this relayer can still pay on this channel: the
+        reservation, minus an announced release, minus what the channel holds unsettled. The
+        channel is read before the reservation: a settlement between the reads then makes the
+        answer smaller, never larger."""
+        hub = self.hub
+        _, settled_amount = hub.channel(self.caller, self.relayer, self.model_id)
+        held = hub.reservation(self.caller, self.relayer)
+        self.reservation = held
+        unsettled = max(self._channel.amount - settled_amount, 0)
+        return held.spendable - unsettled
+
+    def _ensure_budget(self, needed: int) -> None:
+        """Makes sure the reservation can pay `needed` more, reserving from free credit when it
+        cannot (on opening; later only with `top_up`); else InsufficientReservationError."""
+        if self._budget is not None and self._budget >= needed:
+            return
+        self._budget = self._read_budget()
+        if self._budget >= needed:
+            return
+        shortfall = needed - self._budget
+        held = self.reservation
+        if self._opened and not self.top_up:
+            raise e.InsufficientReservationError(
+                f"{self.caller}'s reservation for relayer {self.relayer} cannot pay another call: "
+                f"{held.reserved} reserved, {held.releasing} of it announced for release, "
+                f"{self._channel.amount - self._channel.settled_amount} unsettled on this channel; "
+                f"reserve more (Hub.reserve) or open the session with top_up=True",
+                "InferenceEscrow_InsufficientCredit",
+                {"account": self.caller, "credit": max(self._budget, 0), "required": needed})
+        credit = self.hub.balance()
+        per_call = max(self.max_price, self.price)
+        amount = self.reserve_amount or DEFAULT_RESERVE_CALLS * per_call
+        amount = max(amount, shortfall)
+        if credit < amount:
+            if credit < shortfall or self.reserve_amount is not None:
+                raise e.InsufficientCreditError(
+                    f"{self.caller} has {credit} base units of free credit, but its reservation "
+                    f"for relayer {self.relayer} needs {amount} more to pay for fast calls "
+                    f"({held.reserved} reserved, {held.releasing} of it announced for release); "
+                    "deposit more (Hub.deposit)" + ("" if held.releasing == 0 else
+                                                    " or cancel the release (Hub.announce_release(relayer, 0))"),
+                    "InferenceEscrow_InsufficientCredit",
+                    {"account": self.caller, "credit": credit, "required": amount})
+            amount = credit  # all of it: more than the shortfall
+        self._progress(f"Reserving {amount} base units of free credit for relayer {self.relayer} "
+                       f"(one transaction): fast calls are paid from it; it comes back to free "
+                       f"credit {self.hub.withdrawal_delay} s after `release` is announced")
+        self.hub.reserve(self.relayer, amount)
+        self.reserved += amount
+        self._reserved_at = time.monotonic()
+        self._budget = self._read_budget()
 
     def _load_channel(self) -> ChannelState:
         """The relayer's view of the channel, checked against the chain."""
@@ -196,11 +312,11 @@ class FastSession:
             receipt = Receipt(self.caller, self.relayer, self.model_id, view.state.calls,
                               view.state.amount, view.deadline)
             signer = recover_digest_signer(self.receipt_digest(receipt), view.signature)
-            if signer != self.caller:
+            if signer not in self._valid_signers:
                 raise e.ChannelStateError(
                     f"the relayer at {self.relayer_url} shows the channel of model {self.model_id} "
                     f"at {view.state.calls} calls / {view.state.amount} base units with a signature "
-                    f"that is not {self.caller}'s: do not use that relayer")
+                    f"that is neither {self.caller}'s nor its receipt signer's: do not use that relayer")
             # Totals this caller signed: no need to bound them by price.
             self._known = max(self._known, (view.state.calls, view.state.amount))
         return self._checked_channel(view.state.calls, view.state.amount, view.state)
@@ -267,6 +383,7 @@ class FastSession:
         view = fetch_channel(self._http, self.relayer_url, self.caller, self.model_id, self.timeout)
         self._channel = self._checked_channel(view.state.calls, view.state.amount, view.state)
         self._stale = False
+        self._budget = None  # the channel may have moved: re-read what the reservation can pay
 
     # ------------------------------------------------------------------ calls
 
@@ -285,6 +402,7 @@ class FastSession:
             if self._stale:
                 self._resync()
             for attempt in range(MAX_RECOVERIES + 1):
+                self._ensure_budget(self.price)  # never sign what the reservation cannot pay
                 base = self._channel
                 receipt = Receipt(self.caller, self.relayer, self.model_id, base.calls + 1,
                                   base.amount + self.price, self._deadline())
@@ -297,6 +415,7 @@ class FastSession:
                     # whatever the verification below finds.
                     self._channel = ChannelState(receipt.calls, receipt.amount, base.settled_calls,
                                                  base.settled_amount)
+                    self._budget -= receipt.amount - base.amount
                     result = self.verify(answer, receipt, input_hash, receipt_signature=signature,
                                          price=self.price)
                     self._channel = result.channel
@@ -330,9 +449,9 @@ class FastSession:
     def _sign(self, receipt: Receipt) -> bytes:
         if self._signer is not None:
             return self._signer.sign_digest(self.receipt_digest(receipt))
-        signature = self.hub.account.sign_message(signable_message(receipt, self.chain_id, self.escrow))
+        signature = self._signing_account.sign_message(signable_message(receipt, self.chain_id, self.escrow))
         if signature is None:
-            raise e.ModelHubError(f"account {self.caller} declined to sign the receipt")
+            raise e.ModelHubError(f"account {self.signer_address} declined to sign the receipt")
         return signature.encode_rsv()
 
     def _post(self, canonical: bytes, receipt: Receipt, signature: bytes) -> tuple[int, dict]:
@@ -378,6 +497,7 @@ class FastSession:
                     self._resync()
                 else:
                     self._channel = self._checked_channel(calls, amount, _channel_state(channel))
+                    self._budget = None
             else:
                 self._resync()
             return True
@@ -394,16 +514,28 @@ class FastSession:
                     return False
             self.price = self._checked_price(chain_price)
             return True
+        if status == 400 and code == "deadline_too_far":
+            # The relayer holds receipts for less time than this session signs them for.
+            try:
+                max_deadline = int(answer["maxDeadline"])
+            except (KeyError, TypeError, ValueError):
+                return False
+            shorter = max_deadline - int(time.time() + self._clock_skew) - 5
+            if 0 < shorter < self.receipt_lifetime:
+                self.receipt_lifetime = shorter
+                return True
+            return False
         if status == 400 and code == "deadline_too_soon":
             before = self._clock_skew
             self._sync_clock()
             return self._clock_skew > before
-        if status == 403 and code == "receipts_not_enabled":
-            # Enabled on opening: the relayer may not have seen that block yet.
-            if not self.hub.withdrawal_notice().receipts_enabled:
-                self.hub.enable_receipts()
-            time.sleep(1.0)
-            return True
+        if code in ("no_reservation", "insufficient_credit", "insufficient_reservation",
+                    "receipts_not_enabled", "unknown_signer"):
+            # The session reserved (or registered its key) just now: the relayer may not have
+            # seen that block yet.
+            if time.monotonic() - max(self._reserved_at, self._signer_set_at) < RESERVATION_SETTLE_S:
+                time.sleep(1.0)
+                return True
         return False
 
     def _refused(self, status: int, answer: dict) -> Exception:
@@ -413,16 +545,19 @@ class FastSession:
         where = f"the relayer at {self.relayer_url} refused the fast call of model {self.model_id}"
         details = {k: v for k, v in answer.items() if k not in ("error", "code")}
         inputs = {"modelId": self.model_id, **details}
-        if code == "insufficient_credit":
-            return e.InsufficientCreditError(
-                f"{where}: not enough credit for another receipt (available "
-                f"{answer.get('available', '?')}, needed {answer.get('needed', '?')} base units; "
-                "credit counts minus an announced withdrawal and what the relayer holds "
-                "unsettled); deposit more (Hub.deposit)", code, inputs)
-        if code == "receipts_not_enabled":
-            return e.ReceiptsNotEnabledError(
-                f"{where}: {self.caller} has not enabled receipts; call Hub.enable_receipts "
-                "(`modelhub receipts enable`) and wait for the transaction", status, code, details)
+        if code in ("insufficient_credit", "insufficient_reservation"):
+            self._budget = None
+            return e.InsufficientReservationError(
+                f"{where}: the reservation for it cannot pay another receipt (available "
+                f"{answer.get('available', '?')}, needed {answer.get('needed', '?')} base units: "
+                "the reservation minus an announced release and what the relayer holds unsettled "
+                "on all your channels with it); reserve more (Hub.reserve), after depositing "
+                "(Hub.deposit) if your free credit is short", code, inputs)
+        if code in ("no_reservation", "receipts_not_enabled"):
+            return e.NoReservationError(
+                f"{where}: it counts on no reservation of {self.caller} for it (none, or less "
+                f"than a call left after an announced release); reserve credit for it "
+                f"(Hub.reserve) and wait for the transaction", status, code, details)
         if code == "unknown_model":
             return e.UnknownModelError(f"{where}: it knows no model {self.model_id}; pick an id "
                                        "from list_models()", code, inputs)
@@ -446,14 +581,25 @@ class FastSession:
                 f"{where}: the receipt's deadline is too soon for the relayer to settle it (it "
                 f"needs {answer.get('minDeadline', '?')}, unix time); open the session with a "
                 f"longer receipt_lifetime than {self.receipt_lifetime} s", status, code, details)
+        if code == "deadline_too_far":
+            return e.FastCallError(
+                f"{where}: the receipt's deadline is further than it holds receipts (at most "
+                f"{answer.get('maxDeadline', '?')}, unix time); open the session with a shorter "
+                f"receipt_lifetime than {self.receipt_lifetime} s", status, code, details)
+        if code == "signer_expiring":
+            return e.ReceiptSignerError(
+                f"{where}: the receipt signer key of {self.caller} is replaced at "
+                f"{answer.get('signerChangesAt', '?')} (unix time), too soon for it to settle what "
+                f"this key signs; sign with the new key or the account's own key")
         if code == "model_unavailable":
             return e.FastCallError(f"{where}: the model file is unavailable there ({said}); "
                                    "try again later or use another relayer", status, code, details)
         if code == "invalid_signature":
             return e.FastCallError(
                 f"{where}: it does not accept {self.caller}'s signature of the receipt ({said}); "
-                "the account must sign EIP-712 messages with its own key (contract wallets are "
-                "checked on chain at settlement, and relayers may refuse them)", status, code, details)
+                f"receipts must be signed by the caller's key or by its receipt signer in force "
+                f"(this session signs with {self.signer_address}; contract wallets register one "
+                "with Hub.set_receipt_signer)", status, code, details)
         if code == "wrong_channel":
             return e.FastCallError(
                 f"{where}: the receipt names another relayer or model ({said}); the URL does "
@@ -561,24 +707,32 @@ def resolve_relayer(hub: "Hub", relayer: str | None, http: requests.Session | No
     else:
         raise e.RelayerMismatchError(f"{text!r} is neither a relayer's URL (http://...) nor its "
                                      "address (0x...)")
-    health = _health(http, url, timeout)
-    named = health.get("relayer")
-    if not isinstance(named, str) or not is_address(named):
-        raise e.RelayerUnreachableError(f"the relayer at {url} does not name its address in "
-                                        "/healthz; is it a Model Hub relayer?")
-    named = to_checksum_address(named)
+    named = relayer_at(hub, url, http, timeout)
     if address is not None and named != address:
         raise e.RelayerMismatchError(f"the relayer at {url} (the endpoint {address} registered) "
                                      f"says it is {named}; the endpoint is stale: ask its operator")
-    if health.get("chainId") != hub.deployment.chain_id:
-        raise e.RelayerMismatchError(
-            f"the relayer at {url} serves chain {health.get('chainId')}, not chain "
-            f"{hub.deployment.chain_id} of this deployment; use a relayer of this chain")
     if not hub.relayer_info(named).active:
         raise e.RelayerMismatchError(
             f"the relayer at {url} ({named}) is not bonded and active: its receipts would never "
             "settle; use another relayer")
     return named, url
+
+
+def relayer_at(hub: "Hub", url: str, http: requests.Session | None = None,
+               timeout: float = HTTP_TIMEOUT_S) -> str:
+    """The address the relayer at `url` names in its /healthz, checked to serve this
+    deployment's chain (whether it is active is not checked)."""
+    url = url.rstrip("/")
+    health = _health(http or requests.Session(), url, timeout)
+    named = health.get("relayer")
+    if not isinstance(named, str) or not is_address(named):
+        raise e.RelayerUnreachableError(f"the relayer at {url} does not name its address in "
+                                        "/healthz; is it a Model Hub relayer?")
+    if health.get("chainId") != hub.deployment.chain_id:
+        raise e.RelayerMismatchError(
+            f"the relayer at {url} serves chain {health.get('chainId')}, not chain "
+            f"{hub.deployment.chain_id} of this deployment; use a relayer of this chain")
+    return to_checksum_address(named)
 
 
 def _first_answering_relayer(hub: "Hub", http: requests.Session, timeout: float) -> tuple[str, str]:
@@ -678,6 +832,20 @@ def receipt_price(hub: "Hub", model_id: int) -> int:
 def _channel_state(data: Mapping[str, Any]) -> ChannelState:
     return ChannelState(int(data["calls"]), int(data["amount"]), int(data.get("settledCalls", 0)),
                         int(data.get("settledAmount", 0)))
+
+
+def _receipt_signer(signer: Any) -> tuple[Any, FastSigner | None, str]:
+    """(Ape account or None, FastSigner or None, address) of what signs a session's receipts: an
+    Ape account, or a raw private key (hex string or 32 bytes)."""
+    if isinstance(signer, (bytes, bytearray)) or (isinstance(signer, str) and not is_address(signer)):
+        try:
+            fast = FastSigner(bytes(signer) if not isinstance(signer, str) else signer)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"the receipt signer is neither an account nor a private key ({error})") from None
+        return None, fast, fast.address
+    if not hasattr(signer, "sign_message"):
+        raise ValueError("the receipt signer must be an Ape account or a private key")
+    return signer, _fast_signer(signer), to_checksum_address(signer.address)
 
 
 def _fast_signer(account: Any) -> FastSigner | None:

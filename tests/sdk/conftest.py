@@ -44,6 +44,18 @@ def stranger_hub(hub_for, stranger) -> Hub:
 
 
 @pytest.fixture
+def wallet_hub(project, deployment, caller) -> Hub:
+    """A TestWallet (ERC-1271, owned by the caller's key) with 10 calls of credit, as a Hub
+    that acts as the wallet (transactions go through its `execute`)."""
+    wallet = project.TestWallet.deploy(caller.address, sender=caller)
+    hub = Hub(deployment, caller, wallet=wallet.address)
+    assert hub.address == wallet.address != caller.address
+    hub.faucet(10 * PRICE)
+    hub.deposit(10 * PRICE)
+    return hub
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
     return ModelStore(tmp_path / "models")
 

@@ -118,17 +118,6 @@ def test_a_release_announcement_shows_at_once_in_what_the_relayer_can_count_on(f
 # ---------------------------------------------------------------- 3: contract wallets
 
 
-@pytest.fixture
-def wallet_hub(project, deployment, caller) -> Hub:
-    """A TestWallet (ERC-1271, owned by the caller's key) with 10 calls of credit, as a Hub."""
-    wallet = project.TestWallet.deploy(caller.address, sender=caller)
-    hub = Hub(deployment, caller, wallet=wallet.address)
-    assert hub.address == wallet.address != caller.address
-    hub.faucet(10 * PRICE)
-    hub.deposit(10 * PRICE)
-    return hub
-
-
 def test_a_contract_wallet_pays_receipts_only_through_a_registered_signer_key(
         wallet_hub, bonded_relayer, iris, caller):
     relayer = bonded_relayer.address

@@ -1,6 +1,7 @@
 """FastSession, the caller side of fast calls, against the test chain and a real relayer process
 (`modelhub relayer run`): answers checked against bare onnxruntime, channels, resumption,
-price rises, tampered answers, and the two-step withdrawal of accounts that sign receipts."""
+price rises, tampered answers, the reservation a session pays from (reserved on opening, topped
+up, never overdrawn), and contract wallets paying through a registered receipt signer key."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from modelhub import errors as e
 from modelhub.codec import encode_output
 from modelhub.deployments import save_deployment
 from modelhub.hub import Hub, OutputVerificationError, Upload
-from modelhub.session import FastSession, canonical_input, resolve_relayer
+from modelhub.session import DEFAULT_RESERVE_CALLS, FastSession, canonical_input, resolve_relayer
 
 from relayer.relayer_support import RelayerProcess, wait_until
 from sdk_support import IRIS, IRIS_INPUT, PRICE
@@ -84,29 +85,6 @@ def test_an_input_has_one_canonical_form_whether_given_as_a_dict_or_as_bytes():
             canonical_input(bad)
 
 
-# ---------------------------------------------------------------- withdrawals
-
-
-def test_an_account_that_signs_receipts_withdraws_in_two_steps(funded_caller: Hub, chain):
-    assert funded_caller.withdraw(PRICE) == 9 * PRICE  # one step before receipts
-    assert funded_caller.enable_receipts() is True
-    assert funded_caller.enable_receipts() is False
-
-    with pytest.raises(e.WithdrawalDelayError, match="announce first"):
-        funded_caller.withdraw(PRICE)
-    notice = funded_caller.announce_withdrawal(2 * PRICE)
-    assert (notice.receipts_enabled, notice.announced) == (True, 2 * PRICE)
-    assert notice.ready_at >= chain.blocks.head.timestamp + funded_caller.withdrawal_delay
-    with pytest.raises(e.WithdrawalDelayError, match="wait until then"):
-        funded_caller.withdraw(PRICE)
-
-    chain.mine(timestamp=notice.ready_at)
-    assert funded_caller.withdraw(PRICE) == 8 * PRICE
-    assert funded_caller.withdrawal_notice().announced == PRICE  # the rest stays announced
-    with pytest.raises(e.WithdrawalDelayError, match="announce first"):
-        funded_caller.withdraw(2 * PRICE)
-
-
 # ---------------------------------------------------------------- opening a session
 
 
@@ -128,8 +106,8 @@ def test_a_session_refuses_to_open_when_it_could_not_work(served_iris, relayer_p
     model = served_iris.model_id
     with pytest.raises(e.InsufficientCreditError, match="deposit more"):
         caller_hub.fast_session(model, relayer=relayer_process.url)
-    # Nothing irreversible happened: receipts stay off until a session can open.
-    assert caller_hub.withdrawal_notice().receipts_enabled is False
+    # Nothing that waits a delay to undo happened: no credit is reserved until a session can open.
+    assert caller_hub.reservations() == []
 
     caller_hub.faucet(PRICE)
     caller_hub.deposit(PRICE)
@@ -140,7 +118,8 @@ def test_a_session_refuses_to_open_when_it_could_not_work(served_iris, relayer_p
     uploader_hub.set_active(model, False)
     with pytest.raises(e.ModelInactiveError):
         caller_hub.fast_session(model, relayer=relayer_process.url)
-    assert caller_hub.withdrawal_notice().receipts_enabled is False
+    assert caller_hub.reservations() == []
+    assert caller_hub.balance() == PRICE
 
 
 # ---------------------------------------------------------------- fast calls (need the relayer's fast route)
@@ -172,8 +151,12 @@ def test_fast_calls_are_answered_as_onnxruntime_answers_and_each_adds_exactly_on
         served_iris, relayer_process, rich_caller, relayer):
     inputs = [{"X": [[5.1, 3.5, 1.4, 0.2]]}, {"X": [[6.7, 3.0, 5.2, 2.3]]}, {"X": [[5.9, 3.0, 4.2, 1.5]]}]
     with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url) as session:
-        assert session.enabled_receipts is True
+        # Opening reserved the default: DEFAULT_RESERVE_CALLS calls at the price.
+        assert session.reserved == DEFAULT_RESERVE_CALLS * PRICE
+        assert rich_caller.reservation(relayer=relayer).reserved == DEFAULT_RESERVE_CALLS * PRICE
+        assert rich_caller.balance() == TOKEN - DEFAULT_RESERVE_CALLS * PRICE
         assert (session.relayer, session.price, session.channel.calls) == (relayer.address, PRICE, 0)
+        assert session.version == 1  # pinned at opening
         for n in range(1, 31):
             x = inputs[n % 3]
             result = session.infer(x)
@@ -186,7 +169,6 @@ def test_fast_calls_are_answered_as_onnxruntime_answers_and_each_adds_exactly_on
             assert result.attestation.request_id == int.from_bytes(rich_caller.receipt_digest(result.receipt), "big")
             assert (result.attestation.model_id, result.attestation.version) == (served_iris.model_id, 1)
             assert result.relayer == relayer.address
-    assert rich_caller.withdrawal_notice().receipts_enabled
     with pytest.raises(e.ModelHubError, match="closed"):
         session.infer(IRIS_INPUT)
 
@@ -294,15 +276,93 @@ def test_refused_calls_are_not_charged_and_say_what_to_do(served_iris, relayer_p
             session.infer({"X": [[1.0, 2.0]]})
         assert session.infer(IRIS_INPUT).receipt.calls == 1  # the refused call cost nothing
 
-        rich_caller.announce_withdrawal(rich_caller.balance())  # relayers stop counting on it
+        held = rich_caller.reservation(relayer=session.relayer)
+        # The relayer stops counting on what is announced at once: less than a call is left.
+        rich_caller.announce_release(session.relayer, held.reserved - PRICE // 2)
 
-        def refused_for_credit() -> e.InsufficientCreditError | None:
+        def refused_for_credit() -> Exception | None:
             try:
                 session.infer(IRIS_INPUT)  # until the relayer has seen the announcement
-            except e.InsufficientCreditError as error:
+            except (e.InsufficientReservationError, e.NoReservationError) as error:
+                # Less than a call left: the relayer says the reservation is short, or none.
                 return error
             return None
 
         error = wait_until(refused_for_credit, timeout=30, what="the relayer to see the announcement")
-        assert "deposit more" in str(error)
+        assert "reserve" in str(error) and "Hub.reserve" in str(error)
         assert session.refresh() == session.channel  # the relayer kept nothing of the refused call
+
+
+# ---------------------------------------------------------------- the reservation a session pays from
+
+
+def test_a_session_reserves_what_the_caller_chose_says_so_and_never_signs_beyond_it(
+        served_iris, relayer_process, rich_caller, relayer):
+    said: list[str] = []
+    with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url, reserve=3 * PRICE,
+                                  top_up=False, progress=said.append) as session:
+        assert session.reserved == 3 * PRICE
+        assert len(said) == 1 and "Reserving 3000000000000000 base units" in said[0]
+        for _ in range(3):
+            session.infer(IRIS_INPUT)
+        before = session.channel
+        with pytest.raises(e.InsufficientReservationError, match="reserve more"):
+            session.infer(IRIS_INPUT)  # refused before signing: nothing reaches the relayer
+        assert session.channel == before
+        assert session.refresh() == before
+    assert rich_caller.reservation(relayer=relayer).reserved == 3 * PRICE  # nothing settled yet
+
+
+def test_a_session_tops_its_reservation_up_from_free_credit(served_iris, relayer_process, rich_caller, relayer):
+    said: list[str] = []
+    with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url, reserve=2 * PRICE,
+                                  progress=said.append) as session:
+        for n in range(1, 6):
+            assert session.infer(IRIS_INPUT).receipt.calls == n
+        assert session.reserved == 6 * PRICE and len(said) == 3
+    assert rich_caller.reservation(relayer=relayer).reserved == 6 * PRICE
+
+
+def test_a_session_uses_a_reservation_the_caller_made_itself(served_iris, relayer_process, rich_caller, relayer):
+    rich_caller.reserve(relayer, 5 * PRICE)
+    said: list[str] = []
+    with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url, progress=said.append) as session:
+        assert (session.reserved, said) == (0, [])  # no transaction
+        session.infer(IRIS_INPUT)
+
+
+def test_a_session_without_enough_free_credit_to_reserve_says_deposit(served_iris, relayer_process, caller_hub):
+    caller_hub.faucet(PRICE)
+    caller_hub.deposit(PRICE)
+    with pytest.raises(e.InsufficientCreditError, match="deposit more"):
+        caller_hub.fast_session(served_iris.model_id, relayer=relayer_process.url, reserve=2 * PRICE)
+    with caller_hub.fast_session(served_iris.model_id, relayer=relayer_process.url) as session:
+        assert session.reserved == PRICE  # the default, capped at the free credit
+        session.infer(IRIS_INPUT)
+
+
+# ---------------------------------------------------------------- contract wallets
+
+
+def test_a_contract_wallet_session_registers_its_owner_key_and_pays_through_it(
+        uploader_hub, settling_relayer, wallet_hub, relayer, caller):
+    model = uploader_hub.upload_model(IRIS, "iris", PRICE, relayer_url=settling_relayer.url).model_id
+    said: list[str] = []
+    with wallet_hub.fast_session(model, relayer=settling_relayer.url, reserve=5 * PRICE,
+                                 progress=said.append) as session:
+        assert session.caller == wallet_hub.address and session.signer_address == caller.address
+        assert session.registered_signer and wallet_hub.receipt_signer().signer == caller.address
+        assert any("receipt signer" in line for line in said)
+        for _ in range(2):
+            session.infer(IRIS_INPUT)
+    wait_until(lambda: wallet_hub.channel(wallet_hub.address, relayer, model) == (2, 2 * PRICE),
+               what="the relayer to settle the wallet's receipts")
+    assert wallet_hub.reservation(relayer=relayer).reserved == 3 * PRICE
+
+
+def test_a_session_refuses_to_sign_with_a_key_that_is_not_the_callers_receipt_signer(
+        served_iris, relayer_process, wallet_hub, stranger):
+    wallet_hub.set_receipt_signer(stranger)
+    with pytest.raises(e.ReceiptSignerError, match="not by"):
+        wallet_hub.fast_session(served_iris.model_id, relayer=relayer_process.url)
+    assert wallet_hub.reservations() == []
