@@ -122,6 +122,7 @@ contract EscrowHandler is HubModel {
 
     modifier watched() {
         uint256[NR][NC] memory before = _reservedNow();
+        ++step;
         mayShrink = 0;
         mayGrow = 0;
         _;

@@ -183,6 +183,11 @@ abstract contract HubModel is WithVm {
 
     Violation[] internal violations;
 
+    /// @notice Actions performed; the comparison of requests and channels with the contracts
+    /// walks a window that moves with it (all of them every few actions), plus the newest.
+    uint256 public step;
+    uint256 internal constant WINDOW = 8;
+
     function _violate(string memory what, uint256 a, uint256 b) internal {
         if (violations.length < 20) violations.push(Violation(what, a, b));
     }
@@ -498,8 +503,19 @@ abstract contract HubModel is WithVm {
         return ("", 0, 0);
     }
 
+    /// @dev The indexes the comparison walks at this step: a window of WINDOW that moves by
+    /// WINDOW each step, and the newest WINDOW / 2.
+    function _inWindow(uint256 i, uint256 n) internal view returns (bool) {
+        if (n <= 2 * WINDOW || i + WINDOW / 2 >= n) return true;
+        uint256 start = step * WINDOW % n;
+        uint256 offset = (i + n - start) % n;
+        return offset < WINDOW;
+    }
+
     function _mismatchRequests() internal view returns (string memory, uint256, uint256) {
-        for (uint256 i; i < gReqs.length; ++i) {
+        uint256 n = gReqs.length;
+        for (uint256 i; i < n; ++i) {
+            if (!_inWindow(i, n)) continue;
             GRequest storage g = gReqs[i];
             (address caller, uint256 modelId, uint32 version, uint256 price, bytes32 inputHash, uint64 deadline, uint8 status)
             = escrow.getRequest(g.id);
@@ -524,7 +540,9 @@ abstract contract HubModel is WithVm {
     }
 
     function _mismatchChannels() internal view returns (string memory, uint256, uint256) {
-        for (uint256 i; i < channelIds.length; ++i) {
+        uint256 n = channelIds.length;
+        for (uint256 i; i < n; ++i) {
+            if (!_inWindow(i, n)) continue;
             ChannelId memory id = channelIds[i];
             GChannel storage g = gCh[_chKey(id.caller, id.relayer, id.modelId)];
             (uint256 calls, uint256 amount) = escrow.channel(callers[id.caller], rel[id.relayer], id.modelId);
@@ -532,6 +550,47 @@ abstract contract HubModel is WithVm {
             uint256 price = escrow.channelPrice(callers[id.caller], rel[id.relayer], id.modelId);
             uint256 expected = _exists(id.modelId) ? _perCall(g.settledAt, id.modelId) : 0;
             if (price != expected) return ("channelPrice differs from the model", price, expected);
+        }
+        return ("", 0, 0);
+    }
+
+    /// @notice The prices the model says pending requests lock, read from the escrow.
+    function lockedByPending() external view returns (uint256 total) {
+        for (uint256 i; i < gReqs.length; ++i) {
+            if (gReqs[i].status != 1) continue;
+            (,,, uint256 price,,, uint8 status) = escrow.getRequest(gReqs[i].id);
+            if (status == 1) total += price;
+        }
+    }
+
+    /// @notice Requests end at most once, with the event of their state; each channel was paid
+    /// exactly its settled amount, by increases; every channel call paid at least 1 base unit;
+    /// modelStats = settled requests + channel totals, per model ("" if all hold).
+    function bookkeepingMismatch() external view returns (string memory, uint256, uint256) {
+        for (uint256 i; i < gReqs.length; ++i) {
+            GRequest storage g = gReqs[i];
+            if (g.endings > 1) return ("a request ended more than once", g.id, g.endings);
+            if ((g.status == 1) != (g.endings == 0)) return ("a request's state and its events disagree", g.id, g.status);
+        }
+        uint256 models = gModels.length;
+        uint256[] memory calls = new uint256[](models + 2);
+        uint256[] memory revenue = new uint256[](models + 2);
+        for (uint256 i; i < channelIds.length; ++i) {
+            ChannelId memory id = channelIds[i];
+            GChannel storage g = gCh[_chKey(id.caller, id.relayer, id.modelId)];
+            if (g.paidSum != g.amount) return ("a channel's payments do not sum to its settled amount", g.paidSum, g.amount);
+            if (g.amount < g.calls) return ("a channel counted calls nobody paid 1 base unit for", g.calls, g.amount);
+            calls[id.modelId] += g.calls;
+            revenue[id.modelId] += g.amount;
+        }
+        for (uint256 m = 1; m <= models + 1; ++m) {
+            (uint256 statCalls, uint256 statRevenue) = escrow.modelStats(m);
+            if (statCalls != calls[m] + requestCallsOf[m]) {
+                return ("modelStats calls != settled requests + channel calls", statCalls, calls[m] + requestCallsOf[m]);
+            }
+            if (statRevenue != revenue[m] + requestRevenueOf[m]) {
+                return ("modelStats revenue != settled request prices + channel amounts", statRevenue, revenue[m] + requestRevenueOf[m]);
+            }
         }
         return ("", 0, 0);
     }
