@@ -24,7 +24,7 @@ that floor).
 
 The model also states the design's promises about terms, as assertions (`TermsChanged`): a call
 settles under the fees and the explicit payees that were in force, or already announced, when it
-was paid for, if it settles within the notice.
+was paid for, if it settles within the notice (a later change may cancel an announced one).
 """
 
 from __future__ import annotations
@@ -181,14 +181,6 @@ class Model:
             self.explicit_payees, self.next_payees, self.next_payees_at = self.next_payees, None, 0
 
 
-def payees_under(schedule: tuple, now: int) -> list[tuple[str, int]] | None:
-    """The explicit payees a schedule taken earlier (Model.payee_schedule) puts in force at `now`."""
-    explicit, pending, at = schedule
-    if pending is not None and now >= at:
-        return list(pending)
-    return list(explicit) if explicit is not None else None
-
-
 @dataclass
 class Request:
     request_id: int
@@ -284,12 +276,6 @@ class Signed:
     version: int
     input_hash: bytes
     signer: str | None
-
-
-def fees_under(schedule: tuple, now: int) -> tuple[int, int]:
-    """The fees a schedule taken earlier (Hub.fee_schedule) puts in force at `now`."""
-    in_force, pending, at = schedule
-    return pending if pending is not None and now >= at else in_force
 
 
 @dataclass
@@ -791,13 +777,17 @@ class Hub:
 
     def check_terms(self, fee_schedule: tuple, payee_schedule: tuple, paid_at: int, model_id: int, now: int) -> None:
         """The promise about terms: within the notice, a call paid for at `paid_at` settles under
-        the fees and the explicit payees in force or announced then."""
-        if now < paid_at + self.terms_notice_period and self.fees(now) != fees_under(fee_schedule, now):
-            raise TermsChanged(f"fees {self.fees(now)} at {now}, not {fees_under(fee_schedule, now)} as when paid at {paid_at}")
-        explicit = payees_under(payee_schedule, now)
+        the fees in force then or the change announced then (a later change may cancel that
+        one, not bring another), and likewise under the explicit payees in force or announced."""
+        if now < paid_at + self.terms_notice_period:
+            in_force, pending, _ = fee_schedule
+            if self.fees(now) not in (in_force, pending):
+                raise TermsChanged(f"fees {self.fees(now)} at {now}, neither {in_force} nor {pending} as when paid at {paid_at}")
+        explicit, pending, _ = payee_schedule
         if explicit is not None and now < paid_at + self.price_notice_period:
-            if self.models[model_id].payees(now) != explicit:
-                raise TermsChanged(f"payees of model {model_id} changed under a call paid at {paid_at}")
+            payees = self.models[model_id].payees(now)
+            if payees != explicit and payees != pending:
+                raise TermsChanged(f"payees of model {model_id} at {now} are {payees}, not those of a call paid at {paid_at}")
 
     def _settle(self, att: Signed, now: int) -> Settlement:
         request = self.requests[att.request_id]

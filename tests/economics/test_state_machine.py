@@ -1392,16 +1392,20 @@ class EconomicsMachine(RuleBasedStateMachine):
 
     def honest_duties(self) -> None:
         """Before the next transaction (at next_ts): each honest relayer settles at the last
-        second it safely can, if the next transaction would come later."""
+        seconds it safely can, if one of its duties falls before (or just after) that
+        transaction; several relayers due together settle in consecutive blocks."""
         due: dict[str, int] = {}
         for ch, held in self.held.items():
             if held:
                 at = self.duty_time(ch, held)
-                if at < self.next_ts:
+                if at <= self.next_ts + 2:
                     due[ch[1]] = min(due.get(ch[1], at), at)
         order = sorted(due.items(), key=lambda kv: kv[1])
+        if not order:
+            return
+        start = max(self.head_ts + 1, min(order[0][1], self.next_ts - 1) - (len(order) - 1))
         for i, (relayer, at) in enumerate(order):
-            ts = max(self.head_ts + 1, at - (len(order) - 1 - i))
+            ts = max(start + i, self.head_ts + 1)
             self.check(ts <= at, f"harness: honest relayer {relayer} could not settle by {at} (head {self.head_ts})")
             self.honest_settle(relayer, ts=ts)
 
@@ -1552,6 +1556,8 @@ class EconomicsMachine(RuleBasedStateMachine):
                 me, self.w.registry, "registerModel", "mine", keccak(b"mine"), "ipfs://mine", extra % 2, abi=self.R,
             )  # fmt: skip
             own = [mid for mid, m in sorted(hub.models.items()) if m.owner == me]
+        if not own:
+            return  # registrations are paused
         model_id = own[extra % len(own)]
         if not hub.is_active(me, self.next_ts) and me not in hub.relayers:
             self.relayer_register(actor=self.w.actors.index(me), bond_choice=0, extra=0)
