@@ -403,6 +403,12 @@ class Relayer:
             if outcome.settled:
                 continue
             call = by_id[outcome.request_id]
+            if outcome.skip_reason is SkipReason.NOT_PENDING and self._fulfilled_by_us(call):
+                # An earlier transaction of ours settled it (sent in a round that then failed,
+                # a receipt that timed out...): it is paid to us.
+                self._count_settled([call])
+                self.state.mark_ended([call.request_id], CallState.SETTLED, "settled by an earlier transaction")
+                continue
             if outcome.skip_reason in (SkipReason.NOT_PENDING, SkipReason.DEADLINE_PASSED):
                 # Settled by another relayer first, refunded, or too late: nothing is owed to us.
                 self.metrics.requests_dropped.inc()

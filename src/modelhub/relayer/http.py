@@ -75,7 +75,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 STATUS_TIMEOUT_S = 5.0  # /healthz answers 503 when status() takes longer
 SHUTDOWN_TIMEOUT_S = 10.0  # how long stop() lets requests in flight finish
 READ_CHUNK = 256 * 1024
-SETTLING_WAIT_S = 15.0  # how long a GET of a call whose settlement is in flight waits for it
+SETTLING_WAIT_S = 3.0  # how long a GET of a call whose settlement is in flight waits for it
 IMMUTABLE = "public, max-age=31536000, immutable"  # a CID always names the same bytes
 UPLOAD_HINT = (
     "send the file's raw bytes as the body, e.g. curl --data-binary @model.onnx "
