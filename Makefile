@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile postgres test test-invariants slither demo up bench bench-gas bench-relayer bench-fast clean
+.PHONY: install compile postgres test test-invariants slither demo up bench bench-gas bench-relayer bench-fast bench-indexer clean
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -104,7 +104,10 @@ bench-relayer: compile
 bench-fast: compile
 	$(BIN)/python bench/fast_path.py
 
-bench: bench-gas bench-relayer bench-fast
+bench-indexer: compile postgres
+	$(BIN)/python bench/indexer.py
+
+bench: bench-gas bench-relayer bench-fast bench-indexer
 
 clean:
 	rm -rf .build .ape .pytest_cache .hypothesis

@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,11 +28,9 @@ def _as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "nobody", "--", *command] if os.geteuid() == 0 else command
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """postgresql://... of a fresh database on a server of our own, stopped after the session."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL 15 is not installed: `make postgres` (apt-get install postgresql) installs it")
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Starts a PostgreSQL server of its own on a free port; yields the URL of an empty database."""
     # Not under pytest's temp folder: its parents are private to root, and the server is not root.
     root = Path(tempfile.mkdtemp(prefix="modelhub-postgres-"))
     os.chmod(root, 0o777)
@@ -51,3 +51,12 @@ def postgres_url():
         subprocess.run(_as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """postgresql://... of a fresh database on a server of our own, stopped after the session."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail("PostgreSQL 15 is not installed: `make postgres` (apt-get install postgresql) installs it")
+    with postgres_server() as url:
+        yield url

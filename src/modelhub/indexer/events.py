@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from ..contracts import ESCROW, REGISTRY, RELAYERS, contract_type
 from ..errors import ChainUnreachableError, ModelHubError
@@ -27,27 +27,52 @@ class Event:
     log_index: int
 
 
+_STATIC = ("uint", "int", "address", "bool", "bytes32")
+
+
 class _Decoder:
+    """One event's decoder. Events whose fields are all one-word types (most of the hub's) are
+    read word by word, several times faster than eth_abi; the others go through eth_abi."""
+
     def __init__(self, abi: Any) -> None:
         self.name = abi.name
         self.indexed = [(i.name, i.canonical_type) for i in abi.inputs if i.indexed]
         self.plain = [(i.name, i.canonical_type) for i in abi.inputs if not i.indexed]
+        self.static = all(kind.startswith(_STATIC) and not kind.endswith("]") for _, kind in self.plain)
 
     def decode(self, log: dict[str, Any]) -> dict[str, Any]:
         args: dict[str, Any] = {}
         for (name, kind), topic in zip(self.indexed, log["topics"][1:]):
-            args[name] = _plain(kind, abi_decode([kind], bytes.fromhex(topic[2:]))[0])
-        values = abi_decode([kind for _, kind in self.plain], bytes.fromhex(log["data"][2:]))
+            args[name] = _word(kind, bytes.fromhex(topic[2:]))
+        data = bytes.fromhex(log["data"][2:])
+        if self.static:
+            for index, (name, kind) in enumerate(self.plain):
+                args[name] = _word(kind, data[32 * index:32 * index + 32])
+            return args
+        values = abi_decode([kind for _, kind in self.plain], data)
         for (name, kind), value in zip(self.plain, values):
             args[name] = _plain(kind, value)
         return args
 
 
+def _word(kind: str, word: bytes) -> Any:
+    """A one-word ABI value: addresses as lowercase hex, bytes32 as 0x-hex, ints, bools."""
+    if kind == "address":
+        return "0x" + word[12:].hex()
+    if kind == "bool":
+        return word[-1] == 1
+    if kind == "bytes32":
+        return "0x" + word.hex()
+    if kind.startswith("int"):
+        return int.from_bytes(word, "big", signed=True)
+    return int.from_bytes(word, "big")
+
+
 def _plain(kind: str, value: Any) -> Any:
     if kind == "address":
-        return to_checksum_address(value).lower()
+        return value.lower()
     if kind == "address[]":
-        return [to_checksum_address(v).lower() for v in value]
+        return [v.lower() for v in value]
     if kind.startswith("bytes"):
         return "0x" + bytes(value).hex()
     return value

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
 from .. import feesplit
@@ -70,8 +70,10 @@ class Indexer:
         stamps = self.source.timestamps(sorted({event.block for event in events}))
         with self.engine.begin() as connection:
             apply = _Applier(connection, self.engine.dialect.name)
+            apply.preload(events)
             for event in events:
                 apply(event, stamps[event.block])
+            apply.flush()
             connection.execute(update(t.cursor).where(t.cursor.c.id == 1).values(block=end))
         self.cursor = end
         return StepResult(start, end, len(events))
@@ -88,17 +90,55 @@ class Indexer:
 
 
 class _Applier:
-    """Turns events into rows, within one transaction."""
+    """Turns events into rows, within one transaction. Rows that many events touch (balances,
+    reservations, channels, requests) are read once, changed in memory and written back in bulk
+    by `flush`; new settlement and earnings rows are inserted in bulk; the rare events (models,
+    payees, fees, relayers) are written at once and the caches they affect dropped."""
 
     def __init__(self, connection: Connection, dialect: str) -> None:
         self.db = connection
         self.dialect = dialect
         self.pending_payees: dict[int, tuple[list[str], list[int]]] = {}
+        self.accounts = _Rows(connection, t.accounts, ("account",), dict(credit=0, earnings=0, withdrawn_earnings=0))
+        self.reservations = _Rows(connection, t.reservations, ("caller", "relayer"), dict(amount=0))
+        self.channels = _Rows(connection, t.channels, ("caller", "relayer", "model_id"), dict(calls=0, amount=0))
+        self.requests = _Rows(connection, t.requests, ("request_id",), None)
+        self.earnings = _Rows(connection, t.earnings, ("account", "model_id", "role", "day"), dict(amount=0))
+        self.settlements: list[dict] = []
+        self._fees: list[Any] | None = None
+        self._payees: dict[int, list[Any]] = {}
+        self._owners: dict[int, str] = {}
+        self._treasury: str | None = None
 
     def __call__(self, event: Event, timestamp: int) -> None:
         handler = getattr(self, "on_" + event.name, None)
         if handler is not None:
             handler(event.args, timestamp, event.block)
+
+    def preload(self, events: list[Event]) -> None:
+        """Reads, in a few queries, the existing rows the batch's events will touch."""
+        accounts, reservations, channels, requests = set(), set(), set(), set()
+        for event in events:
+            a = event.args
+            for name in ("account", "caller", "relayer"):
+                if name in a and isinstance(a[name], str):
+                    accounts.add((a[name],))
+            if event.name in ("Reserved", "Released", "ReceiptSettled"):
+                reservations.add((a["caller"], a["relayer"]))
+            if event.name == "ReceiptSettled":
+                channels.add((a["caller"], a["relayer"], a["modelId"]))
+            if event.name in ("InferenceFulfilled", "InferenceRejected", "InferenceRefunded", "RelayerDesignated"):
+                requests.add((str(a["requestId"]),))
+        self.accounts.preload(accounts)
+        self.reservations.preload(reservations)
+        self.channels.preload(channels)
+        self.requests.preload(requests)
+
+    def flush(self) -> None:
+        for rows in (self.accounts, self.reservations, self.channels, self.requests, self.earnings):
+            rows.flush()
+        if self.settlements:
+            self.db.execute(t.settlements.insert(), self.settlements)
 
     # ------------------------------------------------------------ registry
 
@@ -112,6 +152,7 @@ class _Applier:
             block=block))
         self.db.execute(t.prices.insert().values(model_id=model_id, old_price=0, new_price=a["pricePerCall"],
                                                  time=now, block=block))
+        self._owners[model_id] = a["owner"]
 
     def on_VersionPublished(self, a: dict, now: int, block: int) -> None:
         self.db.execute(t.versions.insert().values(
@@ -137,12 +178,14 @@ class _Applier:
         self.db.execute(t.payee_sets.insert().values(model_id=model_id, accounts=json.dumps(accounts),
                                                      shares=json.dumps(shares), effective_at=a["effectiveAt"],
                                                      time=now))
+        self._payees.pop(model_id, None)
 
     def on_ModelActiveChanged(self, a: dict, now: int, block: int) -> None:
         self.db.execute(update(t.models).where(t.models.c.model_id == a["modelId"]).values(active=a["active"]))
 
     def on_ModelTransferred(self, a: dict, now: int, block: int) -> None:
         self.db.execute(update(t.models).where(t.models.c.model_id == a["modelId"]).values(owner=a["to"]))
+        self._owners[a["modelId"]] = a["to"]
 
     # ------------------------------------------------------------ relayer registry
 
@@ -169,69 +212,64 @@ class _Applier:
         self.db.execute(delete(t.fee_terms).where(t.fee_terms.c.effective_at > now))
         self.db.execute(t.fee_terms.insert().values(protocol_bps=a["protocolFeeBps"], relayer_bps=a["relayerFeeBps"],
                                                     effective_at=a["effectiveAt"], time=now))
+        self._fees = None
 
     def on_TreasuryChanged(self, a: dict, now: int, block: int) -> None:
         self.db.execute(update(t.cursor).where(t.cursor.c.id == 1).values(treasury=a["newTreasury"]))
+        self._treasury = a["newTreasury"]
 
     # ------------------------------------------------------------ escrow: credit
 
     def on_Deposited(self, a: dict, now: int, block: int) -> None:
-        self._credit(a["account"], a["amount"])
+        self.accounts.get(a["account"])["credit"] += a["amount"]
 
     def on_Withdrawn(self, a: dict, now: int, block: int) -> None:
-        self._credit(a["account"], -a["amount"])
+        self.accounts.get(a["account"])["credit"] -= a["amount"]
 
     def on_Reserved(self, a: dict, now: int, block: int) -> None:
         # `reserve` moves free credit; `reserveFor` emits Deposited first, so the same rule holds.
-        self._credit(a["caller"], -a["amount"])
-        self._reservation(a["caller"], a["relayer"], a["amount"])
+        self.accounts.get(a["caller"])["credit"] -= a["amount"]
+        self.reservations.get(a["caller"], a["relayer"])["amount"] += a["amount"]
 
     def on_Released(self, a: dict, now: int, block: int) -> None:
-        self._reservation(a["caller"], a["relayer"], -a["amount"])
-        self._credit(a["caller"], a["amount"])
+        self.reservations.get(a["caller"], a["relayer"])["amount"] -= a["amount"]
+        self.accounts.get(a["caller"])["credit"] += a["amount"]
 
     def on_EarningsWithdrawn(self, a: dict, now: int, block: int) -> None:
-        row = self._account(a["account"])
-        self.db.execute(update(t.accounts).where(t.accounts.c.account == a["account"]).values(
-            earnings=row.earnings - a["amount"], withdrawn_earnings=row.withdrawn_earnings + a["amount"]))
+        row = self.accounts.get(a["account"])
+        row["earnings"] -= a["amount"]
+        row["withdrawn_earnings"] += a["amount"]
 
     # ------------------------------------------------------------ escrow: calls
 
     def on_InferenceRequested(self, a: dict, now: int, block: int) -> None:
-        self._credit(a["caller"], -a["price"])
-        self.db.execute(t.requests.insert().values(
-            request_id=str(a["requestId"]), model_id=a["modelId"], version=a["version"], caller=a["caller"],
-            price=a["price"], status=1, requested_at=now, block=block))
+        self.accounts.get(a["caller"])["credit"] -= a["price"]
+        self.requests.add(dict(request_id=str(a["requestId"]), model_id=a["modelId"], version=a["version"],
+                               caller=a["caller"], price=a["price"], designated=None, status=1, relayer=None,
+                               reject_reason=None, requested_at=now, ended_at=None, block=block))
 
     def on_RelayerDesignated(self, a: dict, now: int, block: int) -> None:
-        self.db.execute(update(t.requests).where(t.requests.c.request_id == str(a["requestId"]))
-                        .values(designated=a["relayer"]))
+        self.requests.get(str(a["requestId"]))["designated"] = a["relayer"]
 
     def on_InferenceFulfilled(self, a: dict, now: int, block: int) -> None:
         request = self._end(a["requestId"], FULFILLED, now, relayer=a["relayer"])
-        self._settle(request.model_id, "request", request.caller, a["relayer"], 1, request.price, now, block,
-                     requested_at=request.requested_at)
+        self._settle(request["model_id"], "request", request["caller"], a["relayer"], 1, request["price"], now, block,
+                     requested_at=request["requested_at"])
 
     def on_InferenceRejected(self, a: dict, now: int, block: int) -> None:
         request = self._end(a["requestId"], REJECTED, now, relayer=a["relayer"], reject_reason=a["reason"])
-        self._credit(request.caller, request.price)
+        self.accounts.get(request["caller"])["credit"] += request["price"]
 
     def on_InferenceRefunded(self, a: dict, now: int, block: int) -> None:
         request = self._end(a["requestId"], REFUNDED, now)
-        self._credit(request.caller, request.price)
+        self.accounts.get(request["caller"])["credit"] += request["price"]
 
     def on_ReceiptSettled(self, a: dict, now: int, block: int) -> None:
-        key = and_(t.channels.c.caller == a["caller"], t.channels.c.relayer == a["relayer"],
-                   t.channels.c.model_id == a["modelId"])
-        before = self.db.execute(select(t.channels.c.calls).where(key)).scalar()
-        if before is None:
-            self.db.execute(t.channels.insert().values(caller=a["caller"], relayer=a["relayer"], model_id=a["modelId"],
-                                                       calls=a["calls"], amount=a["amount"]))
-        else:
-            self.db.execute(update(t.channels).where(key).values(calls=a["calls"], amount=a["amount"]))
-        self._reservation(a["caller"], a["relayer"], -a["paid"])
-        self._settle(a["modelId"], "receipt", a["caller"], a["relayer"], a["calls"] - (before or 0), a["paid"], now,
-                     block)
+        channel = self.channels.get(a["caller"], a["relayer"], a["modelId"])
+        new_calls = a["calls"] - channel["calls"]
+        channel["calls"], channel["amount"] = a["calls"], a["amount"]
+        self.reservations.get(a["caller"], a["relayer"])["amount"] -= a["paid"]
+        self._settle(a["modelId"], "receipt", a["caller"], a["relayer"], new_calls, a["paid"], now, block)
 
     # ------------------------------------------------------------ the money
 
@@ -240,59 +278,115 @@ class _Applier:
         protocol_bps, relayer_bps = self._fees_at(now)
         payees, shares, owner = self._payees_at(model_id, now)
         treasury_part, relayer_part, payee_parts = feesplit.split(amount, protocol_bps, relayer_bps, shares)
-        self.db.execute(t.settlements.insert().values(
+        self.settlements.append(dict(
             model_id=model_id, kind=kind, caller=caller, relayer=relayer, calls=calls, amount=amount,
             self_dealing=caller == owner or caller in payees, requested_at=requested_at, time=now, day=now // DAY,
             block=block))
-        treasury = self.db.execute(select(t.cursor.c.treasury)).scalar()
-        rows = [(treasury, "treasury", treasury_part), (relayer, "relayer", relayer_part),
-                *((payee, "payee", part) for payee, part in zip(payees, payee_parts))]
-        for account, role, part in rows:
-            if part == 0:
-                continue
-            self.db.execute(t.earnings.insert().values(account=account, model_id=model_id, role=role, amount=part,
-                                                       time=now, day=now // DAY))
-            row = self._account(account)
-            self.db.execute(update(t.accounts).where(t.accounts.c.account == account)
-                            .values(earnings=row.earnings + part))
+        for account, role, part in ((self._treasury_now(), "treasury", treasury_part), (relayer, "relayer", relayer_part),
+                                    *((payee, "payee", part) for payee, part in zip(payees, payee_parts))):
+            if part:
+                self.earnings.get(account, model_id, role, now // DAY)["amount"] += part
+                self.accounts.get(account)["earnings"] += part
 
     def _fees_at(self, now: int) -> tuple[int, int]:
-        row = self.db.execute(select(t.fee_terms.c.protocol_bps, t.fee_terms.c.relayer_bps)
-                              .where(t.fee_terms.c.effective_at <= now)
-                              .order_by(t.fee_terms.c.effective_at.desc(), t.fee_terms.c.id.desc()).limit(1)).first()
-        return (row.protocol_bps, row.relayer_bps) if row else (0, 0)
+        if self._fees is None:
+            self._fees = self.db.execute(select(t.fee_terms.c.protocol_bps, t.fee_terms.c.relayer_bps,
+                                                t.fee_terms.c.effective_at)
+                                         .order_by(t.fee_terms.c.effective_at, t.fee_terms.c.id)).all()
+        in_force = (0, 0)
+        for protocol_bps, relayer_bps, effective_at in self._fees:
+            if effective_at <= now:
+                in_force = (protocol_bps, relayer_bps)
+        return in_force
 
     def _payees_at(self, model_id: int, now: int) -> tuple[list[str], list[int], str]:
-        owner = self.db.execute(select(t.models.c.owner).where(t.models.c.model_id == model_id)).scalar()
-        row = self.db.execute(select(t.payee_sets.c.accounts, t.payee_sets.c.shares)
-                              .where(and_(t.payee_sets.c.model_id == model_id, t.payee_sets.c.effective_at <= now))
-                              .order_by(t.payee_sets.c.effective_at.desc(), t.payee_sets.c.id.desc())
-                              .limit(1)).first()
-        if row is None:
+        owner = self._owners.get(model_id)
+        if owner is None:
+            owner = self._owners[model_id] = self.db.execute(
+                select(t.models.c.owner).where(t.models.c.model_id == model_id)).scalar()
+        sets = self._payees.get(model_id)
+        if sets is None:
+            sets = self._payees[model_id] = [
+                (json.loads(r.accounts), json.loads(r.shares), r.effective_at) for r in self.db.execute(
+                    select(t.payee_sets).where(t.payee_sets.c.model_id == model_id)
+                    .order_by(t.payee_sets.c.effective_at, t.payee_sets.c.id))]
+        in_force = None
+        for accounts, shares, effective_at in sets:
+            if effective_at <= now:
+                in_force = (accounts, shares)
+        if in_force is None:
             return [owner], [feesplit.BPS], owner
-        return json.loads(row.accounts), json.loads(row.shares), owner
+        return in_force[0], in_force[1], owner
 
-    def _end(self, request_id: int, status: int, now: int, **changes: Any) -> Any:
-        key = t.requests.c.request_id == str(request_id)
-        request = self.db.execute(select(t.requests).where(key)).first()
-        self.db.execute(update(t.requests).where(key).values(status=status, ended_at=now, **changes))
+    def _treasury_now(self) -> str:
+        if self._treasury is None:
+            self._treasury = self.db.execute(select(t.cursor.c.treasury)).scalar()
+        return self._treasury
+
+    def _end(self, request_id: int, status: int, now: int, **changes: Any) -> dict:
+        request = self.requests.get(str(request_id))
+        request.update(status=status, ended_at=now, **changes)
         return request
 
-    def _account(self, account: str) -> Any:
-        row = self.db.execute(select(t.accounts).where(t.accounts.c.account == account)).first()
+
+class _Rows:
+    """Rows of one table keyed by `keys`, read at first touch, written back by `flush`."""
+
+    def __init__(self, db: Connection, table: Any, keys: tuple[str, ...], defaults: dict | None) -> None:
+        self.db, self.table, self.keys, self.defaults = db, table, keys, defaults
+        self.rows: dict[tuple, dict] = {}
+        self.new: set[tuple] = set()
+        self.loaded: set[tuple] = set()  # keys looked up by preload, found or not
+
+    def preload(self, keys: set[tuple], chunk: int = 500) -> None:
+        """Reads the rows of `keys` not yet read, a chunk of keys per query."""
+        wanted = [key for key in keys if key not in self.rows]
+        columns = [self.table.c[name] for name in self.keys]
+        for start in range(0, len(wanted), chunk):
+            part = wanted[start:start + chunk]
+            if len(columns) == 1:
+                condition = columns[0].in_([key[0] for key in part])
+            else:
+                condition = tuple_(*columns).in_(part)
+            for found in self.db.execute(select(self.table).where(condition)):
+                row = dict(found._mapping)
+                self.rows[tuple(row[name] for name in self.keys)] = row
+        self.loaded.update(wanted)
+
+    def get(self, *key: Any) -> dict:
+        row = self.rows.get(key)
+        if row is None and key in self.loaded and self.defaults is not None:
+            row = self.rows[key] = dict(zip(self.keys, key), **self.defaults)  # preloaded: known to be new
+            self.new.add(key)
+            return row
         if row is None:
-            self.db.execute(t.accounts.insert().values(account=account, credit=0, earnings=0, withdrawn_earnings=0))
-            row = self.db.execute(select(t.accounts).where(t.accounts.c.account == account)).first()
+            found = self.db.execute(select(self.table).where(
+                and_(*(self.table.c[name] == value for name, value in zip(self.keys, key))))).first()
+            if found is not None:
+                row = dict(found._mapping)
+            elif self.defaults is None:
+                raise KeyError(f"{self.table.name} has no row {key}")
+            else:
+                row = dict(zip(self.keys, key), **self.defaults)
+                self.new.add(key)
+            self.rows[key] = row
         return row
 
-    def _credit(self, account: str, change: int) -> None:
-        row = self._account(account)
-        self.db.execute(update(t.accounts).where(t.accounts.c.account == account).values(credit=row.credit + change))
+    def add(self, row: dict) -> None:
+        key = tuple(row[name] for name in self.keys)
+        self.rows[key] = row
+        self.new.add(key)
 
-    def _reservation(self, caller: str, relayer: str, change: int) -> None:
-        key = and_(t.reservations.c.caller == caller, t.reservations.c.relayer == relayer)
-        amount = self.db.execute(select(t.reservations.c.amount).where(key)).scalar()
-        if amount is None:
-            self.db.execute(t.reservations.insert().values(caller=caller, relayer=relayer, amount=change))
-        else:
-            self.db.execute(update(t.reservations).where(key).values(amount=amount + change))
+    def flush(self) -> None:
+        inserts = [row for key, row in self.rows.items() if key in self.new]
+        updates = [row for key, row in self.rows.items() if key not in self.new]
+        if inserts:
+            self.db.execute(self.table.insert(), inserts)
+        if updates:
+            key_params = {name: bindparam("key_" + name) for name in self.keys}
+            statement = update(self.table).where(
+                and_(*(self.table.c[name] == param for name, param in key_params.items())))
+            values = [name for name in updates[0] if name not in self.keys]
+            statement = statement.values({name: bindparam(name) for name in values})
+            self.db.execute(statement, [{**{"key_" + k: row[k] for k in self.keys}, **{n: row[n] for n in values}}
+                                        for row in updates])

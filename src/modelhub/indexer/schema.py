@@ -175,16 +175,14 @@ settlements = Table(
     Index("ix_settlements_relayer", "relayer"),
 )
 
+# What each account earned, per model, role ("payee", "relayer", "treasury") and UTC day.
 earnings = Table(
     "earnings", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("account", String(42), nullable=False),
-    Column("model_id", BigInteger, nullable=False),
-    Column("role", String(8), nullable=False),  # "payee" | "relayer" | "treasury"
+    Column("account", String(42), primary_key=True),
+    Column("model_id", BigInteger, primary_key=True),
+    Column("role", String(8), primary_key=True),
+    Column("day", BigInteger, primary_key=True),  # time // 86400
     Column("amount", Amount, nullable=False),
-    Column("time", BigInteger, nullable=False),
-    Column("day", BigInteger, nullable=False),
-    Index("ix_earnings_account_time", "account", "time"),
     Index("ix_earnings_model", "model_id", "day"),
 )
 

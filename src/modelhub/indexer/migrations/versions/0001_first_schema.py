@@ -41,17 +41,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('earnings',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('account', sa.String(length=42), nullable=False),
     sa.Column('model_id', sa.BigInteger(), nullable=False),
     sa.Column('role', sa.String(length=8), nullable=False),
-    sa.Column('amount', modelhub.indexer.schema.Amount(length=78), nullable=False),
-    sa.Column('time', sa.BigInteger(), nullable=False),
     sa.Column('day', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    sa.Column('amount', modelhub.indexer.schema.Amount(length=78), nullable=False),
+    sa.PrimaryKeyConstraint('account', 'model_id', 'role', 'day')
     )
     with op.batch_alter_table('earnings', schema=None) as batch_op:
-        batch_op.create_index('ix_earnings_account_time', ['account', 'time'], unique=False)
         batch_op.create_index('ix_earnings_model', ['model_id', 'day'], unique=False)
 
     op.create_table('fee_terms',
@@ -187,7 +184,6 @@ def downgrade() -> None:
     op.drop_table('fee_terms')
     with op.batch_alter_table('earnings', schema=None) as batch_op:
         batch_op.drop_index('ix_earnings_model')
-        batch_op.drop_index('ix_earnings_account_time')
 
     op.drop_table('earnings')
     op.drop_table('cursor')
