@@ -63,7 +63,7 @@ def main() -> int:
         relayer_hub.relayer_register("http://127.0.0.1", relayer_hub.min_bond)
 
         print(f"funding {max(CONCURRENCIES)} callers ...", file=sys.stderr)
-        callers = [new_caller(anvil, deployment) for _ in range(max(CONCURRENCIES))]
+        callers = [new_caller(anvil, deployment, relayer_account.address) for _ in range(max(CONCURRENCIES))]
 
         store = folder / "store"
         # The relayer as shipped: default poll (0.5 s) and settlement (every 60 s) intervals.
@@ -102,14 +102,14 @@ def bare_onnxruntime() -> dict:
     return {"calls_per_second": round(BARE_ITERATIONS / elapsed), **percentiles(times)}
 
 
-def new_caller(anvil: Anvil, deployment) -> tuple[FastSigner, Hub]:
-    """A fresh funded caller with receipts enabled."""
+def new_caller(anvil: Anvil, deployment, relayer: str) -> tuple[FastSigner, Hub]:
+    """A fresh funded caller with its credit reserved for the relayer (what pays its receipts)."""
     account = accounts.test_accounts.generate_test_account()
     rpc(anvil.url, "anvil_setBalance", account.address, hex(10 * TOKEN))
     hub = Hub(deployment, account)
     hub.faucet(10_000 * TOKEN)
     hub.deposit(10_000 * TOKEN)
-    hub.enable_receipts()
+    hub.reserve(relayer, 10_000 * TOKEN)
     return FastSigner(account.private_key), hub
 
 
