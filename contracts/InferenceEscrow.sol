@@ -222,6 +222,7 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     struct Reservation {
         uint160 amount;
         uint40 releaseAt; // 0: no release announced
+        uint40 openedAt; // the first reserve: no receipt paid from it was signed before
         uint160 releasing;
     }
 
@@ -376,6 +377,8 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
             account.credit = uint160(credit - amount);
         }
         reservation.amount = uint160(reserved);
+        // uint40 seconds last until the year 36812.
+        if (reservation.openedAt == 0) reservation.openedAt = uint40(block.timestamp);
         emit Reserved(msg.sender, relayer, amount, reserved);
     }
 
@@ -390,6 +393,7 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
             revert InferenceEscrow_CreditOverflow(account, reservation.amount, type(uint160).max);
         }
         reservation.amount = uint160(reserved);
+        if (reservation.openedAt == 0) reservation.openedAt = uint40(block.timestamp);
         emit Deposited(account, amount);
         emit Reserved(account, relayer, amount, reserved);
         token.pullExact(msg.sender, amount);
@@ -691,14 +695,15 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
     }
 
     /// @notice The least a receipt on the channel (caller, relayer, model) must pay per new call
-    /// if settled now: the lowest receipt price since the channel last settled (at least 1).
+    /// if settled now (at least 1); it never rises until the channel settles.
     function channelPrice(address caller, address relayer, uint256 modelId) external view returns (uint256) {
         // The payees are not needed here.
         // slither-disable-next-line unused-return
         (bool exists, uint256 pricePerCall, uint256 floorPrice, uint64 floorEndsAt,,) = registry.receiptTerms(modelId);
         if (!exists) return 0;
-        Channel storage settled = _channels[_channelKey(caller, relayer, modelId)];
-        return _lowestPrice(settled.settledAt, pricePerCall, floorPrice, floorEndsAt);
+        uint256 since = _channels[_channelKey(caller, relayer, modelId)].settledAt;
+        if (since == 0) since = _reservations[caller][relayer].openedAt;
+        return _lowestPrice(since, pricePerCall, floorPrice, floorEndsAt);
     }
 
     /// @notice The EIP-712 digest a caller signs for `receipt` (domain "ModelHub", version "1").
@@ -837,10 +842,11 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
             newCalls = receipt.calls - before.calls;
             paid = receipt.amount - before.amount;
         }
-        uint256 perCall = _lowestPrice(before.settledAt, run.pricePerCall, run.floorPrice, run.floorEndsAt);
+        Reservation storage reserved = _reservations[caller][msg.sender];
+        uint256 since = before.settledAt == 0 ? reserved.openedAt : before.settledAt;
+        uint256 perCall = _lowestPrice(since, run.pricePerCall, run.floorPrice, run.floorEndsAt);
         // newCalls < 2**64 and perCall < 2**128: the product fits.
         if (paid < newCalls * perCall) return ReceiptSkipReason.Underpriced;
-        Reservation storage reserved = _reservations[caller][msg.sender];
         uint256 available = reserved.amount;
         if (paid > available) return ReceiptSkipReason.InsufficientCredit;
 
@@ -861,18 +867,17 @@ contract InferenceEscrow is EIP712, Ownable2Step, Pausable, ReentrancyGuardTrans
         return ReceiptSkipReason.None;
     }
 
-    /// @dev The least a channel last settled at `settledAt` (0: never) pays per new call: the
-    /// floor of the model's last price rise if that rise's notice ran past the channel's last
-    /// settlement (so receipts signed under it always settle, however late), else the price;
-    /// never less than MIN_RECEIPT_PRICE. A channel's first settlement counts from
-    /// `withdrawalDelay` ago, the time a relayer is given to settle anything.
-    function _lowestPrice(uint256 settledAt, uint256 pricePerCall, uint256 floorPrice, uint64 floorEndsAt)
+    /// @dev The least a channel pays per new call when the increase since `since` (its last
+    /// settlement, or for its first one the opening of the caller's reservation for the relayer:
+    /// no receipt it pays was signed earlier) settles now: the lowest receipt price the model
+    /// ever had if its last rise's notice ended after `since` (receipts signed during it paid
+    /// less than the price), else the price; never less than MIN_RECEIPT_PRICE. Over time it can
+    /// only fall for a given channel, so a receipt accepted at the price it showed always settles.
+    function _lowestPrice(uint256 since, uint256 pricePerCall, uint256 floorPrice, uint64 floorEndsAt)
         private
-        view
+        pure
         returns (uint256 perCall)
     {
-        uint256 since = settledAt;
-        if (since == 0) since = block.timestamp > withdrawalDelay ? block.timestamp - withdrawalDelay : 0;
         perCall = since < floorEndsAt ? floorPrice : pricePerCall;
         if (perCall < MIN_RECEIPT_PRICE) perCall = MIN_RECEIPT_PRICE;
     }

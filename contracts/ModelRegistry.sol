@@ -79,6 +79,10 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
     struct PriceNotice {
         uint128 receiptPrice;
         uint40 endsAt;
+        // The lowest receipt price the model ever had, plus one (0: never changed, so the price
+        // itself). A channel that settled before the last notice ended may settle once more at
+        // it: whatever it was signed at, that settlement can never be underpriced.
+        uint136 lowestPlusOne;
     }
 
     struct Payee {
@@ -174,17 +178,21 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         uint256 oldPrice = model.pricePerCall;
         // The receipt price in force now is the one a rise must not cut short: a second rise
         // within the notice keeps the first one's floor and restarts the clock.
-        uint256 floor = _receiptPrice(model, _notices[modelId]);
+        PriceNotice storage notice = _notices[modelId];
+        uint256 floor = _receiptPrice(model, notice);
+        uint256 lowest = _lowestPrice(model, notice);
         model.pricePerCall = uint128(pricePerCall);
         emit PriceChanged(modelId, oldPrice, pricePerCall);
         if (pricePerCall > floor) {
             uint64 endsAt = uint64(block.timestamp + priceNoticePeriod);
             // floor <= the old price, which fits in 128 bits; uint40 seconds last until the year 36812.
-            _notices[modelId] = PriceNotice(uint128(floor), uint40(endsAt));
+            notice.receiptPrice = uint128(floor);
+            notice.endsAt = uint40(endsAt);
             emit PriceNoticeStarted(modelId, floor, endsAt);
         }
         // A cut leaves the last notice's record in place: the lower of its floor and the price
         // is what receipts pay while it runs, and the escrow still reads it after it ended.
+        notice.lowestPlusOne = uint136((pricePerCall < lowest ? pricePerCall : lowest) + 1);
     }
 
     /// @notice Sets who shares the model's revenue: 1 to 8 distinct accounts, non-zero shares
@@ -334,10 +342,8 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         Model storage model = _models[modelId];
         if (model.latestVersion == 0) return (false, 0, 0, 0, payees, shares);
         (payees, shares) = getPayees(modelId);
-        pricePerCall = model.pricePerCall;
         PriceNotice storage notice = _notices[modelId];
-        floorPrice = notice.receiptPrice < pricePerCall ? notice.receiptPrice : pricePerCall;
-        return (true, pricePerCall, floorPrice, notice.endsAt, payees, shares);
+        return (true, model.pricePerCall, _lowestPrice(model, notice), notice.endsAt, payees, shares);
     }
 
     /// @notice The notice on a model's last price rise: receipts paying `receiptPrice` per call
@@ -357,6 +363,13 @@ contract ModelRegistry is IModelRegistry, Ownable2Step, Pausable {
         uint256 price = model.pricePerCall;
         if (block.timestamp < notice.endsAt && notice.receiptPrice < price) return notice.receiptPrice;
         return price;
+    }
+
+    /// @dev The lowest receipt price the model ever had (never above the price).
+    function _lowestPrice(Model storage model, PriceNotice storage notice) private view returns (uint256) {
+        uint256 lowestPlusOne = notice.lowestPlusOne;
+        if (lowestPlusOne == 0) return model.pricePerCall;
+        return lowestPlusOne - 1;
     }
 
     /// @dev Which bank holds the payees in force now, and how many (0: the default payee).

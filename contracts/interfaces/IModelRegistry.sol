@@ -8,9 +8,10 @@ interface IModelRegistry {
     /// @dev Reverts for an unknown model.
     function callTerms(uint256 modelId) external view returns (uint256 pricePerCall, uint32 latestVersion, bool active);
 
-    /// @notice Whether `modelId` exists, its price per call, the floor of its last price rise
-    /// (receipts may pay `floorPrice` per call for calls made before `floorEndsAt`; the floor is
-    /// never above the price), and its payees in force now.
+    /// @notice Whether `modelId` exists, its price per call, the lowest receipt price it ever had
+    /// (`floorPrice`, never above the price) and when its last price rise's notice ends or ended
+    /// (`floorEndsAt`, 0 if it never rose), and its payees in force now. A channel whose last
+    /// settlement came before `floorEndsAt` may pay `floorPrice` per call once more.
     /// @dev Does not revert for an unknown model, so that a batch can skip it.
     function receiptTerms(uint256 modelId)
         external

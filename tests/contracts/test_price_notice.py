@@ -127,22 +127,46 @@ def test_receipts_signed_at_the_floor_and_settled_late_never_brick_their_channel
     assert floor_receipts  # signed before the end, superseded by the later cumulative receipt
 
 
-def test_a_channel_opened_after_the_notice_may_pay_the_floor_only_within_the_withdrawal_delay(
-    escrow, registry, model, create_model, reserve, other_caller, raise_price, make_receipt, signed, settle_receipts,
+def test_a_first_settlement_pays_the_floor_when_the_reservation_predates_the_notices_end(
+    escrow, model, create_model, reserve, other_caller, stranger, raise_price, make_receipt, signed, settle_receipts,
     chain, active_relayer,
 ):
+    """A channel that never settled counts from the opening of its caller's reservation for the
+    relayer: no receipt it pays was signed before. Reserved before a notice ended, it may pay the
+    floor however late it settles; reserved after, it pays the price."""
     reserve(other_caller, FUNDS, to=active_relayer)
     ends_at = raise_price(model, NEW)
-    delay = escrow.withdrawalDelay()
-    chain.pending_timestamp = ends_at + delay - 1
+    chain.pending_timestamp = ends_at + 30 * 86_400  # a month late
     assert escrow.channelPrice(other_caller, active_relayer, model) == OLD
     tx = settle_receipts(signed(make_receipt(model, 1, OLD, payer=other_caller), other_caller))
     assert one_event(tx, escrow.ReceiptSettled).paid == OLD
-    other_model = create_model(price=OLD)
-    other_end = raise_price(other_model, NEW)
-    chain.pending_timestamp = other_end + delay
-    tx = settle_receipts(signed(make_receipt(other_model, 1, OLD, payer=other_caller), other_caller))
+
+    reserve(stranger, FUNDS, to=active_relayer)  # opened after the notice ended
+    assert escrow.channelPrice(stranger, active_relayer, model) == NEW
+    tx = settle_receipts(signed(make_receipt(model, 1, OLD, payer=stranger), stranger))
     assert one_event(tx, escrow.ReceiptSkipped).reason == UNDERPRICED
+
+
+def test_a_second_rise_after_a_notice_ended_cannot_strand_receipts_accepted_at_the_old_floor(
+    escrow, registry, model, paying, raise_price, make_receipt, signed, settle_receipts, settles_at, chain,
+    active_relayer, uploader,
+):
+    """Found by the Foundry invariants: a channel that settled during a notice may settle once
+    more at its floor after the notice ended; a second rise then wrote a new notice whose floor
+    was the risen price, and the receipts the relayer had accepted at the old floor became
+    Underpriced for good. The floor the escrow uses is the lowest receipt price the model ever
+    had, so the channel's price can only fall until it settles."""
+    ends_at = raise_price(model, NEW)
+    assert settles_at(model, 1, OLD) is None  # settled during the notice
+    chain.pending_timestamp = ends_at + 10
+    assert escrow.channelPrice(paying, active_relayer, model) == OLD
+    accepted = signed(make_receipt(model, 6, 6 * OLD))  # 5 calls at the floor the chain showed
+    registry.setPrice(model, NEW + 1, sender=uploader)  # the owner raises again, after the end
+    registry.setPrice(model, OLD - 1, sender=uploader)  # and cuts and raises once more
+    registry.setPrice(model, 3 * NEW, sender=uploader)
+    assert escrow.channelPrice(paying, active_relayer, model) == OLD - 1
+    tx = settle_receipts(accepted)
+    assert one_event(tx, escrow.ReceiptSettled).paid == 5 * OLD
 
 
 def test_an_on_chain_request_pays_the_new_price_at_once(escrow, registry, model, fund, caller, raise_price, request_call):
@@ -212,7 +236,8 @@ def test_a_rise_after_the_notice_ended_takes_the_risen_price_as_its_floor(
     tx = registry.setPrice(model, 2 * NEW, sender=uploader)
     notice = one_event(tx, registry.PriceNoticeStarted)
     assert (notice.receiptPrice, notice.noticeEndsAt) == (NEW, first_end + registry.priceNoticePeriod())
-    assert registry.receiptTerms(model)[1:4] == (2 * NEW, NEW, first_end + registry.priceNoticePeriod())
+    # the escrow's floor is the lowest receipt price the model ever had
+    assert registry.receiptTerms(model)[1:4] == (2 * NEW, OLD, first_end + registry.priceNoticePeriod())
 
 
 def test_a_free_model_made_paid_keeps_one_unit_receipts_settling_during_the_notice(
