@@ -220,9 +220,13 @@ def _fast_calls(say: Say, caller: Hub, relayer: Hub, model_id: int, model: Examp
     say.step(f"The caller makes {FAST_CALLS} fast calls of {model.name}: straight to the relayer over HTTP, "
              "each paid with a signed receipt")
     inputs = [model.calls[i % len(model.calls)] for i in range(FAST_CALLS)]
-    with caller.fast_session(model_id, relayer=relayer_url) as session:
-        if session.enabled_receipts:
-            say.line("receipts enabled for the caller (once): its withdrawals now wait for a notice period")
+    reserve = FAST_CALLS * model.price
+    with caller.fast_session(model_id, relayer=relayer_url, reserve=reserve,
+                             progress=lambda text: None) as session:
+        if session.reserved:
+            say.line(f"the caller reserves {tokens(session.reserved)} of its credit for the relayer (one "
+                     "transaction): receipts are paid only from it, so the relayer can serve at once; it "
+                     f"comes back {session.hub.withdrawal_delay // 60} min after a release is announced")
         started = time.perf_counter()
         results = [session.infer(x) for x in inputs]
         elapsed = time.perf_counter() - started
@@ -238,10 +242,12 @@ def _fast_calls(say: Say, caller: Hub, relayer: Hub, model_id: int, model: Examp
         if time.monotonic() > deadline:
             raise ModelHubError("the relayer did not settle the fast calls within 120 s; see its log")
         time.sleep(0.5)
+    left = caller.reservation(relayer=relayer.address).reserved
     gas, transactions = _settlement_gas(caller, model_id)
     say.line(f"the relayer settled them with settleReceipts, every {SETTLE_INTERVAL_S} s: {transactions} "
              f"transaction{'s' if transactions > 1 else ''}, {gas:,} gas for {FAST_CALLS} calls "
-             f"({gas / FAST_CALLS:,.0f} gas per call)")
+             f"({gas / FAST_CALLS:,.0f} gas per call), paid out of the reservation "
+             f"({tokens(left)} left in it)")
     return last.receipt.amount
 
 

@@ -252,7 +252,8 @@ def _infer_in_background(hub_env, model_id: int, *extra: str) -> tuple[subproces
 
 def test_a_rejected_call_reports_the_reason_and_the_refund(hub_env, iris_model, bonded_relayer):
     credit = int(ok_json(modelhub(hub_env, "balance", "--json", account=CALLER))["credit"])
-    process, request_id = _infer_in_background(hub_env, iris_model)
+    # Only the relayer a call is designated to may reject it.
+    process, request_id = _infer_in_background(hub_env, iris_model, "--relayer", bonded_relayer)
     cast_send(hub_env, RELAYER, hub_env["deployment"]["InferenceEscrow"], "reject(uint256,uint8)",
               str(request_id), "1")
     stdout, stderr = process.communicate(timeout=60)
@@ -263,7 +264,8 @@ def test_a_rejected_call_reports_the_reason_and_the_refund(hub_env, iris_model, 
 
 
 class StandInRelayer:
-    """Serves GET /v1/requests/{id} from `answers` (request id -> JSON object)."""
+    """Serves GET /v1/requests/{id} from `answers` (request id -> JSON object), and a /healthz
+    naming TEST::3 (the bonded relayer) on chain 31337."""
 
     def __init__(self) -> None:
         self.answers: dict[int, dict] = {}
@@ -271,9 +273,14 @@ class StandInRelayer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                request_id = int(self.path.rsplit("/", 1)[-1]) if self.path.startswith("/v1/requests/") else 0
-                body = json.dumps(answers.get(request_id, {"error": "unknown request"})).encode()
-                self.send_response(200 if request_id in answers else 404)
+                if self.path == "/healthz":
+                    answer, found = {"status": "ok", "relayer": ADDRESSES[RELAYER], "chainId": 31337}, True
+                else:
+                    request_id = int(self.path.rsplit("/", 1)[-1]) if self.path.startswith("/v1/requests/") else 0
+                    answer = answers.get(request_id, {"error": "unknown request"})
+                    found = request_id in answers
+                body = json.dumps(answer).encode()
+                self.send_response(200 if found else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -35,11 +35,17 @@ class RequestIdType(click.ParamType):
 REQUEST_ID = RequestIdType()
 
 FAST_HELP = """\b
+On chain, --relayer designates the relayer: only it may serve the call, and it may reject
+it (bad input, model error) with a refund at once. Without --relayer the call is open to
+every relayer, none may reject it, and unserved it is refunded after its deadline.
+
+\b
 Fast calls (--fast) skip the transaction per call: the CLI signs a receipt (the channel's
 running totals with that relayer and model) and the relayer answers at once over HTTP, signs
-an attestation the CLI verifies, and settles your receipts on chain later. The first fast call
-enables receipts for your account (one transaction): from then on your credit is withdrawn in
-two steps (`modelhub withdraw --announce`); see `modelhub receipts --help`.
+an attestation the CLI verifies, and settles your receipts on chain later, out of the credit
+you reserved for it. If your reservation for the relayer cannot pay the calls, the CLI first
+reserves --reserve (default: 100 calls' worth) from your free credit, in one transaction;
+reserved credit comes back through `modelhub release` (see `modelhub reserve --help`).
 """
 
 
@@ -61,17 +67,21 @@ def register(cli: click.Group) -> None:
                   help="Seconds to wait for a relayer to serve the call (--fast: for each "
                        "HTTP answer).")
     @click.option("--relayer", "relayer", metavar="URL|ADDRESS",
-                  help="On chain: fetch the output from this relayer (default: the endpoint the "
-                       "fulfilling relayer registered). --fast: the relayer to call (default: "
-                       "the first active relayer that answers).")
+                  help="On chain: designate this relayer (only it serves or rejects the call; "
+                       "the output is fetched from it). Default: an open call any relayer may "
+                       "serve. --fast: the relayer to call (default: the first active relayer "
+                       "that answers).")
     @click.option("--fast", is_flag=True,
                   help="Pay by signed receipt and call the relayer directly over HTTP: no "
                        "transaction per call (see below).")
     @click.option("--repeat", type=click.IntRange(1), default=1, show_default=True,
                   help="With --fast: make the call N times in a row on one connection.")
+    @click.option("--reserve", "reserve", type=AMOUNT, metavar="AMOUNT",
+                  help="With --fast: what to reserve from free credit for the relayer when the "
+                       "reservation cannot pay (default: 100 calls at --max-price).")
     def infer(session: Session, model_id: int, input_json: str | None, input_option: str | None,
               input_file: Path | None, model_version: int, max_price, timeout: float,
-              relayer: str | None, fast: bool, repeat: int) -> None:
+              relayer: str | None, fast: bool, repeat: int, reserve) -> None:
         """Pay for one call of model MODEL_ID on INPUT_JSON and print its verified output.
 
         INPUT_JSON maps the model's input tensors to values, e.g. '{"X": [[5.1, 3.5, 1.4, 0.2]]}'.
@@ -86,26 +96,30 @@ def register(cli: click.Group) -> None:
             raise click.UsageError("give the input once: as INPUT_JSON, with --input or with --input-file")
         if repeat > 1 and not fast:
             raise click.UsageError("--repeat makes fast calls only: add --fast")
+        if reserve is not None and not fast:
+            raise click.UsageError("--reserve is for fast calls only: add --fast")
         raw = input_file.read_bytes() if input_file is not None else given[0].encode("utf-8")
         data = encode_input(decode_input(raw))  # compact: calldata costs gas per byte
         if fast:
+            reserve_base = session.base(reserve)
+            if reserve_base is not None and reserve_base <= 0:
+                raise click.BadParameter("reserve a positive amount", param_hint="--reserve")
             _infer_fast(session, model_id, data, model_version, session.base(max_price), timeout,
-                        relayer, repeat)
+                        relayer, repeat, reserve_base)
             return
-        relayer_url = relayer
-        if relayer is not None and "://" not in relayer:
-            relayer_url = session.hub.relayer_info(relayer).endpoint or None
 
         hub = session.hub
 
         def requested(call) -> None:
+            how = (f"designated to relayer {call.relayer}" if call.relayer
+                   else "open to every relayer")
             session.note(f"Requested call {call.id} of model {model_id} version {call.version} "
-                         f"for {session.money(call.price)}")
+                         f"for {session.money(call.price)}, {how}")
 
         try:
             with _progress(session, "waiting for a relayer to serve the call"):
                 result = hub.infer(model_id, data, version=model_version, max_price=session.base(max_price),
-                                   timeout=timeout, relayer_url=relayer_url, on_requested=requested)
+                                   timeout=timeout, relayer=relayer, on_requested=requested)
         except e.RequestWaitTimeoutError as error:
             call = error.request
             timed_out = e.RequestWaitTimeoutError(
@@ -159,17 +173,24 @@ def register(cli: click.Group) -> None:
 
 
 def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_price: int | None,
-                timeout: float, relayer: str | None, repeat: int) -> None:
+                timeout: float, relayer: str | None, repeat: int, reserve: int | None = None) -> None:
     """`infer --fast`: one FastSession, `repeat` calls on it, the last output printed."""
     import json
 
+    from .common import cli_wording
+
     hub = session.hub
     started = time.monotonic()
+
+    def progress(text: str) -> None:
+        # The session speaks in base units; say it with the token too.
+        import re
+
+        text = re.sub(r"(\d+) base units", lambda m: session.money(int(m.group(1))), text)
+        session.note(cli_wording(text.replace("`release`", "`modelhub release --announce`")))
+
     with hub.fast_session(model_id, relayer=relayer, version=version, max_price=max_price,
-                          timeout=timeout) as fast:
-        if fast.enabled_receipts:
-            session.note(f"Enabled receipts for {hub.address}: from now on its withdrawals take "
-                         "two steps (see `modelhub withdraw --help`)")
+                          timeout=timeout, reserve=reserve, progress=progress) as fast:
         paid = 0
         with _progress(session, f"calling relayer {fast.relayer} at {fast.relayer_url}"):
             served = time.monotonic()
@@ -188,7 +209,10 @@ def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_
          "channel": {"calls": str(channel.calls), "amount": session.money_json(channel.amount),
                      "settledCalls": str(channel.settled_calls),
                      "settledAmount": session.money_json(channel.settled_amount)},
-         "calls": repeat, "paid": session.money_json(paid), "seconds": round(time.monotonic() - started, 3)},
+         "calls": repeat, "paid": session.money_json(paid),
+         "reservedNow": session.money_json(fast.reserved),
+         "reservation": session.money_json(fast.reservation.reserved if fast.reservation else 0),
+         "seconds": round(time.monotonic() - started, 3)},
         lambda: (
             click.echo(json.dumps(result.outputs, indent=2)),
             session.note(f"Verified: output hash 0x{result.output_hash.hex()} attested by relayer "

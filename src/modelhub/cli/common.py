@@ -308,6 +308,13 @@ _CLI_HINTS = [
     (re.compile(r"your max_price of"), "your --max-price of"),
     (re.compile(r"raise max_price"), "raise --max-price"),
     (re.compile(r"use the id request\(\) returned"), "use the id `modelhub infer` printed"),
+    (re.compile(r"\(Hub\.reserve\)"), "(`modelhub reserve AMOUNT --relayer URL|ADDRESS`)"),
+    (re.compile(r"\(Hub\.announce_release\)"), "(`modelhub release --relayer ... --announce AMOUNT`)"),
+    (re.compile(r"through announce_release, then release"),
+     "through `modelhub release --relayer ... --announce AMOUNT`, then `modelhub release`"),
+    (re.compile(r"\(Hub\.announce_release\(relayer, 0\)\)"), "(`modelhub release --relayer ... --announce 0`)"),
+    (re.compile(r"open the session with top_up=True"), "reserve more with `modelhub reserve`"),
+    (re.compile(r"\(relayer_register\)"), "(`modelhub relayer --help`)"),
 ]
 
 

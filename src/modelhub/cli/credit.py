@@ -1,5 +1,6 @@
-"""Callers' prepaid credit and uploaders' earnings: `deposit`, `balance`, `withdraw` (two steps
-for accounts that sign receipts), `faucet`, `earnings`, `withdraw-earnings`, and `receipts`."""
+"""Callers' prepaid credit and uploaders' earnings: `deposit`, `balance`, `withdraw`, `faucet`,
+`earnings`, `withdraw-earnings`; reservations for relayers' receipts: `reserve`, `release`, and
+`receipts status`."""
 
 from __future__ import annotations
 
@@ -11,17 +12,20 @@ from modelhub import errors as e
 
 from .common import AMOUNT, AMOUNTS_HELP, HubError, Session, hub_command
 
-WITHDRAW_HELP = """\b
-Accounts that pay by signed receipts (fast calls, `modelhub receipts`) withdraw in two steps,
-so relayers can settle the receipts they hold first:
-  modelhub withdraw 0.5 --announce   announces; prints when it becomes possible
-  modelhub withdraw 0.5              after the withdrawal delay (1 h by default)
-The credit stays usable meanwhile; `--announce 0` cancels. Other accounts withdraw at once.
+RESERVE_HELP = """\b
+Fast calls (`modelhub infer --fast`) are paid by signed receipts, out of credit you reserve
+for one relayer: only that relayer can be paid from it, so it can serve you without waiting
+for the chain. Reserved credit comes back to free credit in two steps, so the relayer can
+settle the receipts it holds first:
+  modelhub reserve 0.5 --relayer URL|ADDRESS           free credit -> reservation
+  modelhub release --relayer URL|ADDRESS --announce 0.5 announces; prints when it is possible
+  modelhub release --relayer URL|ADDRESS               after the withdrawal delay (1 h by default)
+`--announce 0` cancels. Free credit is withdrawn at once (`modelhub withdraw`).
 """
 
 
 def register(cli: click.Group) -> None:
-    """Adds the credit and earnings commands, and the `receipts` group, to the top-level group."""
+    """Adds the credit, reservation and earnings commands, and the `receipts` group."""
 
     @hub_command(cli, epilog=AMOUNTS_HELP)
     @click.argument("amount", type=AMOUNT)
@@ -33,48 +37,122 @@ def register(cli: click.Group) -> None:
                       "credit": session.money_json(credit)},
                      f"Deposited {session.money(base)}; credit now {session.money(credit)}")
 
-    @hub_command(cli)
+    @hub_command(cli, epilog=RESERVE_HELP)
     def balance(session: Session) -> None:
-        """Show your prepaid credit and the fee tokens in your wallet; for an account that signs
-        receipts, also its announced withdrawal and when it is possible."""
+        """Show your free credit, the fee tokens in your wallet, and your reservations for
+        relayers (what fast calls are paid from), with any announced release."""
         hub = session.hub
         credit, wallet = hub.balance(), hub.token_balance()
-        notice = hub.withdrawal_notice()
+        reservations = [r for r in hub.reservations() if r.reserved or r.releasing]
+        now = _chain_now()
         data = {"account": hub.address, "credit": session.money_json(credit),
-                "wallet": session.money_json(wallet), "receiptsEnabled": notice.receipts_enabled}
+                "wallet": session.money_json(wallet),
+                "reserved": session.money_json(sum(r.reserved for r in reservations)),
+                "reservations": [_reservation_json(session, r, now) for r in reservations]}
         lines = [hub.address, f"  credit  {session.money(credit)}", f"  wallet  {session.money(wallet)}"]
-        if notice.receipts_enabled:
-            now = _chain_now()
-            ready = bool(notice.announced) and now >= notice.ready_at
-            data.update({"announcedWithdrawal": session.money_json(notice.announced),
-                         "withdrawalReadyAt": notice.ready_at, "withdrawalReady": ready})
-            lines.append(f"  receipts enabled: withdrawals wait {_duration(hub.withdrawal_delay)} "
-                         "after an announcement")
-            if notice.announced:
-                when = ("ready now" if ready else
-                        f"possible from {_utc(notice.ready_at)} ({_until(notice.ready_at, now)})")
-                lines.append(f"  announced {session.money(notice.announced)} to withdraw, {when}")
+        for held in reservations:
+            lines.append(f"  reserved for relayer {held.relayer}  {session.money(held.reserved)}")
+            if held.release_at:
+                lines.append(f"    release of {session.money(held.releasing)} announced, "
+                             + _when(held.release_at, now))
         session.emit(data, "\n".join(lines))
 
-    @hub_command(cli, epilog=AMOUNTS_HELP + "\n" + WITHDRAW_HELP)
+    @hub_command(cli, epilog=AMOUNTS_HELP + "\n" + RESERVE_HELP)
     @click.argument("amount", type=AMOUNT)
-    @click.option("--announce", is_flag=True,
-                  help="Announce a withdrawal of AMOUNT instead of making it (accounts that "
-                       "sign receipts); 0 cancels the announcement.")
-    def withdraw(session: Session, amount, announce: bool) -> None:
-        """Take AMOUNT of free credit back to your wallet."""
+    def withdraw(session: Session, amount) -> None:
+        """Take AMOUNT of free credit back to your wallet (at once). Reserved credit is not
+        free: release it first (`modelhub release --help`)."""
         hub = session.hub
         base = session.base(amount)
-        notice = hub.withdrawal_notice()
-        if announce:
-            _announce(session, amount.text, base, notice.receipts_enabled)
-            return
-        if notice.receipts_enabled:
-            _check_announced(session, amount.text, base, notice)
+        credit = hub.balance()
+        if credit < base:
+            reserved = sum(r.reserved for r in hub.reservations())
+            where = (f"; {session.money(reserved)} more is reserved for relayers: "
+                     "`modelhub release --relayer ... --announce AMOUNT` brings it back after the "
+                     "withdrawal delay" if reserved else "")
+            raise e.InsufficientCreditError(
+                f"{hub.address} has {session.money(credit)} of free credit, less than the "
+                f"{session.money(base)} asked for{where}")
         credit = hub.withdraw(base)
         session.emit({"account": hub.address, "withdrawn": session.money_json(base),
                       "credit": session.money_json(credit)},
                      f"Withdrew {session.money(base)}; credit now {session.money(credit)}")
+
+    @hub_command(cli, epilog=AMOUNTS_HELP + "\n" + RESERVE_HELP)
+    @click.argument("amount", type=AMOUNT)
+    @click.option("--relayer", "relayer", metavar="URL|ADDRESS", required=True,
+                  help="The relayer whose receipts the reservation pays (its URL or address).")
+    def reserve(session: Session, amount, relayer: str) -> None:
+        """Set AMOUNT of free credit aside for fast calls at one relayer."""
+        hub = session.hub
+        base = session.base(amount)
+        if base <= 0:
+            raise HubError("the amount to reserve is zero; give a positive amount")
+        address, _ = _active_relayer(session, relayer)
+        credit = hub.balance()
+        if credit < base:
+            raise e.InsufficientCreditError(
+                f"{hub.address} has {session.money(credit)} of free credit, less than the "
+                f"{session.money(base)} to reserve; deposit {session.money(base - credit)} more "
+                "first (`modelhub deposit`)")
+        held = hub.reserve(address, base)
+        session.emit({"account": hub.address, "relayer": address, "reservedNow": session.money_json(base),
+                      **_reservation_json(session, held, _chain_now()),
+                      "credit": session.money_json(hub.balance())},
+                     f"Reserved {session.money(base)} for relayer {address}: reservation now "
+                     f"{session.money(held.reserved)}. Fast calls there are paid from it; it "
+                     f"comes back with `modelhub release --relayer {address} --announce AMOUNT`")
+
+    @hub_command(cli, epilog=AMOUNTS_HELP + "\n" + RESERVE_HELP)
+    @click.option("--relayer", "relayer", metavar="URL|ADDRESS", required=True,
+                  help="The relayer the reservation is for (its URL or address).")
+    @click.option("--announce", "announce", type=AMOUNT, metavar="AMOUNT",
+                  help="Announce the release of AMOUNT instead of making it (0 cancels).")
+    def release(session: Session, relayer: str, announce) -> None:
+        """Bring reserved credit back to free credit: announce it (--announce AMOUNT), then,
+        once the withdrawal delay has passed, run again without --announce."""
+        hub = session.hub
+        address = _relayer_address(session, relayer)
+        held = hub.reservation(relayer=address)
+        now = _chain_now()
+        if announce is not None:
+            base = session.base(announce)
+            if base and not held.reserved:
+                raise HubError(f"{hub.address} has no reservation for relayer {address}; "
+                               "`modelhub balance` lists your reservations")
+            if base > held.reserved:
+                raise HubError(f"the reservation for relayer {address} holds "
+                               f"{session.money(held.reserved)}, less than the {session.money(base)} "
+                               "to release; announce at most that")
+            held = hub.announce_release(address, base)
+            data = {"account": hub.address, **_reservation_json(session, held, now)}
+            if not base:
+                session.emit(data, f"Cancelled the release of the reservation for relayer {address}")
+                return
+            session.emit(data, f"Announced the release of {session.money(base)} reserved for relayer "
+                               f"{address}: possible {_when(held.release_at, _chain_now())}; then run "
+                               f"`modelhub release --relayer {relayer}`. The relayer settles your "
+                               "receipts meanwhile and serves only against the rest")
+            return
+        if not held.release_at:
+            what = (f"announce one first: `modelhub release --relayer {relayer} --announce AMOUNT`"
+                    if held.reserved else "`modelhub balance` lists your reservations")
+            raise e.NothingToReleaseError(
+                f"{hub.address} has announced no release of its reservation for relayer "
+                f"{address} ({session.money(held.reserved)} reserved); {what}")
+        if now < held.release_at:
+            raise e.ReleaseNotReadyError(
+                f"the release of {session.money(held.releasing)} reserved for relayer {address} is "
+                f"possible {_when(held.release_at, now)}; run `modelhub release --relayer "
+                f"{relayer}` again then")
+        released = hub.release(address)
+        credit = hub.balance()
+        session.emit({"account": hub.address, "relayer": address,
+                      "released": session.money_json(released),
+                      "reserved": session.money_json(hub.reservation(relayer=address).reserved),
+                      "credit": session.money_json(credit)},
+                     f"Released {session.money(released)} from the reservation for relayer {address}; "
+                     f"free credit now {session.money(credit)}")
 
     @hub_command(cli, epilog=AMOUNTS_HELP)
     @click.argument("amount", type=AMOUNT)
@@ -105,126 +183,117 @@ def register(cli: click.Group) -> None:
     cli.add_command(receipts)
 
 
+# --- relayers --------------------------------------------------------------------------------
+
+
+def _active_relayer(session: Session, relayer: str) -> tuple[str, str]:
+    """(address, URL) of an active relayer given by URL or address, or a one-line error."""
+    try:
+        return session.hub.resolve_relayer(relayer)
+    except e.NotActiveRelayerError as error:
+        raise e.NotActiveRelayerError(f"--relayer {relayer}: {error}; reserving for it would lock "
+                                      "credit nobody can serve against") from None
+
+
+def _relayer_address(session: Session, relayer: str) -> str:
+    """The address of a relayer given by URL (asked through its /healthz) or address; it need
+    not be active: a reservation can be released from a relayer that stopped."""
+    from eth_utils import is_address, to_checksum_address
+
+    text = relayer.strip()
+    if is_address(text):
+        return to_checksum_address(text)
+    if "://" not in text:
+        raise click.BadParameter(f"{relayer!r} is neither a relayer's URL (http://...) nor its "
+                                 "address (0x...)", param_hint="--relayer")
+    from modelhub.session import relayer_at
+
+    try:
+        return relayer_at(session.hub, text, timeout=10)
+    except e.RelayerUnreachableError as error:
+        raise e.RelayerUnreachableError(f"{error}; or pass the relayer's address") from None
+
+
+def _reservation_json(session: Session, held, now: int) -> dict:
+    return {"relayer": held.relayer, "reserved": session.money_json(held.reserved),
+            "releasing": session.money_json(held.releasing), "releaseAt": held.release_at,
+            "releaseReady": bool(held.release_at) and now >= held.release_at}
+
+
 # --- receipts ----------------------------------------------------------------------------------
 
 
-@click.group(epilog=WITHDRAW_HELP)
+@click.group(epilog=RESERVE_HELP)
 def receipts() -> None:
     """Paying by signed receipts: what fast calls (`modelhub infer --fast`) use.
 
     A fast call goes straight to a relayer over HTTP, paid with a receipt your account signs
     (the running totals of your channel with that relayer and model); the relayer settles the
-    receipts on chain later. Once receipts are enabled, credit is withdrawn in two steps.
+    receipts on chain later, out of the credit you reserved for it (`modelhub reserve`).
     """
-
-
-def _announce(session: Session, text: str, base: int, enabled: bool) -> None:
-    hub = session.hub
-    if not enabled:
-        raise HubError(f"{hub.address} has not enabled receipts, so its withdrawals do not wait: "
-                       f"run `modelhub withdraw {text}` without --announce")
-    notice = hub.announce_withdrawal(base)
-    data = {"account": hub.address, "announced": session.money_json(notice.announced),
-            "readyAt": notice.ready_at}
-    if not notice.announced:
-        session.emit(data, "Cancelled the announced withdrawal")
-        return
-    session.emit(data, f"Announced a withdrawal of {session.money(base)}: possible from "
-                       f"{_utc(notice.ready_at)} ({_until(notice.ready_at, _chain_now())}); then run "
-                       f"`modelhub withdraw {text}`. The credit stays usable until then, and "
-                       "relayers settle your receipts meanwhile")
-
-
-def _check_announced(session: Session, text: str, base: int, notice) -> None:
-    """Refuses, with what to do, a withdrawal the escrow would refuse for want of a ripe
-    announcement (before paying for a transaction that reverts)."""
-    hub = session.hub
-    if notice.announced < base:
-        already = (f" (announced: {session.money(notice.announced)})" if notice.announced else "")
-        raise e.WithdrawalDelayError(
-            f"{hub.address} signs receipts, so its credit leaves in two steps{already}: run "
-            f"`modelhub withdraw {text} --announce`, then `modelhub withdraw {text}` "
-            f"{_duration(hub.withdrawal_delay)} later")
-    now = _chain_now()
-    if now < notice.ready_at:
-        raise e.WithdrawalDelayError(
-            f"the announced withdrawal of {session.money(notice.announced)} is possible from "
-            f"{_utc(notice.ready_at)} ({_until(notice.ready_at, now)}); run `modelhub withdraw "
-            f"{text}` again then")
-
-
-@hub_command(receipts)
-def enable(session: Session) -> None:
-    """Let your account pay by signed receipts (fast calls). Cannot be undone: from then on
-    its credit is withdrawn in two steps."""
-    hub = session.hub
-    changed = hub.enable_receipts()
-    delay = _duration(hub.withdrawal_delay)
-    session.emit({"account": hub.address, "receiptsEnabled": True, "changed": changed,
-                  "withdrawalDelay": hub.withdrawal_delay},
-                 (f"Enabled receipts for {hub.address}" if changed else
-                  f"Receipts were already enabled for {hub.address}")
-                 + f"; withdrawals wait {delay} after `modelhub withdraw AMOUNT --announce`")
 
 
 @hub_command(receipts)
 @click.option("--relayer", metavar="URL|ADDRESS",
-              help="Also show your channel with this relayer (needs --model).")
+              help="Show your reservation for this relayer and, with --model, your channel.")
 @click.option("--model", "model_id", type=click.IntRange(1),
               help="The model of the channel to show (needs --relayer).")
 def status(session: Session, relayer: str | None, model_id: int | None) -> None:
-    """Show whether your account signs receipts, its announced withdrawal and, with --relayer
-    and --model, your channel: what the chain has settled and what the relayer holds."""
-    from modelhub.session import fetch_channel, resolve_relayer
+    """Show your receipt signer key, your reservations and, with --relayer and --model, your
+    channel: what the chain has settled and what the relayer holds."""
+    from modelhub.session import fetch_channel
 
-    if (relayer is None) != (model_id is None):
-        raise click.UsageError("give --relayer and --model together to show a channel")
+    if model_id is not None and relayer is None:
+        raise click.UsageError("--model needs --relayer: a channel is (you, a relayer, a model)")
     hub = session.hub
-    notice = hub.withdrawal_notice()
     now = _chain_now()
-    data: dict = {"account": hub.address, "receiptsEnabled": notice.receipts_enabled,
-                  "withdrawalDelay": hub.withdrawal_delay,
-                  "announcedWithdrawal": session.money_json(notice.announced),
-                  "withdrawalReadyAt": notice.ready_at,
-                  "withdrawalReady": bool(notice.announced) and now >= notice.ready_at}
-    lines = [f"{hub.address}: receipts "
-             + (f"enabled; withdrawals wait {_duration(hub.withdrawal_delay)} after an announcement"
-                if notice.receipts_enabled else "not enabled (`modelhub receipts enable`, or the "
-                                                "first `modelhub infer --fast`)")]
-    if notice.announced:
-        lines.append(f"  announced withdrawal  {session.money(notice.announced)}, "
-                     + ("ready now" if data["withdrawalReady"] else
-                        f"possible from {_utc(notice.ready_at)} ({_until(notice.ready_at, now)})"))
+    key = hub.receipt_signer()
+    held_all = [r for r in hub.reservations() if r.reserved or r.releasing]
+    data: dict = {"account": hub.address, "withdrawalDelay": hub.withdrawal_delay,
+                  "receiptSigner": key.signer, "nextReceiptSigner": key.next_signer,
+                  "nextReceiptSignerAt": key.next_at,
+                  "reservations": [_reservation_json(session, r, now) for r in held_all]}
+    lines = [f"{hub.address}: receipts signed by its own key"
+             + (f" or by {key.signer}" if key.signer else "")]
+    if key.next_at:
+        lines.append(f"  receipt signer changes to {key.next_signer or 'none'} {_when(key.next_at, now)}")
+    if not held_all and relayer is None:
+        lines.append("  no reservations: `modelhub reserve AMOUNT --relayer URL|ADDRESS` (or the "
+                     "first `modelhub infer --fast`) makes one")
+    for held in held_all:
+        lines.append(f"  reserved for relayer {held.relayer}  {session.money(held.reserved)}"
+                     + (f"; release of {session.money(held.releasing)} {_when(held.release_at, now)}"
+                        if held.release_at else ""))
     if relayer is not None:
-        from eth_utils import is_address
+        address = _relayer_address(session, relayer)
+        url = relayer.rstrip("/") if "://" in relayer else hub.relayer_info(address).endpoint
+        held = hub.reservation(relayer=address)
+        data["reservation"] = _reservation_json(session, held, now)
+        if not (held.reserved or held.releasing):
+            lines.append(f"  no reservation for relayer {address}")
+        if model_id is not None:
+            held_channel = None
+            calls, amount = hub.channel(hub.address, address, model_id)
+            channel = {"relayer": address, "modelId": model_id, "settledCalls": str(calls),
+                       "settledAmount": session.money_json(amount)}
+            lines.append(f"  channel with relayer {address}, model {model_id}:")
+            lines.append(f"    settled on chain    {calls} calls, {session.money(amount)}")
+            try:
+                import requests
 
-        held = None
-        if "://" in relayer:
-            address, url = resolve_relayer(hub, relayer)
-        elif is_address(relayer):
-            info = hub.relayer_info(relayer)
-            address, url = info.address, info.endpoint
-        else:
-            raise click.UsageError(f"--relayer {relayer!r} is neither a URL nor an address")
-        calls, amount = hub.channel(hub.address, address, model_id)
-        channel = {"relayer": address, "modelId": model_id, "settledCalls": str(calls),
-                   "settledAmount": session.money_json(amount)}
-        lines.append(f"  channel with relayer {address}, model {model_id}:")
-        lines.append(f"    settled on chain    {calls} calls, {session.money(amount)}")
-        try:
-            import requests
-
-            if not url:
-                raise e.RelayerMismatchError(f"{address} registered no endpoint")
-            with requests.Session() as http:
-                held = fetch_channel(http, url, hub.address, model_id, timeout=10).state
-        except e.ModelHubError as error:
-            lines.append(f"    at the relayer      unknown: {error}")
-        if held is not None:
-            channel.update({"calls": str(held.calls), "amount": session.money_json(held.amount)})
-            lines.append(f"    signed (relayer)    {held.calls} calls, {session.money(held.amount)}; "
-                         f"{session.money(max(held.amount - amount, 0))} not settled yet")
-        data["channel"] = channel
+                if not url:
+                    raise e.RelayerMismatchError(f"{address} registered no endpoint")
+                with requests.Session() as http:
+                    held_channel = fetch_channel(http, url, hub.address, model_id, timeout=10).state
+            except e.ModelHubError as error:
+                lines.append(f"    at the relayer      unknown: {error}")
+            if held_channel is not None:
+                channel.update({"calls": str(held_channel.calls),
+                                "amount": session.money_json(held_channel.amount)})
+                lines.append(f"    signed (relayer)    {held_channel.calls} calls, "
+                             f"{session.money(held_channel.amount)}; "
+                             f"{session.money(max(held_channel.amount - amount, 0))} not settled yet")
+            data["channel"] = channel
     session.emit(data, "\n".join(lines))
 
 
@@ -254,3 +323,8 @@ def _duration(seconds: int) -> str:
 
 def _until(timestamp: int, now: int) -> str:
     return f"in {_duration(timestamp - now)}" if timestamp > now else "now"
+
+
+def _when(timestamp: int, now: int) -> str:
+    """`from 2025-01-01 12:00:00 UTC (in 1 h)`, or `now` once it has come."""
+    return "ready now" if now >= timestamp else f"from {_utc(timestamp)} ({_until(timestamp, now)})"
