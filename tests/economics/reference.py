@@ -19,8 +19,8 @@ reservation alone, which comes back to free credit only a withdrawal delay after
 Each item settles or is skipped for the first reason in the escrow's check order. Terms that bind
 calls already paid change only with notice: fees after max(request timeout, withdrawal delay),
 a rise of the minimum bond after the unbond delay, explicit payees after the price notice period,
-and a price rise binds receipts after it too (a channel last settled under a notice's floor keeps
-that floor).
+and a price rise binds receipts after it too (a channel last settled, or opened, before a notice
+ended may pay the lowest price the model ever had: a channel's price only falls until it settles).
 
 The model also states the design's promises about terms, as assertions (`TermsChanged`): a call
 settles under the fees and the explicit payees that were in force, or already announced, when it
@@ -139,10 +139,12 @@ class Model:
     next_payees: list[tuple[str, int]] | None = None
     next_payees_at: int = 0
     # The record of the last price rise: during [rise, notice_ends) receipts may pay
-    # min(notice_floor, price) per call. Kept after the notice ends: a channel last settled before
-    # `notice_ends` keeps paying that floor (see Hub.lowest_price).
+    # min(notice_floor, price) per call. Kept after the notice ends.
     notice_floor: int = 0
     notice_ends: int = 0
+    # The lowest price the model ever had (None: never changed, the price itself): a channel
+    # last settled (or opened) before `notice_ends` may pay it per call (see Hub.lowest_price).
+    lowest: int | None = None
 
     def receipt_price(self, now: int) -> int:
         """The registry's receipt price at `now`: the floor while a rise is under notice, else the price."""
@@ -151,8 +153,8 @@ class Model:
         return self.price
 
     def floor_price(self) -> int:
-        """receiptTerms' floorPrice: never above the price."""
-        return min(self.notice_floor, self.price)
+        """receiptTerms' floorPrice: the lowest price the model ever had (never above the price)."""
+        return self.price if self.lowest is None else self.lowest
 
     def price_notice(self, now: int) -> tuple[int, int]:
         """What `ModelRegistry.priceNotice` reads: the notice while it runs and binds, else zeros."""
@@ -202,6 +204,7 @@ class Reservation:
     amount: int = 0
     releasing: int = 0
     release_at: int = 0  # 0: no release announced
+    opened_at: int = 0  # the first reserve: no receipt paid from it was signed before
 
 
 @dataclass
@@ -453,9 +456,11 @@ class Hub:
         # its floor and restarts the clock; a cut keeps the record (the lower of the floor and
         # the price is what receipts pay while it runs).
         floor = model.receipt_price(now)
+        lowest = model.floor_price()
         model.price = price  # calls already paid keep their locked price; new requests pay this
         if price > floor:
             model.notice_floor, model.notice_ends = floor, now + self.price_notice_period
+        model.lowest = min(price, lowest)
 
     def receipt_terms(self, model_id: int, now: int) -> tuple:
         """What `ModelRegistry.receiptTerms` reads: exists, price, floor, floorEndsAt, payees."""
@@ -464,19 +469,26 @@ class Hub:
             return (False, 0, 0, 0, [])
         return (True, model.price, model.floor_price(), model.notice_ends, model.payees(now))
 
-    def lowest_price(self, settled_at: int, model: Model, now: int) -> int:
-        """The least a channel last settled at `settled_at` (0: never) pays per new call at `now`:
-        the floor of the last rise if its notice ran past the channel's last settlement (a first
-        settlement counts from a withdrawal delay ago), else the price; at least 1."""
-        since = settled_at or max(now - self.withdrawal_delay, 0)
+    def lowest_price(self, since: int, model: Model) -> int:
+        """The least a channel pays per new call for the increase since `since` (its last
+        settlement, or for a first one the opening of the caller's reservation for the relayer):
+        the lowest price the model ever had if its last rise's notice ended after `since`, else
+        the price; at least 1. For a given channel it only falls until the channel settles."""
         per_call = model.floor_price() if since < model.notice_ends else model.price
         return max(per_call, MIN_RECEIPT_PRICE)
+
+    def channel_since(self, caller: str, relayer: str, model_id: int) -> int:
+        settled_at = self.channels.get((caller, relayer, model_id), (0, 0, 0))[2]
+        if settled_at:
+            return settled_at
+        r = self.reservations.get((caller, relayer))
+        return r.opened_at if r else 0
 
     def channel_price(self, caller: str, relayer: str, model_id: int, now: int) -> int:
         model = self.models.get(model_id)
         if model is None:
             return 0
-        return self.lowest_price(self.channels.get((caller, relayer, model_id), (0, 0, 0))[2], model, now)
+        return self.lowest_price(self.channel_since(caller, relayer, model_id), model)
 
     def set_payees(self, sender: str, model_id: int, accounts: list[str], shares: list[int], now: int) -> None:
         broken: list[str] = []
@@ -615,7 +627,7 @@ class Hub:
 
     # ------------------------------------------------------------ escrow: reservations and signer keys
 
-    def reserve(self, sender: str, relayer: str, amount: int) -> None:
+    def reserve(self, sender: str, relayer: str, amount: int, now: int) -> None:
         broken: list[str] = []
         if amount == 0:
             broken.append("InferenceEscrow_ZeroAmount")
@@ -627,7 +639,26 @@ class Hub:
             broken.append("InferenceEscrow_CreditOverflow")
         _check(broken)
         self.credit[sender] -= amount
-        self.reservations[(sender, relayer)].amount += amount
+        self._add_reservation(sender, relayer, amount, now)
+
+    def _add_reservation(self, caller: str, relayer: str, amount: int, now: int) -> None:
+        r = self.reservations[(caller, relayer)]
+        r.amount += amount
+        r.opened_at = r.opened_at or now
+
+    def reserve_for(self, sender: str, account: str, relayer: str, amount: int, now: int) -> None:
+        """A deposit for `account` and its reserve for `relayer` in one step, paid by `sender`."""
+        broken: list[str] = []
+        if amount == 0:
+            broken.append("InferenceEscrow_ZeroAmount")
+        if int(account, 16) == 0 or int(relayer, 16) == 0:
+            broken.append("InferenceEscrow_ZeroAddress")
+        if self.reservation(account, relayer)[0] + amount > MAX_CREDIT:
+            broken.append("InferenceEscrow_CreditOverflow")
+        self._pull(sender, self.escrow, amount, broken)
+        _check(broken)
+        self._add_reservation(account, relayer, amount, now)
+        self._move(sender, self.escrow, amount)
 
     def announce_release(self, sender: str, relayer: str, amount: int, now: int) -> None:
         if amount > MAX_CREDIT:
@@ -816,7 +847,7 @@ class Hub:
             return RECEIPT_EXPIRED
         if receipt.calls > MAX_CHANNEL_CALLS or receipt.amount > MAX_CHANNEL_AMOUNT:
             return RECEIPT_NOT_NEWER
-        settled_calls, settled_amount, settled_at = self.channels.get(receipt.channel, (0, 0, 0))
+        settled_calls, settled_amount, _ = self.channels.get(receipt.channel, (0, 0, 0))
         if receipt.calls <= settled_calls or receipt.amount < settled_amount:
             return RECEIPT_NOT_NEWER  # a replay, an older receipt, or one that owes less
         if not self.signed_by(receipt.caller, receipt.signer, now):
@@ -826,7 +857,7 @@ class Hub:
             return RECEIPT_UNKNOWN_MODEL
         new_calls = receipt.calls - settled_calls
         paid = receipt.amount - settled_amount
-        if paid < new_calls * self.lowest_price(settled_at, model, now):
+        if paid < new_calls * self.lowest_price(self.channel_since(*receipt.channel), model):
             return RECEIPT_UNDERPRICED
         if paid > self.reservation(receipt.caller, receipt.relayer)[0]:
             return RECEIPT_INSUFFICIENT_CREDIT  # only the caller's reservation for this relayer pays

@@ -22,10 +22,11 @@ After every step:
   exactly the reason the model gives, in the escrow's check order (1-8);
 - honest relayers (issue 10): a relayer that accepts a receipt only within its caller's
   reservation minus what is being released minus what it has not settled of that caller, only
-  signed by the caller or its signer key in force, at the receipt price, never holds more unsettled
-  than the reservation backs, and every receipt it settles before the receipt's deadline, the
-  reservation's release, a signer change, the price notice's end or a minimum bond rise, settles
-  in full. It is forced to settle at the last second each time one of these comes (tick()).
+  signed by the caller or its signer key in force, at the channel price, never holds more
+  unsettled than the reservation backs, and every receipt it settles before the receipt's
+  deadline, the reservation's release, a signer change or a minimum bond rise settles in full,
+  however the price changed meanwhile. It is forced to settle at the last seconds each time one
+  of these comes (honest_duties, before every transaction).
 
 Adversaries: self-dealing accounts that are caller, uploader and relayer at once (receipts to
 their own model naming themselves or an honest relayer, submitted by themselves, earnings taken
@@ -682,7 +683,8 @@ class EconomicsMachine(RuleBasedStateMachine):
     @rule(actor=PICK, request=PICK, reason=st.integers(0, 5))
     def reject(self, actor, request, reason):
         """Only a designated request's relayer may reject it (active or not); nobody an open one."""
-        request_id = self.pick_request(request)
+        designated = [r.request_id for r in self.hub.requests.values() if r.status == ref.PENDING and r.relayer]
+        request_id = designated[request % len(designated)] if designated and actor % 2 else self.pick_request(request)
         before = self.hub.requests.get(request_id)
         sender = before.relayer if before and before.relayer and actor % 3 else self.pick_signer(actor)
         locked = before.price if before and before.status == ref.PENDING else None
@@ -838,8 +840,21 @@ class EconomicsMachine(RuleBasedStateMachine):
         }[how]  # fmt: skip
         amount = min(amount, MAX_UINT256)
         self.transact(
-            lambda ts: self.hub.reserve(sender, target, amount),
+            lambda ts: self.hub.reserve(sender, target, amount, ts),
             sender, self.w.escrow, "reserve", target, amount, abi=self.E,
+        )  # fmt: skip
+
+    @rule(payer=ACTOR, account=ACTOR, relayer=PICK, amount=st.one_of(SMALL, AMOUNT), wallet=st.booleans(), mint=st.booleans())
+    def reserve_for(self, payer, account, relayer, amount, wallet, mint):
+        """A deposit for an account (or a wallet) and its reserve for a relayer, in one step."""
+        sender = self.actor(payer)
+        beneficiary = self.account(account, wallet) if account % 9 else ZERO_ADDRESS
+        target = self.pick_signer(relayer) if relayer % 13 else ZERO_ADDRESS
+        if mint and amount:
+            self.mint(sender, amount)
+        self.transact(
+            lambda ts: self.hub.reserve_for(sender, beneficiary, target, amount, ts),
+            sender, self.w.escrow, "reserveFor", beneficiary, target, amount, abi=self.E,
         )  # fmt: skip
 
     def reservation_pairs(self, releasing: bool = False) -> list[tuple[str, str]]:
@@ -1212,11 +1227,15 @@ class EconomicsMachine(RuleBasedStateMachine):
     def sign_and_settle(self, items, duplicate, mismatched_lengths, submitter):
         """A batch of receipts of every kind, valid and not, settled in one transaction."""
         ts = self.next_ts
-        built = [self.build_receipt(*item, ts) for item in items]
+        relayer = None
+        if items and submitter % 3:  # mostly one relayer's batch, which it submits
+            first = items[0]
+            relayer = self.pick_relayer_for(self.actor(self.pick_caller(first[1])), first[2])
+        built = [self.build_receipt(*item, ts, relayer=relayer if item[0] != "zero_relayer" else None) for item in items]
         if duplicate and built:
             built.append(built[len(built) // 2])  # the same receipt twice in one batch
         self.settle_receipts(
-            built, self.submitter_of(built, submitter), mismatched_lengths=mismatched_lengths and len(items) % 3 == 1
+            built, relayer or self.submitter_of(built, submitter), mismatched_lengths=mismatched_lengths and len(items) % 3 == 1
         )
 
     @rule(items=st.lists(RECEIPT_ITEM, min_size=1, max_size=4))
@@ -1263,7 +1282,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         if reserve or fund:
             amount = min(need, self.hub.credit[account]) or 1
             self.transact(
-                lambda ts: self.hub.reserve(account, target, amount),
+                lambda ts: self.hub.reserve(account, target, amount, ts),
                 account, self.w.escrow, "reserve", target, amount, abi=self.E,
             )  # fmt: skip
         pending = []
@@ -1298,7 +1317,7 @@ class EconomicsMachine(RuleBasedStateMachine):
         amount = self.hub.credit[account]
         if amount and reserved + amount <= ref.MAX_CREDIT:
             self.transact(
-                lambda ts: self.hub.reserve(account, target, amount),
+                lambda ts: self.hub.reserve(account, target, amount, ts),
                 account, self.w.escrow, "reserve", target, amount, abi=self.E,
             )  # fmt: skip
         model_id = 1 + model % len(self.hub.models)
@@ -1338,7 +1357,7 @@ class EconomicsMachine(RuleBasedStateMachine):
             amount = self.hub.credit[account]
             if amount:
                 self.transact(
-                    lambda ts: self.hub.reserve(account, target, amount),
+                    lambda ts: self.hub.reserve(account, target, amount, ts),
                     account, self.w.escrow, "reserve", target, amount, abi=self.E,
                 )  # fmt: skip
         built = self.build_receipt("next", caller, 0, 0, 1, extra * 4, self.next_ts, model_id=model_id, relayer=target)
@@ -1367,8 +1386,7 @@ class EconomicsMachine(RuleBasedStateMachine):
     def duty_time(self, channel: tuple, held: list[Accepted]) -> int:
         """The last second at which the honest relayer can settle the channel safely: the
         newest receipt's deadline; a release announced since it accepted; the change of the
-        signer key that signed it; the end of the model's price notice; a rise of the minimum
-        bond above its bond."""
+        signer key that signed it; a rise of the minimum bond above its bond."""
         hub, now = self.hub, self.head_ts
         caller, relayer, model_id = channel
         oldest, newest = held[0].accepted_at, held[-1]
@@ -1382,9 +1400,8 @@ class EconomicsMachine(RuleBasedStateMachine):
                 times.append(now - 1)  # missed: reported by honest_duties
             elif pending_at and pending != in_force:
                 times.append(pending_at - 1)
-        ends = hub.models[model_id].notice_ends
-        if ends >= oldest:
-            times.append(ends)  # a rise after this may not keep the floor it accepted
+        # No duty at a price notice's end: a channel's price only falls until it settles, so
+        # receipts accepted at the channel price settle however late (and whatever rises come).
         r = hub.relayers.get(relayer)
         if hub.min_bond_next_at and (r is None or r.bond < hub.min_bond_next):
             times.append(hub.min_bond_next_at - 1)
@@ -1450,18 +1467,15 @@ class EconomicsMachine(RuleBasedStateMachine):
         return self.w.signers[caller] if caller in self.w.signers else None
 
     def honest_accept(self, caller: str, relayer: str, model_id: int, tip: int, lifetime: int, own_key: bool) -> bool:
-        """The relayer policy for one fast call: a receipt for one more call at the receipt
-        price now (at least 1; the price itself when a notice ends within seconds), only if
-        the increase fits in reserved - releasing - what it has not settled of the caller, and
-        signed by a key valid now. Returns whether it was accepted."""
+        """The relayer policy for one fast call: a receipt for one more call at the channel
+        price now (`channelPrice`, at least 1), only if the increase fits in reserved -
+        releasing - what it has not settled of the caller, and signed by a key valid now.
+        Returns whether it was accepted."""
         hub, now = self.hub, self.head_ts
         if relayer == caller or not hub.is_active(relayer, now) or not hub.is_active(relayer, self.next_ts):
             return False
         m = hub.models[model_id]
-        per_call = max(m.receipt_price(now), ref.MIN_RECEIPT_PRICE)
-        if m.notice_ends - 10 <= now < m.notice_ends:
-            per_call = max(m.price, ref.MIN_RECEIPT_PRICE)
-        per_call += tip
+        per_call = hub.channel_price(caller, relayer, model_id, now) + tip
         reserved, releasing, _ = hub.reservation(caller, relayer)
         if per_call > reserved - releasing - self.unsettled(caller, relayer):
             return False  # no_reservation / not enough of it
@@ -1508,7 +1522,7 @@ class EconomicsMachine(RuleBasedStateMachine):
             amount = min(need, self.hub.credit[account])
             if amount and self.hub.reservation(account, target)[0] + amount <= ref.MAX_CREDIT:
                 self.transact(
-                    lambda ts: self.hub.reserve(account, target, amount),
+                    lambda ts: self.hub.reserve(account, target, amount, ts),
                     account, self.w.escrow, "reserve", target, amount, abi=self.E,
                 )  # fmt: skip
         for _ in range(calls):
@@ -1573,7 +1587,7 @@ class EconomicsMachine(RuleBasedStateMachine):
             if attack == "reserve_self":
                 self.reserve(actor=self.w.actors.index(me), relayer=0, how="part", amount=0)
                 amount = max(hub.credit[me] // 2, 1)
-                self.transact(lambda ts: hub.reserve(me, me, amount), me, self.w.escrow, "reserve", me, amount, abi=self.E)
+                self.transact(lambda ts: hub.reserve(me, me, amount, ts), me, self.w.escrow, "reserve", me, amount, abi=self.E)
             elif attack in ("receipt_self", "receipt_self_all", "receipt_naming_honest"):
                 relayer = honest if attack == "receipt_naming_honest" else me
                 channel = (me, relayer, model_id)
@@ -1684,9 +1698,12 @@ class EconomicsMachine(RuleBasedStateMachine):
             lifetime=7_200, settle=False,
         )  # fmt: skip
         for key in keys:
-            self.set_receipt_signer(actor=key, key=key, wallet=True)
-            if stale:  # the next key signs before its time: InvalidSignature
-                self.sign_and_settle(items=[("next_key", wallet, 0, model, 1, 0)], duplicate=False, mismatched_lengths=False, submitter=1)
+            self.set_receipt_signer(actor=wallet, key=key, wallet=True)
+            if stale:  # the next key signs before its time: InvalidSignature (if it is another key)
+                target = self.pick_relayer(wallet)
+                model_id = 1 + model % len(self.hub.models)
+                built = self.build_receipt("next_key", 0, 0, 0, 1, 0, self.next_ts, model_id=model_id, caller=account, relayer=target)
+                self.settle_receipts([built], target)
         _, _, at = self.hub.receipt_signer(account, self.head_ts)
         if at and when != "never":
             self.next_ts = max(self.next_ts, at + {"before": -1, "at": 0, "after": 1}[when])
