@@ -44,10 +44,21 @@ def relayer():
 @click.option("--chain-refresh-interval", type=click.FloatRange(0.1), default=2.0, show_default=True,
               help="Fast calls: seconds between re-reads of known callers' credit and models' prices (the window "
                    "in which credit spent elsewhere is not seen; withdrawals are announced and seen at once).")
+@click.option("--min-settle-amount", type=click.IntRange(0), default=None,
+              help="Fast calls: settle a channel by threshold or interval only once its unsettled receipts are worth "
+                   "this many token base units (default 10**15, or $MODELHUB_RELAYER_MIN_SETTLE_AMOUNT); deadlines, "
+                   "releases, notices and shutdown settle it whatever it is worth.")
+@click.option("--max-receipt-lifetime", type=click.IntRange(1), default=None,
+              help="Fast calls: refuse receipts whose deadline is further than this many seconds away "
+                   "(deadline_too_far; default 2 days, or $MODELHUB_RELAYER_MAX_RECEIPT_LIFETIME).")
+@click.option("--max-upload-bytes", type=click.IntRange(1), default=None,
+              help="Model files larger than this are refused at upload (default: $MODELHUB_RELAYER_MAX_UPLOAD_BYTES).")
+@click.option("--max-callers", type=click.IntRange(1), default=None,
+              help="Fast calls: callers followed in memory at most (default 200,000, or $MODELHUB_RELAYER_MAX_CALLERS).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 def run(session: Session, host, port, store_dir, confirmations, batch_size, poll_interval, fetch_from,
         max_input_bytes, time_limit, settle_threshold, settle_interval, min_receipt_lifetime, settle_batch_size,
-        chain_refresh_interval, log_level):
+        chain_refresh_interval, min_settle_amount, max_receipt_lifetime, max_upload_bytes, max_callers, log_level):
     """Serve paid calls: follow the chain, run models, settle with signed attestations.
 
     Also serves fast calls paid with signed receipts (POST /v1/models/{id}/infer): each accepted
@@ -80,6 +91,10 @@ def run(session: Session, host, port, store_dir, confirmations, batch_size, poll
                            max_input_bytes=max_input_bytes, inference_time_limit=time_limit,
                            settle_threshold=settle_threshold, settle_interval=settle_interval,
                            min_receipt_lifetime=min_receipt_lifetime, settle_batch_size=settle_batch_size,
-                           chain_refresh_interval=chain_refresh_interval)
+                           chain_refresh_interval=chain_refresh_interval,
+                           **{name: value for name, value in (("min_settle_amount", min_settle_amount),
+                                                              ("max_receipt_lifetime", max_receipt_lifetime),
+                                                              ("max_upload_bytes", max_upload_bytes),
+                                                              ("max_callers", max_callers)) if value is not None})
     run_service(hub, config, host, port,
                 on_ready=lambda url: session.note(f"relayer {hub.address} serving on {url}, store {store_dir}"))
