@@ -80,6 +80,60 @@ contract EscrowAttacks is WithVm {
         _settle(r);
     }
 
+    /// @notice A cut and then a rise, both after a notice ended, and a channel's first settlement
+    /// long after all of it: the channel whose caller reserved for its relayer before the first
+    /// notice ended keeps the lowest price the model ever had until it first settles (however
+    /// late); a reservation opened after that notice ended pays the price in force, and falls to
+    /// the floor when a new rise starts a notice; once settled after the last notice ended, the
+    /// channel pays the price.
+    function test_cutThenRiseAfterNoticeEndAndLateFirstSettlement() public {
+        uint256 t0 = block.timestamp; // the reservation (caller, relayer) opened in setUp
+        vm.prank(author);
+        registry.setPrice(modelId, 100); // a rise: notice, floor 1 until t0 + PN
+        vm.warp(t0 + PN + 1); // the notice has ended; the channel never settled
+        _expectPrice(caller, relayer, 1, "a channel reserved for under the notice");
+        vm.prank(caller);
+        escrow.reserve(attacker, 1e21); // a reservation opened after the notice ended
+        _expectPrice(caller, attacker, 100, "a channel reserved for after the notice ended");
+
+        vm.prank(author);
+        registry.setPrice(modelId, 50); // a cut after the notice ended: no notice
+        (uint256 noticePrice, uint64 noticeEnds) = registry.priceNotice(modelId);
+        if (noticePrice != 0 || noticeEnds != 0) revert Broken("a cut started a notice", noticePrice, noticeEnds);
+        _expectPrice(caller, relayer, 1, "the cut changed the floor of the channel reserved for under the notice");
+        _expectPrice(caller, attacker, 50, "the cut did not lower the price of the channel reserved for later");
+        // Both relayers accept receipts at the prices channelPrice shows.
+        uint64 deadline = uint64(block.timestamp + 100 * PN);
+        InferenceEscrow.Receipt memory a = InferenceEscrow.Receipt(caller, relayer, modelId, 3, 3, deadline);
+        InferenceEscrow.Receipt memory b = InferenceEscrow.Receipt(caller, attacker, modelId, 2, 100, deadline);
+
+        vm.prank(author);
+        registry.setPrice(modelId, 80); // a rise after the cut: a notice with the cut price as its floor
+        uint256 endsAt = block.timestamp + PN;
+        (noticePrice, noticeEnds) = registry.priceNotice(modelId);
+        if (noticePrice != 50 || noticeEnds != endsAt) revert Broken("the rise's notice is not at the cut price", noticePrice, noticeEnds);
+        (, uint256 price, uint256 floorPrice, uint64 floorEndsAt,,) = registry.receiptTerms(modelId);
+        if (price != 80 || floorPrice != 1 || floorEndsAt != endsAt) {
+            revert Broken("receiptTerms' floor is not the lowest price ever, until the rise's notice end", floorPrice, floorEndsAt);
+        }
+        _expectPrice(caller, relayer, 1, "the rise changed the floor of the channel reserved for under the first notice");
+        _expectPrice(caller, attacker, 1, "the rise did not give the later channel the floor");
+
+        vm.warp(endsAt + 10 * PN); // long after every notice: the first settlements
+        _expectPrice(caller, relayer, 1, "time raised the price of a channel that never settled");
+        _settle(a);
+        _settle(b);
+        // Settled after the last notice ended: new calls pay the price.
+        _expectPrice(caller, relayer, 80, "a channel settled after the last notice ended does not pay the price");
+        _settleExpectSkip(relayer, InferenceEscrow.Receipt(caller, relayer, modelId, 4, 4, deadline), 6);
+        _settle(InferenceEscrow.Receipt(caller, relayer, modelId, 4, 83, deadline));
+    }
+
+    function _expectPrice(address who, address via, uint256 want, string memory what) internal view {
+        uint256 got = escrow.channelPrice(who, via, modelId);
+        if (got != want) revert Broken(what, got, want);
+    }
+
     function _settle(InferenceEscrow.Receipt memory r) internal {
         (uint256 callsBefore,) = escrow.channel(r.caller, r.relayer, r.modelId);
         InferenceEscrow.Receipt[] memory list = new InferenceEscrow.Receipt[](1);

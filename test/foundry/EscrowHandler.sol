@@ -69,9 +69,9 @@ contract EscrowHandler is HubModel {
     uint256 public acceptedSettled;
     /// @notice Receipts an honest relayer accepted by its policy that did not settle in time.
     uint256 public honestLosses;
-    /// @notice Whether such a loss is also a per-call violation (environment variable
-    /// HONEST_RELAYER_CHECK=false turns it off, to run the other checks while a known loss is
-    /// being fixed; `honestLosses` still counts and invariant_hub still fails on it unless off).
+    /// @notice Whether such a loss is also a per-call violation: on by default; the environment
+    /// variable HONEST_RELAYER_CHECK=false turns it off, to run the other checks while a known
+    /// loss is being fixed (`honestLosses` still counts; invariant_hub fails on it unless off).
     bool public honestCheck;
 
     /// @dev A signed receipt a relayer holds, to be settled later (deadlines, notices, delays).
@@ -92,6 +92,10 @@ contract EscrowHandler is HubModel {
     /// that its policy did not accept (or an older one than its newest accepted), which may
     /// spend what backed the accepted ones; their check then no longer applies.
     uint256[NR][NC] internal pairEpoch;
+    /// @dev Per channel: the escrow's channelPrice last read, and the channel's settlement count
+    /// then; until it settles again, channelPrice must never rise (checked on the contract).
+    mapping(bytes32 => uint256) internal seenPrice;
+    mapping(bytes32 => uint256) internal seenAtSettlement;
 
     // Reservation moves allowed in the current action (bit c * NR + r).
     uint256 internal mayShrink;
@@ -364,6 +368,7 @@ contract EscrowHandler is HubModel {
         if (_expect(ok, ret, want, "reserve")) {
             gCredit[caller] -= amount;
             g.amount += amount;
+            if (g.openedAt == 0) g.openedAt = _now();
             mayGrow |= 1 << (c * NR + r);
         }
     }
@@ -395,6 +400,7 @@ contract EscrowHandler is HubModel {
             _exec(payer, address(escrow), abi.encodeCall(escrow.reserveFor, (account, relayer, amount)));
         if (_expect(ok, ret, want, "reserveFor")) {
             g.amount += amount;
+            if (g.openedAt == 0) g.openedAt = _now();
             mayGrow |= 1 << (c * NR + r);
             if (token.balanceOf(payer) != before - amount) _violate("reserveFor took another amount from its payer", amount, 0);
         }
@@ -600,7 +606,7 @@ contract EscrowHandler is HubModel {
         if (!signed) return (R_BAD_SIG, 0);
         if (!_exists(r.modelId)) return (R_UNKNOWN_MODEL, 0);
         uint256 increase = r.amount - ch.amount;
-        if (increase < (r.calls - ch.calls) * _perCall(ch.settledAt, r.modelId)) return (R_UNDERPRICED, 0);
+        if (increase < (r.calls - ch.calls) * _perCall(c, rs, ch.settledAt, r.modelId)) return (R_UNDERPRICED, 0);
         if (increase > gRes[c][rs].amount) return (R_NO_CREDIT, 0);
         return (0, increase);
     }
@@ -660,6 +666,21 @@ contract EscrowHandler is HubModel {
         }
     }
 
+    /// @dev Model-free: once its caller reserved for its relayer, a channel's channelPrice never
+    /// rises between two of its settlements (so a receipt accepted at the price it shows always
+    /// settles, as far as the price goes).
+    function _checkPriceFalls(bytes32 key, uint256 c, uint256 rs, uint256 modelId, uint256 settlements) internal {
+        uint256 price = escrow.channelPrice(callers[c], rel[rs], modelId);
+        // An unknown model, or a channel with no reservation yet (its first reserve sets `since`).
+        if (price == 0 || gRes[c][rs].openedAt == 0) return;
+        uint256 last = seenPrice[key];
+        if (last != 0 && seenAtSettlement[key] == settlements && price > last) {
+            _violate("channelPrice rose on a channel that did not settle", price, last);
+        }
+        seenPrice[key] = price;
+        seenAtSettlement[key] = settlements;
+    }
+
     /// @dev A receipt of a random channel and kind (seed bits 4-7 pick the relayer slot).
     /// Kinds: 0-5 the channel's next totals at its price (1-3 calls, sometimes a little over;
     /// funded three times in four); 6 a replay; 7 one unit short; 8 signed by a foreign key
@@ -707,7 +728,8 @@ contract EscrowHandler is HubModel {
             baseCalls = acceptedCalls[key];
             baseAmount = acceptedAmount[key];
         }
-        uint256 perCall = _exists(modelId) ? _perCall(ch.settledAt, modelId) : 1;
+        uint256 perCall = _exists(modelId) ? _perCall(c, rs, ch.settledAt, modelId) : 1;
+        _checkPriceFalls(key, c, rs, modelId, ch.settlements);
         uint256 newCalls = 1 + s % 3;
         uint256 pay = newCalls * perCall + ((s >> 4) % 4 == 0 ? (s >> 8) % 1000 : 0);
         uint256 totalCalls = baseCalls + newCalls;
@@ -752,12 +774,9 @@ contract EscrowHandler is HubModel {
         }
         it.signer = vm.addr(key_);
         it.sig = _signDigest(key_, _receiptDigest(it.r));
+        // A channel's price only falls until it settles (HubModel._perCall), so the policy needs
+        // no earlier settlement than its own: within withdrawalDelay, before the deadline.
         it.settleBy = _now() + WD < deadline ? _now() + WD : deadline;
-        // A never-settled channel sees the floor of a notice until its end + withdrawalDelay.
-        if (_exists(modelId) && ch.settledAt == 0 && perCall < _model(modelId).price) {
-            uint64 floorEnds = _model(modelId).noticeEnds + WD - 1;
-            if (floorEnds < it.settleBy) it.settleBy = floorEnds;
-        }
         it.epoch = pairEpoch[c][rs];
         it.c = uint8(c);
         it.rs = uint8(rs);
@@ -1134,9 +1153,10 @@ contract EscrowHandler is HubModel {
 
     /// @notice Moves time forward to a boundary (-1, at, +1) of something pending, or by a few
     /// seconds, or far. Kinds: 0 a pending request's deadline, 1 a release's readyAt, 2 a held
-    /// receipt's deadline, 3 a price notice's end, 4 that end + withdrawalDelay (where a channel's
-    /// first settlement stops seeing the floor), 5 a fee change, 6 a min-bond rise, 7 a payee
-    /// change, 8 a signer change, 9 an unbonding's end, 10 a few seconds, 11 up to 2 unbond delays.
+    /// receipt's deadline, 3 a price notice's end, 4 that end + withdrawalDelay (where a first
+    /// settlement stopped seeing the floor before d01df69; no price may change there now), 5 a
+    /// fee change, 6 a min-bond rise, 7 a payee change, 8 a signer change, 9 an unbonding's end,
+    /// 10 a few seconds, 11 up to 2 unbond delays.
     function warp(uint256 kind, uint256 pick, uint256 delta) external watched {
         kind %= 12;
         uint256 target;
@@ -1329,6 +1349,7 @@ contract EscrowHandler is HubModel {
         GModel storage m = gModels[gModels.length - 1];
         m.owner = author;
         m.price = price;
+        m.lowest = price;
         m.latest = 1;
         m.active = true;
         if (abi.decode(ret, (uint256)) != gModels.length) _violate("a model got another id", gModels.length, abi.decode(ret, (uint256)));
@@ -1357,6 +1378,7 @@ contract EscrowHandler is HubModel {
         if (!_expect(ok, ret, want, price > m.price ? "setPrice (rise)" : "setPrice (cut or same)")) return;
         uint256 floor = _receiptPriceNow(modelId);
         m.price = price;
+        if (price < m.lowest) m.lowest = price;
         if (price > floor) {
             m.noticeFloor = floor;
             m.noticeEnds = _now() + PN;

@@ -35,7 +35,7 @@ abstract contract HubModel is WithVm {
     uint256 internal constant MIN_BOND = 100e18;
     // Distinct periods, so that each boundary is a time of its own.
     uint64 internal constant TIMEOUT = 600; // requestTimeout
-    uint64 internal constant WD = 1800; // withdrawalDelay: releases, signer changes, first-settlement look-back
+    uint64 internal constant WD = 1800; // withdrawalDelay: releases, signer changes
     uint64 internal constant TERMS = 1800; // termsNoticePeriod = max(TIMEOUT, WD)
     uint64 internal constant PN = 3600; // priceNoticePeriod: price rises for receipts, payee changes
     uint64 internal constant UNBOND = 7200; // unbondDelay: min-bond rises, unbonding
@@ -107,8 +107,9 @@ abstract contract HubModel is WithVm {
         address[] nxt;
         uint16[] nxtShares;
         uint64 payeesAt; // 0: no change pending
-        uint256 noticeFloor;
+        uint256 noticeFloor; // the receipt price during the last rise's notice (priceNotice)
         uint64 noticeEnds;
+        uint256 lowest; // the lowest receipt price the model ever had (receiptTerms' floorPrice)
     }
 
     GModel[] internal gModels; // model id i + 1
@@ -120,6 +121,7 @@ abstract contract HubModel is WithVm {
         uint256 amount;
         uint256 releasing;
         uint64 releaseAt;
+        uint64 openedAt; // the first reserve or reserveFor (0: never); never reset
     }
 
     GReservation[NR][NC] internal gRes;
@@ -376,17 +378,22 @@ abstract contract HubModel is WithVm {
         return m.price;
     }
 
+    /// @dev receiptTerms' floorPrice: the lowest receipt price the model ever had (its price
+    /// at registration, then the least of every price it was set to; never above the price).
     function _floor(uint256 modelId) internal view returns (uint256) {
-        GModel storage m = _model(modelId);
-        return m.noticeFloor < m.price ? m.noticeFloor : m.price;
+        return _model(modelId).lowest;
     }
 
-    /// @dev The least a channel last settled at `settledAt` pays per new call if settled now.
-    function _perCall(uint256 settledAt, uint256 modelId) internal view returns (uint256 perCall) {
+    /// @dev The least channel (c, r, modelId), last settled at `settledAt` (0: never), pays per
+    /// new call if settled now: the floor if the last rise's notice ended after `since`, else
+    /// the price (at least 1); `since` is the last settlement, or for a first settlement the
+    /// opening of the caller's reservation for the relayer (0 if it never had one). For a given
+    /// channel it can only fall until the channel settles: `since` stays, the notice's end only
+    /// moves later, the floor only down, and a rise past the receipt price starts a notice.
+    function _perCall(uint256 c, uint256 r, uint256 settledAt, uint256 modelId) internal view returns (uint256 perCall) {
         GModel storage m = _model(modelId);
-        uint256 since = settledAt;
-        if (since == 0) since = block.timestamp > WD ? block.timestamp - WD : 0;
-        perCall = since < m.noticeEnds ? _floor(modelId) : m.price;
+        uint256 since = settledAt != 0 ? settledAt : gRes[c][r].openedAt;
+        perCall = since < m.noticeEnds ? m.lowest : m.price;
         if (perCall < 1) perCall = 1;
     }
 
@@ -548,7 +555,7 @@ abstract contract HubModel is WithVm {
             (uint256 calls, uint256 amount) = escrow.channel(callers[id.caller], rel[id.relayer], id.modelId);
             if (calls != g.calls || amount != g.amount) return ("a channel's settled totals differ from the model", calls, g.calls);
             uint256 price = escrow.channelPrice(callers[id.caller], rel[id.relayer], id.modelId);
-            uint256 expected = _exists(id.modelId) ? _perCall(g.settledAt, id.modelId) : 0;
+            uint256 expected = _exists(id.modelId) ? _perCall(id.caller, id.relayer, g.settledAt, id.modelId) : 0;
             if (price != expected) return ("channelPrice differs from the model", price, expected);
         }
         return ("", 0, 0);
