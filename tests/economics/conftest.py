@@ -25,8 +25,9 @@ _COMMON = dict(
 )
 
 # Hypothesis counts the setup rule (`market`) as a step: 31 = the setup + 30 random steps.
-# ci: 180 sequences (200 before receipts were added; each step now does a little more), ~7.5k
-# transactions and ~4.5k full-state checks, about 2.5 minutes on anvil on a busy 2-core machine.
+# ci: 180 sequences (each example also ends with the honest relayers' final settlement and the
+# refunds of calls still pending), ~10k transactions and ~4.4k full-state checks, about 1.5-2.5
+# minutes on anvil on a busy 2-core machine.
 settings.register_profile("ci", max_examples=180, stateful_step_count=31, **_COMMON)
 settings.register_profile("long", max_examples=2000, stateful_step_count=51, **_COMMON)
 settings.register_profile(

@@ -1632,6 +1632,44 @@ class EconomicsMachine(RuleBasedStateMachine):
                         lambda ts: hub.reject(me, request_id, 1), me, self.w.escrow, "reject", request_id, 1, abi=self.E
                     )
 
+    @precondition(lambda self: self.hub.models)
+    @rule(
+        caller=ACTOR,
+        attacker=ACTOR,
+        server=PICK,
+        model=PICK,
+        designated=st.booleans(),
+        reason=st.integers(1, 4),
+        late=st.sampled_from([False, False, True]),
+    )
+    def reject_to_steal_output(self, caller, attacker, server, model, designated, reason, late):
+        """Issue 10, attack 4: a relayer answers a call; before its attestation lands, another
+        relayer (the caller's own, bonded for the purpose) rejects the call to refund the caller.
+        Only a designated call's own relayer may reject it: the answer is paid for in full."""
+        server_address = self.pick_relayer(server)
+        thief = self.actor(attacker)
+        if thief not in self.hub.relayers:
+            self.relayer_register(actor=attacker, bond_choice=0, extra=0)
+        before = set(self.hub.requests)
+        self.request(
+            actor=caller, model=model, version=0, max_price="exact", fund=True, data=b"steal",
+            designate=server_address if designated else None,
+        )  # fmt: skip
+        new = sorted(set(self.hub.requests) - before)
+        if not new:
+            return
+        request_id = new[0]
+        if late:
+            self.next_ts = max(self.next_ts, self.hub.requests[request_id].deadline)
+        for sender in (thief, self.actor(caller)):
+            if sender != server_address:
+                self.transact(
+                    lambda ts: self.hub.reject(sender, request_id, reason),
+                    sender, self.w.escrow, "reject", request_id, reason, abi=self.E,
+                )  # fmt: skip
+        if self.hub.requests[request_id].status == ref.PENDING:
+            self.attest_as(server_address, request_id)
+
     def attest_as(self, signer: str, request_id: int) -> None:
         """`signer` attests request `request_id` (good fields) and submits it itself."""
         request = self.hub.requests[request_id]
