@@ -355,6 +355,10 @@ class EconomicsMachine(RuleBasedStateMachine):
             return every[pick % len(every)].request_id
         return self.hub.next_request_id(self.actor(pick))  # not (yet) a request
 
+    def pick_of(self, request_id: int) -> int | None:
+        """A PICK for which pick_request gives `request_id` (None: none does, with many requests)."""
+        return next((i for i in range(64) if self.pick_request(i) == request_id), None)
+
     def pick_signer(self, pick: int) -> str:
         active = [a for a in self.w.actors if self.hub.is_active(a, self.next_ts)]
         if active and pick % 5 != 0:
@@ -1893,7 +1897,9 @@ class EconomicsMachine(RuleBasedStateMachine):
         if not new:
             return
         (request_id,) = new
-        pick = next(i for i in range(64) if self.pick_request(i) == request_id) if self.has_pending() else 0
+        pick = self.pick_of(request_id) if self.has_pending() else 0
+        if pick is None:
+            return
         if batch:
             self.fulfill_batch(items=[*others, ("good", pick, signer)], duplicate=False, mismatched_lengths=False, submitter=actor)
         else:
@@ -1906,7 +1912,9 @@ class EconomicsMachine(RuleBasedStateMachine):
         pending = [r for r in self.hub.requests.values() if r.status == ref.PENDING]
         target = pending[request % len(pending)]
         self.next_ts = max(self.next_ts, target.deadline + 1)
-        pick = next(i for i in range(64) if self.pick_request(i) == target.request_id)
+        pick = self.pick_of(target.request_id)
+        if pick is None:
+            return
         self.refund(actor=actor, request=pick)
 
     @precondition(lambda self: self.has_pending())
@@ -1916,7 +1924,9 @@ class EconomicsMachine(RuleBasedStateMachine):
         pending = [r for r in self.hub.requests.values() if r.status == ref.PENDING]
         target = pending[request % len(pending)]
         self.next_ts = max(self.next_ts, target.deadline + late)
-        pick = next(i for i in range(64) if self.pick_request(i) == target.request_id)
+        pick = self.pick_of(target.request_id)
+        if pick is None:
+            return
         self.fulfill(kind="good", request=pick, signer=signer, submitter=submitter)
 
     # More weight on the money path.
