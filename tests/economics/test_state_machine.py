@@ -1486,6 +1486,12 @@ class EconomicsMachine(RuleBasedStateMachine):
         key = self.honest_key(caller, own_key)
         if key is None or not hub.signed_by(caller, key.address, now):
             return False
+        _, pending, pending_at = hub.receipt_signer(caller, now)
+        if key.address != caller and pending_at and pending != key.address and pending_at <= now + 5:
+            return False  # the key stops signing within seconds: no time left to settle
+        r = hub.relayers[relayer]
+        if hub.min_bond_next_at and r.bond < hub.min_bond_next and hub.min_bond_next_at <= now + 5:
+            return False  # it stops being active within seconds
         channel = (caller, relayer, model_id)
         held = self.held.setdefault(channel, [])
         settled = hub.channels.get(channel, (0, 0, 0))
@@ -1671,6 +1677,15 @@ class EconomicsMachine(RuleBasedStateMachine):
                     lambda ts: self.hub.reject(sender, request_id, reason),
                     sender, self.w.escrow, "reject", request_id, reason, abi=self.E,
                 )  # fmt: skip
+        if designated and reason >= 3:  # the designated relayer itself cannot serve it: the caller is refunded
+            credit_before = self.observed_credit(self.hub.requests[request_id].caller)
+            result, _ = self.transact(
+                lambda ts: self.hub.reject(server_address, request_id, reason),
+                server_address, self.w.escrow, "reject", request_id, reason, abi=self.E,
+            )  # fmt: skip
+            if result is not None:
+                gained = self.observed_credit(result.caller) - credit_before
+                self.check(gained == result.price, "a rejection returns exactly the locked price")
         if self.hub.requests[request_id].status == ref.PENDING:
             self.attest_as(server_address, request_id)
 
