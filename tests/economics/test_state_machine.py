@@ -1497,6 +1497,8 @@ class EconomicsMachine(RuleBasedStateMachine):
         settled = hub.channels.get(channel, (0, 0, 0))
         base_calls = max(held[-1].view.calls if held else 0, settled[0])
         base_amount = max(held[-1].view.amount if held else 0, settled[1])
+        if base_calls + 1 > 2**64 - 1 or base_amount + per_call > 2**160 - 1:
+            return False  # past a channel's range (the relayer's MAX_CALLS / MAX_AMOUNT): never settleable
         view = ref.SignedReceipt(caller, relayer, model_id, base_calls + 1, base_amount + per_call, now + lifetime, key.address)
         signature = self.sign(view, key)
         fields = (caller, relayer, model_id, view.calls, view.amount, view.deadline)
