@@ -184,15 +184,6 @@ class ReceiptSigner:
 
 # Kept for code written against the old escrow; no contract call returns it any more.
 @dataclass(frozen=True)
-class WithdrawalNotice:
-    """Obsolete: free credit is withdrawn in one step now. See `Reservation`."""
-
-    receipts_enabled: bool
-    announced: int
-    ready_at: int
-
-
-@dataclass(frozen=True)
 class PriceNotice:
     """What signed receipts must pay per call now: the price, or during a price rise's notice
     period the price before the rise (until `ends_at`, unix time; 0 when no rise is pending);
@@ -483,12 +474,6 @@ class Hub:
                              int(next_at))
 
     # ------------------------------------------------------------------ receipts (off-chain calls)
-
-    def withdrawal_notice(self, account: Any = None) -> WithdrawalNotice:
-        """Obsolete (the escrow has no withdrawal announcements any more: free credit leaves in
-        one step, reservations through `announce_release`). Kept so that code written for the
-        old escrow still runs: every account reads as (True, 0, 0). Use `reservation`."""
-        return WithdrawalNotice(True, 0, 0)
 
     @property
     def withdrawal_delay(self) -> int:
