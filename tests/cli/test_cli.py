@@ -379,3 +379,17 @@ def test_without_network_the_local_chain_is_used_and_none_is_started(hub_env):
         assert result.returncode in (0, 1), result.stderr
     else:
         fails(result, 3, "no local chain at http://127.0.0.1:8545", "modelhub up", "--network")
+
+
+def test_models_rank_by_the_signals_of_the_index_in_step_with_the_chain(hub_env, iris_model, tmp_path):
+    db = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    shown = ok_json(modelhub(hub_env, "models", "show", str(iris_model), "--json"))
+    ranked = ok_json(modelhub(hub_env, "models", "list", "--sort", "revenue", "--db", db, "--json"))
+    assert ranked["sort"] == "revenue" and ranked["window"] == "all"
+    iris = next(m for m in ranked["models"] if m["model_id"] == iris_model)
+    assert int(iris["signals"]["calls"]) == int(shown["calls"])  # the index caught up with the chain first
+    revenues = [int(m["signals"]["revenue"]) for m in ranked["models"]]
+    assert revenues == sorted(revenues, reverse=True)
+    human = modelhub(hub_env, "models", "list", "--search", "no-such-model", "--db", db)
+    assert human.returncode == 0 and "No model matches." in human.stdout
+    fails(modelhub(hub_env, "models", "list", "--sort", "popularity", "--db", db), 2, "popularity")

@@ -9,7 +9,9 @@ from typing import Any
 
 import click
 
+from ..indexer import SORT_KEYS, WINDOWS
 from .common import AMOUNT, AMOUNTS_HELP, Session, hub_command, print_table
+from .index import DEFAULT_DB
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -61,8 +63,22 @@ def upload(session: Session, file: Path, name: str, price, metadata_uri: str,
 
 
 @hub_command(models, name="list")
-def list_models(session: Session) -> None:
-    """List every registered model."""
+@click.option("--sort", type=click.Choice(SORT_KEYS), default=None,
+              help="Rank by a signal from the index (brought up to the chain's head first): paid calls, "
+                   "revenue, paying callers, repeat callers, organic calls (not the owner's or payees'), "
+                   "relayers serving it, price, or newest.")
+@click.option("--window", type=click.Choice(list(WINDOWS)), default="all", show_default=True,
+              help="With --sort or --search: the period the signals cover.")
+@click.option("--search", default=None, help="Only models whose name or owner address contains this (uses the index).")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="With --sort or --search.")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, envvar="MODELHUB_INDEX_DB",
+              help="The index database (see `modelhub index`).")
+def list_models(session: Session, sort: str | None, window: str, search: str | None, limit: int,
+                db_url: str) -> None:
+    """List every registered model; with --sort or --search, ranked by the hub's signals."""
+    if sort is not None or search is not None:
+        _list_by_signals(session, sort or "calls", window, search, limit, db_url)
+        return
     found = session.hub.list_models()
     rows = [_model_json(session, model, details=False) for model in found]
 
@@ -76,6 +92,39 @@ def list_models(session: Session) -> None:
         print_table(table)
 
     session.emit({"models": rows}, human)
+
+
+def _list_by_signals(session: Session, sort: str, window: str, search: str | None, limit: int, db_url: str) -> None:
+    from ape import chain
+
+    from ..deployments import load_deployment
+    from ..indexer import signals
+    from ..indexer.follow import Indexer
+    from ..indexer.schema import open_database
+
+    engine = open_database(db_url)
+    indexer = Indexer(engine, load_deployment(chain.chain_id), chain.provider.http_uri)
+    while not indexer.step().idle:
+        pass
+    now = chain.blocks.head.timestamp
+    with engine.connect() as db:
+        found = signals.list_models(db, now, sort=sort, window=window, search=search, limit=limit)
+
+    def human() -> None:
+        if not found:
+            click.echo("No model matches." if search else "No models yet: register one with `modelhub models upload`.")
+            return
+        table = [("ID", "NAME", "OWNER", "PRICE", "CALLS", "REVENUE", "CALLERS", "REPEAT", "ORGANIC", "RELAYERS")]
+        for m in found:
+            g = m.signals
+            table.append((str(m.model_id), m.name, m.owner, session.money(m.price), str(g.calls),
+                          session.money(g.revenue), str(g.callers), str(g.repeat_callers), str(g.organic_calls),
+                          str(g.relayers)))
+        click.echo(f"by {sort}, {'all time' if window == 'all' else 'last ' + window}, as of block {indexer.cursor}")
+        print_table(table)
+
+    session.emit({"sort": sort, "window": window, "block": indexer.cursor,
+                  "models": [m.as_json() for m in found]}, human)
 
 
 @hub_command(models)

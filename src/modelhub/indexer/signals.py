@@ -26,11 +26,10 @@ from typing import Any
 from sqlalchemy import and_, distinct, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
+from . import SORT_KEYS, WINDOWS
 from . import schema as t
 
 DAY = 86_400
-WINDOWS = {"all": None, "7d": 7, "30d": 30}
-SORT_KEYS = ("calls", "revenue", "callers", "repeat_callers", "organic_calls", "relayers", "price", "newest")
 
 
 class UnknownEntityError(LookupError):
