@@ -28,7 +28,7 @@ from modelhub.indexer.events import EventSource  # noqa: E402
 from modelhub.indexer.follow import Indexer  # noqa: E402
 from modelhub.indexer.schema import open_database  # noqa: E402
 from modelhub.receipts import FastSigner, Receipt  # noqa: E402
-from conftest import PG_BIN, postgres_server  # noqa: E402  (tests/indexer/conftest.py)
+from pg_support import PG_BIN, postgres_server  # noqa: E402  (tests/indexer/pg_support.py)
 
 TOKEN = 10**18
 PRICE = 10**15

@@ -10,6 +10,7 @@ import click
 
 from . import calls, credit, index
 from .demo import demo, up
+from .hubweb import hub
 from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, report_error
 from .models import models
 from .relayer import relayer
@@ -37,6 +38,7 @@ cli.add_command(models)
 cli.add_command(relayer)
 cli.add_command(demo)
 cli.add_command(up)
+cli.add_command(hub)
 credit.register(cli)
 calls.register(cli)
 index.register(cli)

@@ -67,14 +67,14 @@ class Indexer:
         if end < start:
             return StepResult(start, end, 0)
         events = self.source.events(start, end)
-        stamps = self.source.timestamps(sorted({event.block for event in events}))
+        stamps = self.source.timestamps(sorted({event.block for event in events} | {end}))
         with self.engine.begin() as connection:
             apply = _Applier(connection, self.engine.dialect.name)
             apply.preload(events)
             for event in events:
                 apply(event, stamps[event.block])
             apply.flush()
-            connection.execute(update(t.cursor).where(t.cursor.c.id == 1).values(block=end))
+            connection.execute(update(t.cursor).where(t.cursor.c.id == 1).values(block=end, time=stamps[end]))
         self.cursor = end
         return StepResult(start, end, len(events))
 

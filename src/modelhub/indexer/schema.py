@@ -73,6 +73,7 @@ cursor = Table(
     Column("escrow", String(42), nullable=False),
     Column("block", BigInteger, nullable=False),
     Column("treasury", String(42)),  # the escrow's treasury as of `block`
+    Column("time", BigInteger),  # the timestamp of `block`: "now" for the signals' windows
 )
 
 models = Table(
