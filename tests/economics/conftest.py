@@ -28,7 +28,11 @@ _COMMON = dict(
 # ci: 180 sequences (each example also ends with the honest relayers' final settlement and the
 # refunds of calls still pending), ~10k transactions and ~4.4k full-state checks, about 1.5-2.5
 # minutes on anvil on a busy 2-core machine.
-settings.register_profile("ci", max_examples=180, stateful_step_count=31, **_COMMON)
+# On CI (CI=true) the ci profile is derandomized: a submission's run explores the same sequences
+# as the run that was rehearsed before it, so a landing never hangs on a new random draw; the
+# random exploration happens on every developer run and in the long and bite profiles.
+settings.register_profile("ci", max_examples=180, stateful_step_count=31,
+                          derandomize=os.environ.get("CI", "").lower() == "true", **_COMMON)
 settings.register_profile("long", max_examples=2000, stateful_step_count=51, **_COMMON)
 settings.register_profile(
     "bite", max_examples=600, stateful_step_count=31, phases=[Phase.generate], **{**_COMMON, "database": None}
