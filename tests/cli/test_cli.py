@@ -393,3 +393,8 @@ def test_models_rank_by_the_signals_of_the_index_in_step_with_the_chain(hub_env,
     human = modelhub(hub_env, "models", "list", "--search", "no-such-model", "--db", db)
     assert human.returncode == 0 and "No model matches." in human.stdout
     fails(modelhub(hub_env, "models", "list", "--sort", "popularity", "--db", db), 2, "popularity")
+    detailed = ok_json(modelhub(hub_env, "models", "show", str(iris_model), "--signals", "--db", db, "--json"))
+    assert int(detailed["signals"]["all"]["calls"]) == int(shown["calls"])
+    assert set(detailed["signals"]) == {"all", "7d", "30d"}
+    human = modelhub(hub_env, "models", "show", str(iris_model), "--signals", "--db", db)
+    assert human.returncode == 0 and "signals" in human.stdout and "30d" in human.stdout

@@ -94,11 +94,11 @@ def list_models(session: Session, sort: str | None, window: str, search: str | N
     session.emit({"models": rows}, human)
 
 
-def _list_by_signals(session: Session, sort: str, window: str, search: str | None, limit: int, db_url: str) -> None:
+def _caught_up_index(db_url: str):
+    """The index database, brought up to the connected chain's head; and that head's time."""
     from ape import chain
 
     from ..deployments import load_deployment
-    from ..indexer import signals
     from ..indexer.follow import Indexer
     from ..indexer.schema import open_database
 
@@ -106,7 +106,13 @@ def _list_by_signals(session: Session, sort: str, window: str, search: str | Non
     indexer = Indexer(engine, load_deployment(chain.chain_id), chain.provider.http_uri)
     while not indexer.step().idle:
         pass
-    now = chain.blocks.head.timestamp
+    return engine, indexer, chain.blocks.head.timestamp
+
+
+def _list_by_signals(session: Session, sort: str, window: str, search: str | None, limit: int, db_url: str) -> None:
+    from ..indexer import signals
+
+    engine, indexer, now = _caught_up_index(db_url)
     with engine.connect() as db:
         found = signals.list_models(db, now, sort=sort, window=window, search=search, limit=limit)
 
@@ -129,9 +135,22 @@ def _list_by_signals(session: Session, sort: str, window: str, search: str | Non
 
 @hub_command(models)
 @click.argument("model_id", type=click.IntRange(1))
-def show(session: Session, model_id: int) -> None:
+@click.option("--signals", "with_signals", is_flag=True,
+              help="Also show the hub's signals (all time, last 30 and 7 days) from the index, brought up to date.")
+@click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, envvar="MODELHUB_INDEX_DB",
+              help="With --signals: the index database (see `modelhub index`).")
+def show(session: Session, model_id: int, with_signals: bool, db_url: str) -> None:
     """Show one model: price, versions, payees and usage."""
     model = session.hub.get_model(model_id)
+    found: dict = {}
+    if with_signals:
+        from dataclasses import asdict
+
+        from ..indexer import WINDOWS, signals
+
+        engine, _, now = _caught_up_index(db_url)
+        with engine.connect() as db:
+            found = {window: asdict(signals.model_signals(db, model_id, now, window)) for window in WINDOWS}
 
     def human() -> None:
         click.echo(f"Model {model.id}: {model.name}")
@@ -148,8 +167,20 @@ def show(session: Session, model_id: int) -> None:
         click.echo("  payees")
         for p in model.payees:
             click.echo(f"    {p.account}  {p.share} bps")
+        if found:
+            click.echo("  signals   (paid calls only)")
+            click.echo("    window  calls  revenue  callers  repeat  organic  success  median settle  relayers")
+            for window, g in found.items():
+                rate = "-" if g["success_rate"] is None else f"{g['success_rate']:.0%}"
+                median = "-" if g["median_settle_seconds"] is None else f"{g['median_settle_seconds']:.0f} s"
+                click.echo(f"    {window:<6}  {g['calls']}  {session.money(g['revenue'])}  {g['callers']}  "
+                           f"{g['repeat_callers']}  {g['organic_calls']}  {rate}  {median}  {g['relayers']}")
 
-    session.emit(_model_json(session, model, details=True), human)
+    body = _model_json(session, model, details=True)
+    if found:
+        body["signals"] = {window: {k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+                                    for k, v in g.items()} for window, g in found.items()}
+    session.emit(body, human)
 
 
 @hub_command(models)
