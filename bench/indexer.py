@@ -15,20 +15,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from ape import accounts, chain, networks
+from ape import chain
 from eth_account import Account
 from eth_utils import keccak
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "indexer"))
 
 from modelhub.attestation import Attestation  # noqa: E402
-from modelhub.deployments import DeployParams, deploy  # noqa: E402
-from modelhub.devchain import Anvil  # noqa: E402
 from modelhub.indexer.events import EventSource  # noqa: E402
 from modelhub.indexer.follow import Indexer  # noqa: E402
 from modelhub.indexer.schema import open_database  # noqa: E402
 from modelhub.receipts import FastSigner, Receipt  # noqa: E402
 from pg_support import PG_BIN, postgres_server  # noqa: E402  (tests/indexer/pg_support.py)
+
+from bench_support import bonded_hub  # noqa: E402
 
 TOKEN = 10**18
 PRICE = 10**15
@@ -40,18 +40,9 @@ TARGET = 5_000  # events per second
 
 
 def main() -> int:
-    from ape import project
-
-    with Anvil() as anvil, networks.parse_network_choice(anvil.url):
-        deployer, uploader, relayer, funder, treasury = accounts.test_accounts[:5]
-        d = deploy(deployer, treasury=treasury.address, params=DeployParams())
-        token = project.HubToken.at(d.token)
-        registry = project.ModelRegistry.at(d.model_registry)
-        relayers = project.RelayerRegistry.at(d.relayer_registry)
-        escrow = project.InferenceEscrow.at(d.inference_escrow)
-        token.mint(relayer, 100 * TOKEN, sender=relayer)
-        token.approve(relayers, 100 * TOKEN, sender=relayer)
-        relayers.register("http://127.0.0.1:8700", 100 * TOKEN, sender=relayer)
+    with bonded_hub() as hub:
+        d, token, registry, escrow, anvil = hub.deployment, hub.token, hub.registry, hub.escrow, hub.anvil
+        uploader, relayer, funder = hub.uploader, hub.relayer, hub.funder
         models = [registry.registerModel(f"m{i}", b"\x11" * 32, "", PRICE, sender=uploader).return_value
                   for i in range(5)]
         token.mint(funder, 10**9 * TOKEN, sender=funder)

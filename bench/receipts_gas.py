@@ -14,13 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from ape import accounts, chain, networks
+from ape import accounts
 from eth_account import Account
 
 from modelhub.attestation import Attestation
-from modelhub.deployments import DeployParams, deploy
-from modelhub.devchain import Anvil
 from modelhub.receipts import FastSigner, Receipt
+
+from bench_support import bonded_hub
 
 TOKEN = 10**18
 PRICE = 10**15
@@ -31,19 +31,9 @@ INPUT = b'{"X":[[5.1,3.5,1.4,0.2]]}'
 
 
 def main() -> int:
-    from ape import project
-
-    with Anvil() as anvil, networks.parse_network_choice(anvil.url):
-        deployer, uploader, relayer, funder, treasury = accounts.test_accounts[:5]
-        d = deploy(deployer, treasury=treasury.address, params=DeployParams())
-        token = project.HubToken.at(d.token)
-        registry = project.ModelRegistry.at(d.model_registry)
-        relayers = project.RelayerRegistry.at(d.relayer_registry)
-        escrow = project.InferenceEscrow.at(d.inference_escrow)
-
-        token.mint(relayer, 100 * TOKEN, sender=relayer)
-        token.approve(relayers, 100 * TOKEN, sender=relayer)
-        relayers.register("http://127.0.0.1:8700", 100 * TOKEN, sender=relayer)
+    with bonded_hub() as hub:
+        d, token, registry, escrow = hub.deployment, hub.token, hub.registry, hub.escrow
+        uploader, relayer, funder = hub.uploader, hub.relayer, hub.funder
 
         # Callers only sign receipts: they need credit reserved for the relayer, not ether. One
         # caller per channel.
