@@ -16,11 +16,8 @@ it answered, and settlement is safe to repeat because the escrow settles a reque
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import requests
 
@@ -40,56 +37,17 @@ from ..errors import (
 )
 from ..hub import Hub
 from ..runtime import ModelRuntime
-from ..store import DEFAULT_MAX_SIZE, ModelStore, digest_to_cid, file_digest
+from ..store import ModelStore, digest_to_cid, file_digest
 from .channels import ChannelStore
 from .fast import AttestationSigner, FastCalls, FastConfig
 from .follower import RegisteredFiles, Rpc, address_topic, topic, word_address
 from .metrics import RelayerMetrics
+from .settings import RelayerConfig
 from .state import CallState, RelayerState, SeenCall, StoredCall
 
 log = logging.getLogger("modelhub.relayer")
 
 RELAYER_DESIGNATED = topic("RelayerDesignated(uint256,address)")
-
-
-def _env_int(name: str, default: int) -> int:
-    """A setting's default from the environment (the command line has no option for it yet)."""
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
-@dataclass
-class RelayerConfig:
-    """How the daemon behaves; every field has a command-line option of the same name."""
-
-    store_dir: Path
-    confirmations: int = 0  # follow the chain this many blocks behind its head
-    batch_size: int = 100  # attestations per fulfillBatch transaction, at most
-    poll_interval: float = 0.5  # seconds between polls when there is nothing to do
-    max_scan_blocks: int = 2_000  # blocks read per event query
-    max_input_bytes: int = 64 * 1024  # larger inputs are rejected as not fitting the model
-    inference_time_limit: float = 10.0
-    fetch_from: list[str] = field(default_factory=list)  # other relayers to fetch missing model files from
-    min_backoff: float = 0.5  # first wait after a failed round; doubles up to max_backoff
-    max_backoff: float = 30.0
-    # Fast calls (docs/fast-calls.md): when the receipts the relayer holds are settled.
-    settle_threshold: int = 10**18  # base units unsettled on one channel that trigger its settlement
-    settle_interval: float = 60.0  # seconds between settlements of every unsettled channel
-    min_receipt_lifetime: int = 600  # seconds a receipt's deadline must leave; settled at half of it
-    settle_batch_size: int = 100  # receipts per settleReceipts transaction, at most
-    chain_refresh_interval: float = 2.0  # seconds between re-reads of the models' prices (events keep them too)
-    # Channels worth less than this many base units are settled only when forced (deadline near,
-    # release announced, price notice ending, signer change, fee change, shutdown, restart):
-    # below it a settlement costs more gas than it brings. $MODELHUB_RELAYER_MIN_SETTLE_AMOUNT.
-    min_settle_amount: int = field(default_factory=lambda: _env_int("MODELHUB_RELAYER_MIN_SETTLE_AMOUNT", 10**15))
-    # Receipts whose deadline is further than this many seconds are refused (deadline_too_far).
-    max_receipt_lifetime: int = field(
-        default_factory=lambda: _env_int("MODELHUB_RELAYER_MAX_RECEIPT_LIFETIME", 2 * 86_400))
-    # Model files larger than this are refused at upload ($MODELHUB_RELAYER_MAX_UPLOAD_BYTES).
-    max_upload_bytes: int = field(default_factory=lambda: _env_int("MODELHUB_RELAYER_MAX_UPLOAD_BYTES",
-                                                                   DEFAULT_MAX_SIZE))
-    # Callers followed in memory at most ($MODELHUB_RELAYER_MAX_CALLERS); see fast.py.
-    max_callers: int = field(default_factory=lambda: _env_int("MODELHUB_RELAYER_MAX_CALLERS", 200_000))
 
 
 class Relayer:

@@ -9,23 +9,24 @@ import signal
 from collections.abc import Callable
 
 from ..hub import Hub
-from .daemon import Relayer, RelayerConfig
+from .daemon import Relayer
 from .http import HttpServer, create_app
 from .metrics import RelayerMetrics
+from .settings import RelayerConfig
 
 log = logging.getLogger("modelhub.relayer")
 
 
-def run_service(hub: Hub, config: RelayerConfig, host: str, port: int,
-                on_ready: Callable[[str], None] | None = None) -> None:
-    """Serves until SIGTERM or SIGINT. `on_ready` is told the HTTP base URL once it listens."""
+def run_service(hub: Hub, config: RelayerConfig, on_ready: Callable[[str], None] | None = None) -> None:
+    """Serves until SIGTERM or SIGINT, the HTTP API on `config.host`:`config.port`. `on_ready`
+    is told the HTTP base URL once it listens."""
     metrics = RelayerMetrics()
     relayer = Relayer(hub, config, metrics)
     server = HttpServer(create_app(relayer.store, relayer.state, metrics, relayer.status, fast=relayer.fast,
                                    settling=relayer.settling.__contains__),
-                        host, port)
+                        config.host, config.port)
     server.start()
-    url = f"http://{host}:{server.port}"
+    url = f"http://{config.host}:{server.port}"
     if on_ready:
         on_ready(url)
 
