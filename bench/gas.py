@@ -12,9 +12,10 @@ from pathlib import Path
 
 from ape import accounts, chain, networks
 
-from modelhub.attestation import Attestation, sign_attestation
 from modelhub.deployments import DeployParams, deploy
 from modelhub.devchain import Anvil
+from modelhub.typed_data import Attestation
+from modelhub.typed_data import sign as sign_attestation
 
 TOKEN = 10**18
 PRICE = 10**15

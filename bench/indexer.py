@@ -21,11 +21,10 @@ from eth_utils import keccak
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "indexer"))
 
-from modelhub.attestation import Attestation  # noqa: E402
+from modelhub.typed_data import Attestation, KeySigner, Receipt  # noqa: E402
 from modelhub.indexer.events import EventSource  # noqa: E402
 from modelhub.indexer.follow import Indexer  # noqa: E402
 from modelhub.indexer.schema import open_database  # noqa: E402
-from modelhub.receipts import FastSigner, Receipt  # noqa: E402
 from pg_support import PG_BIN, postgres_server  # noqa: E402  (tests/indexer/pg_support.py)
 
 from bench_support import bonded_hub  # noqa: E402
@@ -47,7 +46,7 @@ def main() -> int:
                   for i in range(5)]
         token.mint(funder, 10**9 * TOKEN, sender=funder)
         token.approve(escrow, 2**256 - 1, sender=funder)
-        callers = [FastSigner(Account.create().key) for _ in range(CALLERS)]
+        callers = [KeySigner(Account.create().key) for _ in range(CALLERS)]
         for signer in callers:
             escrow.reserveFor(signer.address, relayer.address, 100 * TOKEN, sender=funder)
         deadline = chain.blocks.head.timestamp + 86_400
@@ -57,7 +56,7 @@ def main() -> int:
             signatures = [s.sign_receipt(r, d.chain_id, d.inference_escrow) for s, r in zip(callers, receipts)]
             escrow.settleReceipts([r.as_tuple() for r in receipts], signatures, sender=relayer)
         escrow.deposit(10 * TOKEN, sender=funder)
-        signer = FastSigner(relayer.private_key)
+        signer = KeySigner(relayer.private_key)
         for _ in range(REQUEST_BATCHES):
             ids = [escrow.requestInference(models[0], 1, INPUT, PRICE, sender=funder).return_value for _ in range(100)]
             atts = [Attestation(i, models[0], 1, keccak(INPUT), keccak(b'{"y":[0]}')) for i in ids]

@@ -17,8 +17,7 @@ from pathlib import Path
 from ape import accounts
 from eth_account import Account
 
-from modelhub.attestation import Attestation
-from modelhub.receipts import FastSigner, Receipt
+from modelhub.typed_data import Attestation, KeySigner, Receipt
 
 from bench_support import bonded_hub
 
@@ -37,7 +36,7 @@ def main() -> int:
 
         # Callers only sign receipts: they need credit reserved for the relayer, not ether. One
         # caller per channel.
-        callers = [FastSigner(Account.create().key) for _ in range(max(CHANNELS_PER_TX))]
+        callers = [KeySigner(Account.create().key) for _ in range(max(CHANNELS_PER_TX))]
         token.mint(funder, 10**9 * TOKEN, sender=funder)
         token.approve(escrow, 2**256 - 1, sender=funder)
         for signer in callers:
@@ -47,7 +46,7 @@ def main() -> int:
             tx = registry.registerModel("iris", b"\x11" * 32, "ipfs://card", PRICE, sender=uploader)
             return tx.return_value
 
-        funder_signer = FastSigner(funder.private_key)
+        funder_signer = KeySigner(funder.private_key)
         escrow.reserveFor(funder.address, relayer.address, 10_000 * TOKEN, sender=funder)
         # Warm the hub once (payee, relayer and treasury earnings slots exist), as in use.
         warm = new_model()
@@ -111,7 +110,7 @@ def _fulfill_batch_per_item(escrow, token, registry, relayer, funder, d, size: i
 
     model_id = registry.registerModel("iris", b"\x11" * 32, "", PRICE, sender=accounts.test_accounts[1]).return_value
     escrow.deposit(10 * TOKEN, sender=funder)
-    signer = FastSigner(relayer.private_key)
+    signer = KeySigner(relayer.private_key)
 
     def attested(count: int):
         ids = [escrow.requestInference(model_id, 0, INPUT, PRICE, sender=funder).return_value for _ in range(count)]

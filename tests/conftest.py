@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pytest
 from eth_utils import keccak
 
-from modelhub.attestation import Attestation, sign_attestation
 from modelhub.deployments import DeployParams, deploy
+from modelhub.typed_data import Attestation
+from modelhub.typed_data import sign as sign_attestation
 
 TOKEN = 10**18
 PARAMS = DeployParams(

@@ -243,23 +243,12 @@ def _fast_calls(say: Say, caller: Hub, relayer: Hub, model_id: int, model: Examp
             raise ModelHubError("the relayer did not settle the fast calls within 120 s; see its log")
         time.sleep(0.5)
     left = caller.reservation(relayer=relayer.address).reserved
-    gas, transactions = _settlement_gas(caller, model_id)
+    gas, transactions = caller.settlement_gas(model_id)
     say.line(f"the relayer settled them with settleReceipts, every {SETTLE_INTERVAL_S} s: {transactions} "
              f"transaction{'s' if transactions > 1 else ''}, {gas:,} gas for {FAST_CALLS} calls "
              f"({gas / FAST_CALLS:,.0f} gas per call), paid out of the reservation "
              f"({tokens(left)} left in it)")
     return last.receipt.amount
-
-
-def _settlement_gas(hub: Hub, model_id: int) -> tuple[int, int]:
-    """Gas and number of the transactions that settled this caller's receipts for `model_id`."""
-    from ape import chain
-
-    escrow = hub.contracts.escrow
-    logs = escrow.ReceiptSettled.range(hub.deployment.start_block, chain.blocks.head.number + 1,
-                                       search_topics={"caller": hub.address, "modelId": model_id})
-    hashes = {log.transaction_hash for log in logs}
-    return sum(chain.provider.get_receipt(h).gas_used for h in hashes), len(hashes)
 
 
 def _compact(inputs: dict) -> str:

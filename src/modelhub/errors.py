@@ -264,11 +264,12 @@ class CallRefundedError(ModelHubError):
 class FastCallError(ModelHubError):
     """A relayer refused a fast call; it was not charged (the relayer keeps no refused receipt).
 
-    `status` is the HTTP status, `code` the relayer's error code, `details` its extra fields."""
+    `status` is the HTTP status, `code` the relayer's error code (modelhub.refusals lists them),
+    `details` its extra fields. The relayer raises it too (refusals.refuse), to answer with."""
 
     def __init__(self, message: str, status: int = 0, code: str = "", details: dict | None = None) -> None:
         super().__init__(message)
-        self.status, self.code = status, code
+        self.message, self.status, self.code = message, status, code
         self.details = dict(details or {})
 
 

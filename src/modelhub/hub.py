@@ -15,7 +15,6 @@ import requests
 from eth_utils import is_address, to_checksum_address
 
 from . import errors as e
-from .attestation import Attestation, signable_message
 from .codec import decode_input, encode_output
 from .contracts import (
     HubContracts,
@@ -28,16 +27,17 @@ from .contracts import (
 )
 from .deployments import DEV_CHAIN_IDS, Deployment, load_deployment
 from .errors import RejectReason
-from .receipts import Receipt, receipt_digest
 from .runtime import ModelRuntime
 from .store import ModelStore, digest_to_cid, file_digest
+from .typed_data import Attestation, Receipt, digest, recover_signer, signable_message
 
 if TYPE_CHECKING:
     from .session import FastSession
 
 __all__ = [
     "FulfillOutcome", "Hub", "ModelInfo", "ModelStats", "ModelVersion", "Payee", "PriceNotice",
-    "PendingFees", "PendingMinBond", "Published", "ReceiptOutcome", "ReceiptSigner", "ReceiptSkipReason", "RejectReason",
+    "PendingFees", "PendingMinBond", "Published", "ReceiptOutcome", "ReceiptSigner", "ReceiptSkipReason",
+    "ReceiptTerms", "RejectReason",
     "RelayerInfo", "RequestInfo", "RequestStatus", "RequestedCall", "Reservation", "SkipReason",
     "Upload",
 ]
@@ -182,6 +182,21 @@ class ReceiptSigner:
     next_at: int = 0
 
 
+@dataclass(frozen=True)
+class ReceiptTerms:
+    """What the fast path needs to know of a model (`ModelRegistry.receiptTerms` and
+    `getModel`): its price, the floor of its last price rise (the price before it, until
+    `floor_ends_at`, unix time; kept after it ended, 0 if never a rise), whether it takes calls
+    and its latest version. `exists` False: no such model (the other fields read as zero)."""
+
+    exists: bool
+    price: int = 0
+    floor_price: int = 0
+    floor_ends_at: int = 0
+    latest_version: int = 0
+    active: bool = False
+
+
 # Kept for code written against the old escrow; no contract call returns it any more.
 @dataclass(frozen=True)
 class PriceNotice:
@@ -266,6 +281,26 @@ class Hub:
     def signer_address(self) -> str:
         """The key that signs for this hub (`account`): the address itself, unless a wallet."""
         return to_checksum_address(self.account.address)
+
+    @property
+    def escrow_address(self) -> str:
+        """The InferenceEscrow's address (checksummed)."""
+        return str(self.contracts.escrow.address)
+
+    @property
+    def registry_address(self) -> str:
+        """The ModelRegistry's address (checksummed)."""
+        return str(self.contracts.registry.address)
+
+    @property
+    def relayers_address(self) -> str:
+        """The RelayerRegistry's address (checksummed)."""
+        return str(self.contracts.relayers.address)
+
+    @property
+    def token_address(self) -> str:
+        """The fee token's address (checksummed)."""
+        return str(self.contracts.token.address)
 
     # ------------------------------------------------------------------ uploaders
 
@@ -443,17 +478,9 @@ class Hub:
     def reservations(self, caller: Any = None) -> list[Reservation]:
         """The reservations of `caller` (default: this account) for every relayer it ever
         reserved for (found through the escrow's Reserved events), as they are now."""
-        from ape import chain
-        from ape.types import LogFilter
-
         who = self._who(caller)
-        escrow = self.contracts.escrow
-        log_filter = LogFilter.from_event(event=escrow.Reserved.abi, search_topics={"caller": who},
-                                          addresses=[escrow.address],
-                                          start_block=self.deployment.start_block)
-        with chain_errors():
-            relayers = dict.fromkeys(to_checksum_address(log.relayer)
-                                     for log in chain.provider.get_contract_logs(log_filter))
+        logs = self._logs(self.contracts.escrow, "Reserved", {"caller": who})
+        relayers = dict.fromkeys(to_checksum_address(log.relayer) for log in logs)
         return [self.reservation(who, relayer) for relayer in relayers]
 
     def set_receipt_signer(self, signer: Any) -> ReceiptSigner:
@@ -464,6 +491,19 @@ class Hub:
         address = _ZERO_ADDRESS if signer is None else _address(signer)
         self._send(self.contracts.escrow.setReceiptSigner, address)
         return self.receipt_signer()
+
+    def reservations_and_signers(self, callers: Sequence[Any], relayer: Any) -> list[tuple[Reservation, ReceiptSigner]]:
+        """For each of `callers`: its reservation for `relayer` and its receipt signer key, read
+        at the latest block in one JSON-RPC batch (a relayer follows many callers)."""
+        whom = _address(relayer)
+        who = [_address(caller) for caller in callers]
+        escrow = self.contracts.escrow
+        rows = self._batch_call([(escrow.reservation, (caller, whom)) for caller in who]
+                                + [(escrow.receiptSigner, (caller,)) for caller in who])
+        held, keys = rows[:len(who)], rows[len(who):]
+        return [(Reservation(caller, whom, *(int(value) for value in reservation)),
+                 ReceiptSigner(caller, _optional_address(key[0]), _optional_address(key[1]), int(key[2])))
+                for caller, reservation, key in zip(who, held, keys)]
 
     def receipt_signer(self, account: Any = None) -> ReceiptSigner:
         """The receipt signer key of `account` (default: this account) in force now, and a
@@ -516,14 +556,26 @@ class Hub:
         """The least a receipt must pay per call for `model_id` now, and until when: during a
         price rise's notice the price before the rise (the registry's floor), else the price;
         never less than the escrow's 1 base unit per receipt call (free models too)."""
-        exists, price, _floor, _floor_ends_at, _payees, _shares = self._call(
-            self.contracts.registry.receiptTerms, model_id)
+        exists, price = self._receipt_terms_row(model_id)[:2]
         if not exists:
             raise refusal("ModelRegistry_UnknownModel", modelId=model_id)
         # priceNotice is (floor, endsAt) only while a rise is under notice, (0, 0) otherwise.
         floor, ends_at = self._call(self.contracts.registry.priceNotice, model_id)
         lowest = int(floor) if ends_at else int(price)
         return PriceNotice(max(lowest, MIN_RECEIPT_PRICE), int(ends_at), int(price))
+
+    def receipt_terms(self, model_id: int) -> ReceiptTerms:
+        """What a relayer checks a receipt for `model_id` against: price, the last rise's floor
+        and when its notice ends, active flag, latest version (`exists` False: unknown id)."""
+        exists, price, floor, floor_ends_at = self._receipt_terms_row(model_id)[:4]
+        if not exists:
+            return ReceiptTerms(False)
+        _, price, latest, active, _, _ = self._model_row(model_id)
+        return ReceiptTerms(True, price, int(floor), int(floor_ends_at), latest, active)
+
+    def _receipt_terms_row(self, model_id: int) -> tuple:
+        """ModelRegistry.receiptTerms: (exists, price, floor, floor ends at, payees, shares)."""
+        return tuple(self._call(self.contracts.registry.receiptTerms, model_id))
 
     def channel(self, caller: Any, relayer: Any, model_id: int) -> tuple[int, int]:
         """What the escrow has settled of the channel (caller, relayer, model): (calls, amount)."""
@@ -532,7 +584,7 @@ class Hub:
 
     def receipt_digest(self, receipt: Receipt) -> bytes:
         """The EIP-712 digest of `receipt` for this deployment (what the caller signs)."""
-        return receipt_digest(receipt, self.deployment.chain_id, self.deployment.inference_escrow)
+        return digest(receipt, self.deployment.chain_id, self.deployment.inference_escrow)
 
     def fast_session(self, model_id: int, relayer: str | None = None, version: int = 0,
                      max_price: int | None = None, receipt_lifetime: int = 86_400,
@@ -730,6 +782,23 @@ class Hub:
         endpoint, bond, active, unbond_at = self._call(self.contracts.relayers.relayerInfo, who)
         return RelayerInfo(who, endpoint, int(bond), bool(active), int(unbond_at))
 
+    def registered_relayers(self) -> list[str]:
+        """Every account that ever registered as a relayer (RelayerRegistered events), first
+        registration first; whether each is active now is `relayer_info(...).active`."""
+        logs = self._logs(self.contracts.relayers, "RelayerRegistered")
+        return list(dict.fromkeys(to_checksum_address(log.relayer) for log in logs))
+
+    def settlement_gas(self, model_id: int, caller: Any = None) -> tuple[int, int]:
+        """(gas used, number) of the transactions that settled receipts of `caller` (default:
+        this account) for `model_id` (ReceiptSettled events)."""
+        from ape import chain
+
+        logs = self._logs(self.contracts.escrow, "ReceiptSettled",
+                          {"caller": self._who(caller), "modelId": model_id})
+        hashes = {log.transaction_hash for log in logs}
+        with chain_errors():
+            return sum(chain.provider.get_receipt(h).gas_used for h in hashes), len(hashes)
+
     def requests_since(self, from_block: int, to_block: int | None = None) -> Iterator[RequestedCall]:
         """The calls requested in blocks from_block..to_block (inclusive; default: the head)."""
         from ape import chain
@@ -902,6 +971,36 @@ class Hub:
         with chain_errors():
             return method(*args)
 
+    def _batch_call(self, calls: Sequence[tuple[Any, tuple]]) -> list[tuple]:
+        """Each (view method, arguments) read at the latest block: in one JSON-RPC batch when
+        the node speaks HTTP; one call each otherwise, and for an item the batch did not answer."""
+        from ape import chain
+        from eth_abi import decode as abi_decode
+
+        answers: list[bytes | None] = [None] * len(calls)
+        uri = getattr(chain.provider, "http_uri", None)
+        if calls and isinstance(uri, str) and uri.startswith("http"):
+            batch = [{"jsonrpc": "2.0", "id": index, "method": "eth_call", "params": [
+                {"to": str(method.contract.address), "data": "0x" + bytes(method.encode_input(*args)).hex()}, "latest"]}
+                for index, (method, args) in enumerate(calls)]
+            try:
+                replies = requests.post(uri, json=batch, timeout=30).json()
+            except (requests.RequestException, ValueError):
+                replies = []
+            for reply in replies if isinstance(replies, list) else []:
+                index = reply.get("id") if isinstance(reply, dict) else None
+                if isinstance(index, int) and 0 <= index < len(calls) and isinstance(reply.get("result"), str):
+                    answers[index] = bytes.fromhex(reply["result"].removeprefix("0x"))
+        rows = []
+        for (method, args), answer in zip(calls, answers):
+            types = [output.canonical_type for output in method.abis[0].outputs]
+            if answer is not None and len(answer) >= 32 * len(types):
+                rows.append(tuple(abi_decode(types, answer)))
+            else:
+                value = self._call(method, *args)
+                rows.append(tuple(value) if len(types) > 1 else (value,))
+        return rows
+
     @staticmethod
     def _event(tx: Any, event_type: Any) -> Any:
         # Read back from the receipt rather than trusting return values (not kept on all nodes).
@@ -954,7 +1053,6 @@ class Hub:
         attestation matches the request (model, version, input hash; and `sent_input` when
         given), and its signature is the fulfilling relayer's. `relayer_url` defaults to the
         endpoint that relayer registered. Raises OutputVerificationError otherwise."""
-        from .attestation import recover_signer
         from .codec import input_hash, output_hash
 
         fulfilled = self.fulfilled_by(request_id)
@@ -995,14 +1093,16 @@ class Hub:
 
     def _request_logs(self, event_name: str, request_id: int) -> list:
         """The escrow's `event_name` logs for `request_id` (an indexed topic), oldest first."""
+        return self._logs(self.contracts.escrow, event_name, {"requestId": request_id})
+
+    def _logs(self, contract: Any, event_name: str, topics: dict[str, Any] | None = None) -> list:
+        """`contract`'s `event_name` logs since the deployment's start block, filtered on the
+        indexed `topics`, oldest first."""
         from ape import chain
         from ape.types import LogFilter
 
-        escrow = self.contracts.escrow
-        log_filter = LogFilter.from_event(event=getattr(escrow, event_name).abi,
-                                          search_topics={"requestId": request_id},
-                                          addresses=[escrow.address],
-                                          start_block=self.deployment.start_block)
+        log_filter = LogFilter.from_event(event=getattr(contract, event_name).abi, search_topics=topics or {},
+                                          addresses=[contract.address], start_block=self.deployment.start_block)
         with chain_errors():
             return list(chain.provider.get_contract_logs(log_filter))
 

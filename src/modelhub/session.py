@@ -15,20 +15,11 @@ import requests
 from eth_utils import is_address, keccak, to_checksum_address
 
 from . import errors as e
-from . import receipts
-from .attestation import Attestation
 from .codec import decode_input, encode_output, tensor_shape
 from .contracts import chain_errors, refusal
 from .hub import OutputVerificationError, parse_signed_answer
-from .attestation import ATTESTATION_TYPEHASH
-from .receipts import (
-    RECEIPT_TYPEHASH,
-    FastSigner,
-    Receipt,
-    domain_separator,
-    recover_digest_signer,
-    signable_message,
-)
+from .refusals import RESERVATION_LAG_CODES, error_for
+from .typed_data import Attestation, Domain, KeySigner, Receipt, recover_digest_signer
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -171,7 +162,7 @@ class FastSession:
         self._http = requests.Session()
         self._signing_account, self._signer, self.signer_address = _receipt_signer(
             hub.account if signer is None else signer)
-        self._eip712_prefix = b"\x19\x01" + domain_separator(self.chain_id, self.escrow)
+        self._domain = Domain(self.chain_id, self.escrow)
         self._clock_skew = 0.0
         self._stale = False
         self._closed = False
@@ -200,10 +191,6 @@ class FastSession:
         self.max_price = max(model.price, MIN_RECEIPT_PRICE) if max_price is None else int(max_price)
         self.price = self._checked_price(receipt_price(hub, self.model_id))
         self._valid_signers, register_signer = self._signer_plan()
-        # The receipt's words that never change on this channel, encoded once.
-        self._receipt_head = (RECEIPT_TYPEHASH + bytes.fromhex(self.caller[2:]).rjust(32, b"\0")
-                              + bytes.fromhex(self.relayer[2:]).rjust(32, b"\0")
-                              + self.model_id.to_bytes(32, "big"))
         self._sync_clock()
         # The newest totals known to be signed by the caller: (calls, amount).
         self._known: tuple[int, int] = (0, 0)
@@ -428,28 +415,18 @@ class FastSession:
     def _deadline(self) -> int:
         return int(time.time() + self._clock_skew) + self.receipt_lifetime
 
-    # The two EIP-712 digests of a call, from raw 32-byte words: each is two keccaks, where the
-    # generic encoders cost hundreds of microseconds (tests check they agree with receipts.py).
-
     def receipt_digest(self, receipt: Receipt) -> bytes:
-        """The EIP-712 digest of a receipt of this channel (what the caller signs)."""
-        if (receipt.caller, receipt.relayer, receipt.model_id) != (self.caller, self.relayer, self.model_id):
-            return receipts.receipt_digest(receipt, self.chain_id, self.escrow)
-        struct = keccak(self._receipt_head + receipt.calls.to_bytes(32, "big")
-                        + receipt.amount.to_bytes(32, "big") + receipt.deadline.to_bytes(32, "big"))
-        return keccak(self._eip712_prefix + struct)
+        """The EIP-712 digest of a receipt (what the caller signs)."""
+        return self._domain.digest(receipt)
 
     def attestation_digest(self, att: Attestation) -> bytes:
         """The EIP-712 digest of an attestation (what the relayer signs)."""
-        struct = keccak(ATTESTATION_TYPEHASH + att.request_id.to_bytes(32, "big")
-                        + att.model_id.to_bytes(32, "big") + att.version.to_bytes(32, "big")
-                        + att.input_hash + att.output_hash)
-        return keccak(self._eip712_prefix + struct)
+        return self._domain.digest(att)
 
     def _sign(self, receipt: Receipt) -> bytes:
         if self._signer is not None:
             return self._signer.sign_digest(self.receipt_digest(receipt))
-        signature = self._signing_account.sign_message(signable_message(receipt, self.chain_id, self.escrow))
+        signature = self._signing_account.sign_message(self._domain.signable_message(receipt))
         if signature is None:
             raise e.ModelHubError(f"account {self.signer_address} declined to sign the receipt")
         return signature.encode_rsv()
@@ -529,8 +506,7 @@ class FastSession:
             before = self._clock_skew
             self._sync_clock()
             return self._clock_skew > before
-        if code in ("no_reservation", "insufficient_credit", "insufficient_reservation",
-                    "receipts_not_enabled", "unknown_signer"):
+        if code in RESERVATION_LAG_CODES:
             # The session reserved (or registered its key) just now: the relayer may not have
             # seen that block yet.
             if time.monotonic() - max(self._reserved_at, self._signer_set_at) < RESERVATION_SETTLE_S:
@@ -540,73 +516,12 @@ class FastSession:
 
     def _refused(self, status: int, answer: dict) -> Exception:
         """The SDK exception for a refused call, with what to do about it."""
-        code = str(answer.get("code", ""))
-        said = str(answer.get("error", "")) or f"HTTP {status}"
-        where = f"the relayer at {self.relayer_url} refused the fast call of model {self.model_id}"
-        details = {k: v for k, v in answer.items() if k not in ("error", "code")}
-        inputs = {"modelId": self.model_id, **details}
-        if code in ("insufficient_credit", "insufficient_reservation"):
-            self._budget = None
-            return e.InsufficientReservationError(
-                f"{where}: the reservation for it cannot pay another receipt (available "
-                f"{answer.get('available', '?')}, needed {answer.get('needed', '?')} base units: "
-                "the reservation minus an announced release and what the relayer holds unsettled "
-                "on all your channels with it); reserve more (Hub.reserve), after depositing "
-                "(Hub.deposit) if your free credit is short", code, inputs)
-        if code in ("no_reservation", "receipts_not_enabled"):
-            return e.NoReservationError(
-                f"{where}: it counts on no reservation of {self.caller} for it (none, or less "
-                f"than a call left after an announced release); reserve credit for it "
-                f"(Hub.reserve) and wait for the transaction", status, code, details)
-        if code == "unknown_model":
-            return e.UnknownModelError(f"{where}: it knows no model {self.model_id}; pick an id "
-                                       "from list_models()", code, inputs)
-        if code == "model_inactive":
-            return e.ModelInactiveError(f"{where}: the model is switched off; its owner can "
-                                        "switch it on with set_active", code, inputs)
-        if code == "bad_input":
-            return e.InvalidInputError(f"{where}: the input does not fit the model: {said}")
-        if code == "wrong_amount":
-            return e.FastCallError(
-                f"{where}: the receipt's amount does not fit the model's price ({said}; relayer "
-                f"price {answer.get('price', '?')}, receipt price {answer.get('receiptPrice', '?')}, "
-                f"this session pays {self.price}); open a new session", status, code, details)
-        if code == "out_of_order":
-            return e.FastCallError(
-                f"{where}: the channel moved on while this session signed ({said}); another "
-                "client is using the same account, model and relayer: use one session per channel",
-                status, code, details)
-        if code == "deadline_too_soon":
-            return e.FastCallError(
-                f"{where}: the receipt's deadline is too soon for the relayer to settle it (it "
-                f"needs {answer.get('minDeadline', '?')}, unix time); open the session with a "
-                f"longer receipt_lifetime than {self.receipt_lifetime} s", status, code, details)
-        if code == "deadline_too_far":
-            return e.FastCallError(
-                f"{where}: the receipt's deadline is further than it holds receipts (at most "
-                f"{answer.get('maxDeadline', '?')}, unix time); open the session with a shorter "
-                f"receipt_lifetime than {self.receipt_lifetime} s", status, code, details)
-        if code == "signer_expiring":
-            return e.ReceiptSignerError(
-                f"{where}: the receipt signer key of {self.caller} is replaced at "
-                f"{answer.get('signerChangesAt', '?')} (unix time), too soon for it to settle what "
-                f"this key signs; sign with the new key or the account's own key")
-        if code == "model_unavailable":
-            return e.FastCallError(f"{where}: the model file is unavailable there ({said}); "
-                                   "try again later or use another relayer", status, code, details)
-        if code == "invalid_signature":
-            return e.FastCallError(
-                f"{where}: it does not accept {self.caller}'s signature of the receipt ({said}); "
-                f"receipts must be signed by the caller's key or by its receipt signer in force "
-                f"(this session signs with {self.signer_address}; contract wallets register one "
-                "with Hub.set_receipt_signer)", status, code, details)
-        if code == "wrong_channel":
-            return e.FastCallError(
-                f"{where}: the receipt names another relayer or model ({said}); the URL does "
-                f"not serve relayer {self.relayer}: open the session with its address", status,
-                code, details)
-        return e.FastCallError(f"{where} with HTTP {status} {code or ''}: {said}".rstrip(),
-                               status, code, details)
+        error = error_for(status, answer, f"the relayer at {self.relayer_url} refused the fast call of model "
+                          f"{self.model_id}", caller=self.caller, signer=self.signer_address, relayer=self.relayer,
+                          model_id=self.model_id, receipt_lifetime=self.receipt_lifetime, session_price=self.price)
+        if isinstance(error, e.InsufficientReservationError):
+            self._budget = None  # the relayer counts differently: read the reservation again
+        return error
 
     # ------------------------------------------------------------------ verification
 
@@ -636,7 +551,7 @@ class FastSession:
         if not self._version_fits(version):
             raise refuse(f"it ran version {version}, but the session asked for "
                          f"{self.version or 'the latest'}")
-        call_id = int.from_bytes(self.receipt_digest(receipt), "big")  # receipts.receipt_call_id
+        call_id = self._domain.call_id(receipt)
         expected = Attestation(call_id, self.model_id, version, input_hash, digest)
         if att != expected:
             raise refuse(f"the attestation {att.as_json()} is not {expected.as_json()}, the one "
@@ -736,15 +651,7 @@ def relayer_at(hub: "Hub", url: str, http: requests.Session | None = None,
 
 
 def _first_answering_relayer(hub: "Hub", http: requests.Session, timeout: float) -> tuple[str, str]:
-    from ape import chain
-    from ape.types import LogFilter
-
-    registry = hub.contracts.relayers
-    log_filter = LogFilter.from_event(event=registry.RelayerRegistered.abi, addresses=[registry.address],
-                                      start_block=hub.deployment.start_block)
-    with chain_errors():
-        registered = list(dict.fromkeys(to_checksum_address(log.relayer) for log in
-                                        chain.provider.get_contract_logs(log_filter)))
+    registered = hub.registered_relayers()
     for address in registered:
         try:
             return resolve_relayer(hub, address, http, min(timeout, 5.0))
@@ -834,22 +741,22 @@ def _channel_state(data: Mapping[str, Any]) -> ChannelState:
                         int(data.get("settledAmount", 0)))
 
 
-def _receipt_signer(signer: Any) -> tuple[Any, FastSigner | None, str]:
-    """(Ape account or None, FastSigner or None, address) of what signs a session's receipts: an
+def _receipt_signer(signer: Any) -> tuple[Any, KeySigner | None, str]:
+    """(Ape account or None, KeySigner or None, address) of what signs a session's receipts: an
     Ape account, or a raw private key (hex string or 32 bytes)."""
     if isinstance(signer, (bytes, bytearray)) or (isinstance(signer, str) and not is_address(signer)):
         try:
-            fast = FastSigner(bytes(signer) if not isinstance(signer, str) else signer)
+            key_signer = KeySigner(bytes(signer) if not isinstance(signer, str) else signer)
         except (ValueError, TypeError) as error:
             raise ValueError(f"the receipt signer is neither an account nor a private key ({error})") from None
-        return None, fast, fast.address
+        return None, key_signer, key_signer.address
     if not hasattr(signer, "sign_message"):
         raise ValueError("the receipt signer must be an Ape account or a private key")
-    return signer, _fast_signer(signer), to_checksum_address(signer.address)
+    return signer, _key_signer(signer), to_checksum_address(signer.address)
 
 
-def _fast_signer(account: Any) -> FastSigner | None:
-    """A FastSigner for an account that exposes its raw key (Ape's test accounts); else None,
+def _key_signer(account: Any) -> KeySigner | None:
+    """A KeySigner for an account that exposes its raw key (Ape's test accounts); else None,
     and receipts are signed through the account's own `sign_message`."""
     from ape.api.accounts import TestAccountAPI
 
@@ -857,6 +764,6 @@ def _fast_signer(account: Any) -> FastSigner | None:
     key = getattr(account, "private_key", None) if isinstance(account, TestAccountAPI) else None
     if not isinstance(key, (str, bytes)):
         return None
-    signer = FastSigner(key)
+    signer = KeySigner(key)
     return signer if signer.address == to_checksum_address(account.address) else None
 

@@ -18,10 +18,11 @@ from eth_account import Account
 from eth_utils import keccak
 
 from cast_support import DEV_KEYS
-from modelhub.attestation import Attestation, sign_attestation
 from modelhub.cli.common import format_tokens
 from modelhub.codec import encode_output
 from modelhub.devchain import Anvil, free_port, rpc
+from modelhub.typed_data import Attestation
+from modelhub.typed_data import sign as sign_attestation
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris" / "iris.onnx"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from modelhub.deployments import DeployParams, deploy
-from modelhub.receipts import Receipt
-from modelhub.receipts import sign_receipt as sign_receipt_with_key
+from modelhub.typed_data import Receipt
+from modelhub.typed_data import sign as sign_receipt_with_key
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from contract_support import (
     reverts,
     same,
 )
-from modelhub.attestation import sign_attestation
+from modelhub.typed_data import sign as sign_attestation
 
 PRICE = 10_000
 OUTPUT = b'{"label":[0]}'

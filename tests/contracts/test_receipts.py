@@ -9,8 +9,8 @@ import pytest
 from eth_account import Account
 
 from contract_support import events, fee_split, one_event, reverts, same
-from modelhub.receipts import receipt_digest
-from modelhub.receipts import sign_receipt as sign_with_key
+from modelhub.typed_data import digest as receipt_digest
+from modelhub.typed_data import sign as sign_with_key
 
 PRICE = 1_001  # the fee parts round: 50.05 to the treasury, 100.1 to the relayer
 FUNDS = 100 * PRICE

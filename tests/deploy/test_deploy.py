@@ -11,8 +11,9 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from modelhub.attestation import Attestation, sign_attestation
 from modelhub.devchain import Anvil
+from modelhub.typed_data import Attestation
+from modelhub.typed_data import sign as sign_attestation
 
 from cast_support import DEV_KEYS, cast, cast_send, cast_uint, run_deploy
 

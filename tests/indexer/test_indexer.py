@@ -12,13 +12,14 @@ import pytest
 from eth_utils import keccak
 from sqlalchemy import select
 
-from modelhub.attestation import Attestation, sign_attestation
 from modelhub.deployments import Deployment
 from modelhub.indexer import schema as t
 from modelhub.indexer import signals
 from modelhub.indexer.follow import Indexer, _Applier
 from modelhub.indexer.schema import IndexDatabaseError, open_database
-from modelhub.receipts import Receipt, sign_receipt
+from modelhub.typed_data import Attestation, Receipt
+from modelhub.typed_data import sign as sign_attestation
+from modelhub.typed_data import sign as sign_receipt
 
 TOKEN = 10**18
 INPUT = b'{"X":[[5.1,3.5,1.4,0.2]]}'

@@ -1,5 +1,5 @@
-"""Receipts and the fast signing path: the same EIP-712 digests and signatures as eth_account, and
-recovery that refuses exactly the signatures OpenZeppelin's ECDSA refuses."""
+"""Receipts and the raw-word digests and libsecp256k1 signing of typed_data: the same EIP-712 digests
+and signatures as eth_account, and recovery that refuses exactly the signatures OpenZeppelin's ECDSA refuses."""
 
 import pytest
 from eth_account import Account
@@ -8,20 +8,22 @@ from eth_utils import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelhub.attestation import Attestation, recover_signer, signable_message as attestation_message
-from modelhub.receipts import (
+from modelhub.typed_data import (
     RECEIPT_TYPES,
-    FastSigner,
+    Attestation,
+    KeySigner,
     Receipt,
-    attestation_digest,
     domain,
     recover_digest_signer,
-    recover_receipt_signer,
-    receipt_call_id,
-    receipt_digest,
-    sign_receipt,
+    recover_signer,
+    recover_valid_signer,
+    sign,
     signable_message,
 )
+from modelhub.typed_data import call_id as receipt_call_id
+from modelhub.typed_data import digest as attestation_digest
+from modelhub.typed_data import digest as receipt_digest
+from modelhub.typed_data import signable_message as attestation_message
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 ESCROW = "0x" + "ab" * 20
@@ -39,7 +41,7 @@ escrows = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())
 
 @settings(max_examples=300, deadline=None)
 @given(receipt=receipts, chain_id=st.integers(1, 2**64 - 1), escrow=escrows)
-def test_the_fast_receipt_message_equals_the_generic_typed_data_encoding(receipt, chain_id, escrow):
+def test_the_raw_word_receipt_message_equals_the_generic_typed_data_encoding(receipt, chain_id, escrow):
     expected = encode_typed_data(domain(chain_id, escrow), RECEIPT_TYPES, receipt.as_message())
     assert signable_message(receipt, chain_id, escrow) == expected
     assert receipt_digest(receipt, chain_id, escrow) == keccak(b"\x19" + expected.version + expected.header + expected.body)
@@ -47,17 +49,17 @@ def test_the_fast_receipt_message_equals_the_generic_typed_data_encoding(receipt
 
 @settings(max_examples=100, deadline=None)
 @given(receipt=receipts, key=st.integers(1, SECP256K1_N - 1))
-def test_the_fast_signer_signs_exactly_as_eth_account_and_recovers_its_address(receipt, key):
+def test_the_key_signer_signs_exactly_as_eth_account_and_recovers_its_address(receipt, key):
     private_key = key.to_bytes(32, "big")
-    signer = FastSigner(private_key)
+    signer = KeySigner(private_key)
     signature = signer.sign_receipt(receipt, 31337, ESCROW)
-    assert signature == sign_receipt(private_key, receipt, 31337, ESCROW)  # RFC 6979: deterministic
+    assert signature == sign(private_key, receipt, 31337, ESCROW)  # RFC 6979: deterministic
     assert signer.address == Account.from_key(private_key).address
-    assert recover_receipt_signer(receipt, signature, 31337, ESCROW) == signer.address
+    assert recover_valid_signer(receipt, signature, 31337, ESCROW) == signer.address
 
 
-def test_an_attestation_signed_fast_recovers_through_eth_account():
-    signer = FastSigner(Account.create().key)
+def test_an_attestation_signed_by_a_key_signer_recovers_through_eth_account():
+    signer = KeySigner(Account.create().key)
     att = Attestation(2**250 + 3, 1, 2, b"\x01" * 32, b"\x02" * 32)
     signature = signer.sign_attestation(att, 31337, ESCROW)
     assert recover_signer(att, signature, 31337, ESCROW) == signer.address
@@ -66,7 +68,7 @@ def test_an_attestation_signed_fast_recovers_through_eth_account():
 
 
 def test_recovery_refuses_what_the_escrow_refuses():
-    signer = FastSigner(Account.create().key)
+    signer = KeySigner(Account.create().key)
     digest = keccak(b"a receipt")
     signature = signer.sign_digest(digest)
     assert recover_digest_signer(digest, signature) == signer.address

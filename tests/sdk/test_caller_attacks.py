@@ -8,10 +8,9 @@ import pytest
 from eth_utils import keccak
 
 from modelhub import errors
-from modelhub.attestation import Attestation
 from modelhub.contracts import ReceiptSkipReason, RequestStatus, SkipReason
 from modelhub.hub import Hub
-from modelhub.receipts import FastSigner, Receipt
+from modelhub.typed_data import Attestation, KeySigner, Receipt
 
 from sdk_support import IRIS, IRIS_INPUT, PRICE
 
@@ -21,7 +20,7 @@ OUTPUT = b'{"label":[0]}'
 
 def sign(account_or_key, receipt: Receipt, hub: Hub) -> bytes:
     key = getattr(account_or_key, "private_key", account_or_key)
-    return FastSigner(key).sign_receipt(receipt, hub.deployment.chain_id, hub.deployment.inference_escrow)
+    return KeySigner(key).sign_receipt(receipt, hub.deployment.chain_id, hub.deployment.inference_escrow)
 
 
 def attest(call, output: bytes = OUTPUT) -> Attestation:

@@ -10,7 +10,7 @@ import pytest
 from eth_utils import keccak
 
 from modelhub import errors
-from modelhub.attestation import Attestation, recover_signer
+from modelhub.typed_data import Attestation, recover_signer
 from modelhub.contracts import RequestStatus, SkipReason, chain_errors
 from modelhub.deployments import DeploymentNotFoundError, save_deployment
 from modelhub.hub import Hub, encode_input
@@ -425,9 +425,9 @@ def test_settle_receipts_reports_each_item_paid_or_skipped_with_its_reason(
     iris, funded_caller, bonded_relayer, caller
 ):
     from modelhub.contracts import ReceiptSkipReason
-    from modelhub.receipts import FastSigner, Receipt
+    from modelhub.typed_data import KeySigner, Receipt
 
-    signer = FastSigner(caller.private_key)
+    signer = KeySigner(caller.private_key)
     d = funded_caller.deployment
     deadline = 2**40
     funded_caller.reserve(bonded_relayer.address, 8 * PRICE)
@@ -450,6 +450,39 @@ def test_settle_receipts_reports_each_item_paid_or_skipped_with_its_reason(
     # Paid out of the reservation; free credit is untouched.
     assert funded_caller.reservation(relayer=bonded_relayer.address).reserved == 6 * PRICE
     assert funded_caller.balance() == credit
+
+
+def test_the_hub_reads_what_relayers_and_sessions_need_without_its_contracts(
+    iris, funded_caller, bonded_relayer, uploader_hub, caller, deployment
+):
+    from modelhub.hub import ReceiptTerms
+    from modelhub.typed_data import KeySigner, Receipt
+
+    hub = funded_caller
+    assert (hub.escrow_address, hub.registry_address, hub.relayers_address, hub.token_address) == (
+        deployment.inference_escrow, deployment.model_registry, deployment.relayer_registry, deployment.token)
+    assert bonded_relayer.address in hub.registered_relayers()
+    assert len(set(hub.registered_relayers())) == len(hub.registered_relayers())
+    assert hub.receipt_terms(iris.model_id) == ReceiptTerms(True, PRICE, PRICE, 0, 1, True)
+    assert hub.receipt_terms(99) == ReceiptTerms(False)
+    uploader_hub.set_price(iris.model_id, 3 * PRICE)
+    rise = hub.receipt_terms(iris.model_id)
+    assert (rise.price, rise.floor_price) == (3 * PRICE, PRICE) and rise.floor_ends_at > 0
+
+    hub.reserve(bonded_relayer.address, 4 * PRICE)
+    pairs = hub.reservations_and_signers([caller, bonded_relayer.address], bonded_relayer.address)
+    assert pairs == [(hub.reservation(caller, bonded_relayer.address), hub.receipt_signer(caller)),
+                     (hub.reservation(bonded_relayer.address, bonded_relayer.address),
+                      hub.receipt_signer(bonded_relayer.address))]
+    assert pairs[0][0].reserved >= 4 * PRICE
+
+    assert hub.settlement_gas(iris.model_id) == (0, 0)
+    d = hub.deployment
+    receipt = Receipt(caller.address, bonded_relayer.address, iris.model_id, 1, PRICE, 2**40)
+    bonded_relayer.settle_receipts([(receipt, KeySigner(caller.private_key).sign_receipt(receipt, d.chain_id,
+                                                                                         d.inference_escrow))])
+    gas, transactions = hub.settlement_gas(iris.model_id)
+    assert transactions == 1 and gas > 21_000
 
 
 def test_price_notice_gives_the_old_price_for_receipts_after_a_rise_and_nothing_pending_otherwise(

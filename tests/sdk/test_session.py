@@ -238,8 +238,9 @@ def test_a_session_follows_the_channel_when_another_client_moved_it(served_iris,
 
 
 def test_a_tampered_answer_is_refused(served_iris, relayer_process, rich_caller, caller):
-    from modelhub.attestation import Attestation
-    from modelhub.receipts import FastSigner, attestation_digest, receipt_digest
+    from modelhub.typed_data import Attestation, KeySigner
+    from modelhub.typed_data import digest as attestation_digest
+    from modelhub.typed_data import digest as receipt_digest
 
     with rich_caller.fast_session(served_iris.model_id, relayer=relayer_process.url) as session:
         result = session.infer(IRIS_INPUT)
@@ -265,7 +266,7 @@ def test_a_tampered_answer_is_refused(served_iris, relayer_process, rich_caller,
         refused({}, receipt=result.receipt.next(PRICE, result.receipt.deadline), match="attestation")
         # A well-formed attestation of this very call, signed by someone else.
         att = Attestation.from_json(answer["attestation"])
-        forged = FastSigner(caller.private_key).sign_digest(
+        forged = KeySigner(caller.private_key).sign_digest(
             attestation_digest(att, session.chain_id, session.escrow))
         refused({"signature": "0x" + forged.hex()}, match=f"signed by {caller.address}")
 
