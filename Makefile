@@ -14,6 +14,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
 .PHONY: install compile postgres test test-invariants slither demo up bench bench-gas bench-relayer bench-fast bench-indexer clean
+.PHONY: sim bench-sim
 
 install: $(PY_STAMP) $(NPM_STAMP)
 
@@ -107,7 +108,18 @@ bench-fast: compile
 bench-indexer: compile postgres
 	$(BIN)/python bench/indexer.py
 
+# The market simulator (docs/simulator.md): fast-mode paid calls per minute beside the chain mode's per second.
+bench-sim: compile
+	$(BIN)/python bench/sim.py
+
 bench: bench-gas bench-relayer bench-fast bench-indexer
+bench: bench-sim
+
+# Every bundled scenario, its report in var/sim/<scenario>/report.html.
+SIM_SCENARIOS := defaults random-discovery high-fee low-fee many-bad-models cold-start
+
+sim: install
+	for scenario in $(SIM_SCENARIOS); do $(BIN)/modelhub sim run $$scenario --quiet || exit 1; done
 
 clean:
 	rm -rf .build .ape .pytest_cache .hypothesis

@@ -14,6 +14,7 @@ from .hubweb import hub
 from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, report_error
 from .models import models
 from .relayer import relayer
+from .sim import sim
 
 __all__ = ["cli", "main"]
 
@@ -39,6 +40,7 @@ cli.add_command(relayer)
 cli.add_command(demo)
 cli.add_command(up)
 cli.add_command(hub)
+cli.add_command(sim)
 credit.register(cli)
 calls.register(cli)
 index.register(cli)

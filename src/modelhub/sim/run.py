@@ -1,0 +1,125 @@
+"""Running scenarios: one run in the fast or the chain mode, and sweeps over parameters; each
+returns what the report needs (days, headline figures, final balances) and its wall time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import ModelHubError
+from .market import Day, Market
+from .metrics import summary
+from .scenario import Scenario
+
+MODES = ("fast", "chain")
+
+
+@dataclass
+class Outcome:
+    """One finished run."""
+
+    scenario: Scenario
+    mode: str
+    seed: int
+    market: Market
+    balances: dict
+    summary: dict
+    seconds: float  # wall time of the run (not in the report: reports are reproducible)
+    receipts_signed: int = 0
+
+    @property
+    def days(self) -> list[Day]:
+        return self.market.days
+
+    @property
+    def calls(self) -> int:
+        return sum(d.calls for d in self.market.days)
+
+    def as_json(self) -> dict:
+        return {
+            "scenario": self.scenario.model_dump(mode="json"), "mode": self.mode, "seed": self.seed,
+            "summary": self.summary, "balances": self.balances, "days": [asdict(d) for d in self.days],
+        }
+
+
+def simulate(scenario: Scenario, mode: str = "fast", seed: int | None = None,
+             progress: Callable[[Day], None] | None = None,
+             on_day: Callable[[Market, Day], None] | None = None) -> Outcome:
+    """Runs `scenario` (with `seed`, else the scenario's); conservation is checked after every day."""
+    if mode not in MODES:
+        raise ModelHubError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    seed = scenario.seed if seed is None else seed
+
+    def each_day(market: Market, day: Day) -> None:
+        market.ledger.check_conservation()
+        if on_day is not None:
+            on_day(market, day)
+
+    if mode == "fast":
+        started = time.perf_counter()
+        market = Market(scenario, seed=seed)
+        market.run(progress, each_day)
+        seconds = time.perf_counter() - started
+        balances = market.ledger.balances(market.registration_order, market.bonding_order)
+        return Outcome(scenario, mode, seed, market, balances, summary(market), seconds)
+
+    from .chain import ChainDivergedError, deployed
+
+    up, rel = scenario.uploaders, scenario.relayers
+    with deployed(scenario, up.initial + up.potential, rel.initial + rel.potential) as ledger:
+        started = time.perf_counter()
+        market = Market(scenario, ledger=ledger, seed=seed)
+        market.run(progress, each_day)
+        balances = ledger.chain_balances(market.registration_order, market.bonding_order)
+        seconds = time.perf_counter() - started
+    mirror = ledger.balances(market.registration_order, market.bonding_order)
+    if balances != mirror:
+        raise ChainDivergedError("the chain's balances at the end differ from the fast ledger's: "
+                                 + _first_difference(balances, mirror))
+    return Outcome(scenario, mode, seed, market, balances, summary(market), seconds, ledger.receipts_signed)
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in a:
+            if a[key] != b.get(key):
+                return _first_difference(a[key], b.get(key), f"{where}.{key}" if where else key)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_difference(x, y, f"{where}[{index}]")
+    return f"{where}: chain {a!r}, fast {b!r}"
+
+
+def parse_param(text: str) -> tuple[str, list[str]]:
+    """"protocol_fee_bps=0,100,500" -> ("protocol_fee_bps", ["0", "100", "500"])."""
+    name, sep, values = text.partition("=")
+    if not sep or not name.strip() or not values.strip():
+        raise ModelHubError(f"--param wants NAME=VALUE[,VALUE...], not {text!r}")
+    return name.strip(), [value.strip() for value in values.split(",")]
+
+
+def grid(scenario: Scenario, params: list[tuple[str, list[str]]]) -> list[tuple[dict[str, str], Scenario]]:
+    """Every combination of the swept values, each as (overrides, validated scenario)."""
+    names = [name for name, _ in params]
+    points = []
+    for values in itertools.product(*(values for _, values in params)):
+        overrides = dict(zip(names, values))
+        points.append((overrides, scenario.with_overrides(overrides)))
+    return points
+
+
+def sweep(scenario: Scenario, params: list[tuple[str, list[str]]], seed: int | None = None,
+          progress: Callable[[str], None] | None = None) -> list[tuple[dict[str, str], Outcome]]:
+    """Runs the scenario in the fast mode at every point of the grid, with the same seed."""
+    results = []
+    points = grid(scenario, params)
+    for number, (overrides, point) in enumerate(points, 1):
+        if progress is not None:
+            progress(f"[{number}/{len(points)}] " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+        results.append((overrides, simulate(point, "fast", seed)))
+    return results
