@@ -44,6 +44,40 @@ def tensor_shape(value: Any, name: str = "value") -> list[int]:
     return _shape_at(value, name, "")
 
 
+def encode_input(inputs: Mapping[str, Any] | bytes) -> bytes:
+    """A call's input bytes: compact UTF-8 JSON, checked to be an object of numeric tensors."""
+    if isinstance(inputs, (bytes, bytearray, memoryview)):
+        data = bytes(inputs)
+    else:
+        try:
+            data = json.dumps(dict(inputs), separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as error:
+            raise InvalidInputError(f"the inputs have no JSON form: {error}") from None
+    decode_input(data)  # raises InvalidInputError saying what is wrong, before paying
+    return data
+
+
+def canonical_input(inputs: Mapping[str, Any] | bytes) -> bytes:
+    """The canonical JSON of a fast call's input (`encode_output`), checked to be an object of
+    numeric tensors: its keccak-256 is the attestation's inputHash."""
+    if isinstance(inputs, (bytes, bytearray, memoryview)):
+        document = decode_input(bytes(inputs))
+    elif isinstance(inputs, Mapping):
+        document = dict(inputs)
+        for name, value in document.items():
+            if not isinstance(name, str):
+                raise InvalidInputError(f"input tensor names are strings, not {name!r}")
+            tensor_shape(getattr(value, "tolist", lambda: value)(), name)
+    else:
+        raise InvalidInputError(f"the inputs are a {type(inputs).__name__}, but must be a JSON "
+                                "object of tensors (a dict, or its bytes)")
+    try:
+        return encode_output(document)
+    except OutputEncodingError as error:
+        raise InvalidInputError(f"the input has no canonical JSON form: {error}") from None
+
+
 def input_hash(data: bytes) -> bytes:
     """keccak-256 of a call's input bytes: the request's `inputHash`."""
     return keccak(primitive=bytes(data))

@@ -290,6 +290,11 @@ class NoReservationError(FastCallError):
 ReceiptsNotEnabledError = NoReservationError
 
 
+class OutputVerificationError(ModelHubError):
+    """A relayer's answer does not match what was paid for (on chain, or by a receipt): its
+    output, its attestation or the attestation's signer. Do not trust it."""
+
+
 class ChannelStateError(ModelHubError):
     """A relayer's view of a channel cannot be true: below what the chain settled, or above what
     this caller signed. Signing on top of it could pay for calls never made."""

@@ -1,21 +1,20 @@
 """The Model Hub SDK: a `Hub` bound to one deployment and one Ape account, with everything
-uploaders, callers, relayers and the CLI do on chain; results come back as plain dataclasses.
+uploaders, callers, relayers and the CLI do on chain (results are modelhub.results' dataclasses).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 import requests
 from eth_utils import is_address, to_checksum_address
 
 from . import errors as e
-from .codec import decode_input, encode_output
+from .answers import SignedAnswer
+from .codec import encode_input, input_hash
 from .contracts import (
     HubContracts,
     ReceiptSkipReason,
@@ -27,213 +26,34 @@ from .contracts import (
 )
 from .deployments import DEV_CHAIN_IDS, Deployment, load_deployment
 from .errors import RejectReason
-from .runtime import ModelRuntime
+from .relayer_client import RelayerClient, post_artifact, resolve_relayer
+from .results import (
+    FulfillOutcome,
+    InferenceResult,
+    ModelInfo,
+    ModelStats,
+    ModelVersion,
+    Payee,
+    PendingFees,
+    PendingMinBond,
+    PriceNotice,
+    Published,
+    ReceiptOutcome,
+    ReceiptSigner,
+    ReceiptTerms,
+    RelayerInfo,
+    RequestedCall,
+    RequestInfo,
+    Reservation,
+    Upload,
+    VerifiedOutput,
+)
+from .runtime import read_model_file
+from .session import FastSession
 from .store import ModelStore, digest_to_cid, file_digest
-from .typed_data import Attestation, Receipt, digest, recover_signer, signable_message
+from .typed_data import MIN_RECEIPT_PRICE, Attestation, Domain, Receipt
 
-if TYPE_CHECKING:
-    from .session import FastSession
-
-__all__ = [
-    "FulfillOutcome", "Hub", "ModelInfo", "ModelStats", "ModelVersion", "Payee", "PriceNotice",
-    "PendingFees", "PendingMinBond", "Published", "ReceiptOutcome", "ReceiptSigner", "ReceiptSkipReason",
-    "ReceiptTerms", "RejectReason",
-    "RelayerInfo", "RequestInfo", "RequestStatus", "RequestedCall", "Reservation", "SkipReason",
-    "Upload",
-]
-
-UPLOAD_TIMEOUT_S = 120.0
-MIN_RECEIPT_PRICE = 1  # InferenceEscrow.MIN_RECEIPT_PRICE: the least a receipt call pays
-
-
-# --- results ---------------------------------------------------------------------------------
-
-
-class Upload(NamedTuple):
-    model_id: int
-    digest: bytes
-    cid: str
-
-
-class Published(NamedTuple):
-    version: int
-    digest: bytes
-    cid: str
-
-
-class ModelVersion(NamedTuple):
-    version: int
-    digest: bytes
-    cid: str
-    published_at: int  # unix time
-
-
-class Payee(NamedTuple):
-    account: str
-    share: int  # bps of the payees' part
-
-
-class ModelStats(NamedTuple):
-    calls: int  # settled calls
-    revenue: int  # their total price
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """A registered model as the chain holds it now; `metadata_uri` is the latest version's."""
-
-    id: int
-    owner: str
-    price: int
-    latest_version: int
-    active: bool
-    name: str
-    metadata_uri: str
-    versions: tuple[ModelVersion, ...]
-    payees: tuple[Payee, ...]
-    calls: int
-    revenue: int
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """A paid call. Once it has ended the chain keeps only its status and caller: the other
-    fields then read as zero."""
-
-    id: int
-    caller: str
-    model_id: int
-    version: int
-    price: int
-    input_hash: bytes
-    deadline: int  # unix time; refundable after it
-    status: RequestStatus
-    # Hash of the requestInference transaction, when this SDK sent it; not part of what a request is.
-    transaction: str | None = field(default=None, compare=False)
-    # The relayer the call was designated to (requestInferenceVia), when this SDK knows it.
-    relayer: str | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class RequestedCall:
-    """An `InferenceRequested` event: what a relayer needs to serve the call."""
-
-    request_id: int
-    model_id: int
-    version: int
-    caller: str
-    price: int
-    input_hash: bytes
-    input: bytes
-    block_number: int
-
-
-@dataclass(frozen=True)
-class FulfillOutcome:
-    """What became of one attestation: settled, or skipped and why."""
-
-    request_id: int
-    settled: bool
-    skip_reason: SkipReason = SkipReason.NONE
-
-
-@dataclass(frozen=True)
-class ReceiptOutcome:
-    """What became of one receipt in `settle_receipts`: settled (paying `paid`), or skipped and why."""
-
-    caller: str
-    relayer: str
-    model_id: int
-    calls: int
-    settled: bool
-    paid: int = 0
-    skip_reason: ReceiptSkipReason = ReceiptSkipReason.NONE
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """Credit a caller set aside for one relayer's receipts (`InferenceEscrow.reservation`).
-
-    Only that relayer can settle receipts against `reserved`; `releasing` of it goes back to
-    free credit from `release_at` on (unix time; 0 when no release is announced)."""
-
-    caller: str
-    relayer: str
-    reserved: int
-    releasing: int = 0
-    release_at: int = 0
-
-    @property
-    def spendable(self) -> int:
-        """What receipts may still draw on without the relayer refusing them: the reservation
-        minus an announced release (relayers subtract what they hold unsettled besides)."""
-        return max(self.reserved - self.releasing, 0)
-
-
-@dataclass(frozen=True)
-class ReceiptSigner:
-    """The key that signs receipts for an account besides its own (`InferenceEscrow.receiptSigner`):
-    `signer` in force now (None: none), and a change to `next_signer` at `next_at` (unix time;
-    0 when none is pending; `next_signer` None with a `next_at` means removal)."""
-
-    account: str
-    signer: str | None
-    next_signer: str | None = None
-    next_at: int = 0
-
-
-@dataclass(frozen=True)
-class ReceiptTerms:
-    """What the fast path needs to know of a model (`ModelRegistry.receiptTerms` and
-    `getModel`): its price, the floor of its last price rise (the price before it, until
-    `floor_ends_at`, unix time; kept after it ended, 0 if never a rise), whether it takes calls
-    and its latest version. `exists` False: no such model (the other fields read as zero)."""
-
-    exists: bool
-    price: int = 0
-    floor_price: int = 0
-    floor_ends_at: int = 0
-    latest_version: int = 0
-    active: bool = False
-
-
-# Kept for code written against the old escrow; no contract call returns it any more.
-@dataclass(frozen=True)
-class PriceNotice:
-    """What signed receipts must pay per call now: the price, or during a price rise's notice
-    period the price before the rise (until `ends_at`, unix time; 0 when no rise is pending);
-    at least 1 base unit (MIN_RECEIPT_PRICE), free models too. `price` is the price now."""
-
-    receipt_price: int
-    ends_at: int
-    price: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class PendingFees:
-    """A fee change scheduled by the escrow's owner: it applies to settlements from
-    `effective_at` on (unix time), `termsNoticePeriod` after it was made."""
-
-    protocol_fee_bps: int
-    relayer_fee_bps: int
-    effective_at: int
-
-
-@dataclass(frozen=True)
-class PendingMinBond:
-    """A rise of the relayers' minimum bond: relayers below it turn inactive at `effective_at`."""
-
-    min_bond: int
-    effective_at: int
-
-
-@dataclass(frozen=True)
-class RelayerInfo:
-    address: str
-    endpoint: str
-    bond: int
-    active: bool
-    unbond_at: int  # unix time the bond can be withdrawn; 0 while serving
+__all__ = ["Hub"]
 
 
 # --- the hub -----------------------------------------------------------------------------------
@@ -256,6 +76,7 @@ class Hub:
         self.wallet: Any = None if wallet is None else _wallet_instance(wallet)
         self._request_timeout: int | None = None
         self._digests: dict[tuple[int, int], bytes] = {}
+        self._domain: Domain | None = None
 
     @classmethod
     def connect(cls, account: Any, chain_id: int | None = None, folder: Path | None = None) -> "Hub":
@@ -281,6 +102,13 @@ class Hub:
     def signer_address(self) -> str:
         """The key that signs for this hub (`account`): the address itself, unless a wallet."""
         return to_checksum_address(self.account.address)
+
+    @property
+    def domain(self) -> Domain:
+        """The escrow's EIP-712 domain: digests and messages of receipts and attestations."""
+        if self._domain is None:
+            self._domain = Domain(self.deployment.chain_id, self.deployment.inference_escrow)
+        return self._domain
 
     @property
     def escrow_address(self) -> str:
@@ -584,13 +412,13 @@ class Hub:
 
     def receipt_digest(self, receipt: Receipt) -> bytes:
         """The EIP-712 digest of `receipt` for this deployment (what the caller signs)."""
-        return digest(receipt, self.deployment.chain_id, self.deployment.inference_escrow)
+        return self.domain.digest(receipt)
 
     def fast_session(self, model_id: int, relayer: str | None = None, version: int = 0,
                      max_price: int | None = None, receipt_lifetime: int = 86_400,
                      timeout: float = 30.0, reserve: int | None = None,
                      top_up: bool = True, progress: Callable[[str], None] | None = None,
-                     signer: Any = None) -> "FastSession":
+                     signer: Any = None) -> FastSession:
         """A session of fast calls of `model_id` at `relayer` (its URL or address; None: the
         first active relayer that answers), paid with receipts drawn on this account's
         reservation for that relayer. Before the first call it makes sure the reservation can
@@ -600,8 +428,6 @@ class Hub:
         `max_price` (default: the price now); `version` 0 pins the latest version at opening.
         A contract-wallet hub signs with `signer` (default: its owner key), registered as its
         receipt signer if it has none. See `modelhub.session.FastSession`; use it with `with`."""
-        from .session import FastSession
-
         return FastSession(self, model_id, relayer=relayer, version=version, max_price=max_price,
                            receipt_lifetime=receipt_lifetime, timeout=timeout, reserve=reserve,
                            top_up=top_up, progress=progress, signer=signer)
@@ -679,7 +505,7 @@ class Hub:
               max_price: int | None = None, timeout: float = 120.0, poll: float = 0.5,
               relayer_url: str | None = None,
               on_requested: Callable[[RequestInfo], None] | None = None,
-              relayer: Any = None) -> "InferenceResult":
+              relayer: Any = None) -> InferenceResult:
         """One paid call, start to end: pays (`request`), waits for a relayer to settle it,
         fetches the output and checks it against the chain (`fetch_output`), and returns the
         decoded outputs with the request and its transaction. `on_requested` is told the
@@ -816,7 +642,7 @@ class Hub:
 
     def sign_attestation(self, att: Attestation) -> bytes:
         """This account's 65-byte EIP-712 signature of `att` for this deployment's escrow."""
-        message = signable_message(att, self.deployment.chain_id, self.deployment.inference_escrow)
+        message = self.domain.signable_message(att)
         signature = self.account.sign_message(message)
         if signature is None:
             raise e.ModelHubError(f"account {self.address} declined to sign the attestation")
@@ -866,8 +692,6 @@ class Hub:
         of this chain) or by address (it must be active; the URL is its registered endpoint)."""
         text = str(getattr(relayer, "address", relayer)).strip()
         if "://" in text:
-            from .session import resolve_relayer
-
             return resolve_relayer(self, text)
         if not is_address(text):
             raise e.RelayerMismatchError(f"{text!r} is neither a relayer's URL (http://...) nor "
@@ -928,7 +752,7 @@ class Hub:
         if store is not None:
             store.put(data)
         if relayer_url is not None:
-            _check_reachable(relayer_url)
+            RelayerClient(relayer_url).check_reachable()
         return data, digest, digest_to_cid(digest)
 
     @staticmethod
@@ -940,7 +764,7 @@ class Hub:
             post_artifact(relayer_url, data)
         except e.ArtifactUploadError as error:
             raise e.ArtifactUploadError(
-                f"{done}, but {error}; upload the file again (modelhub.hub.post_artifact, or "
+                f"{done}, but {error}; upload the file again (modelhub.relayer_client.post_artifact, or "
                 "POST /v1/artifacts) or to another relayer") from None
 
     def _spend_tokens(self, spender: Any, amount: int, purpose: str) -> None:
@@ -1053,8 +877,6 @@ class Hub:
         attestation matches the request (model, version, input hash; and `sent_input` when
         given), and its signature is the fulfilling relayer's. `relayer_url` defaults to the
         endpoint that relayer registered. Raises OutputVerificationError otherwise."""
-        from .codec import input_hash, output_hash
-
         fulfilled = self.fulfilled_by(request_id)
         if fulfilled is None:
             raise e.RequestNotPendingError(
@@ -1063,33 +885,21 @@ class Hub:
         relayer, settled_hash = fulfilled
         call = self.requested_call(request_id)
         url = relayer_url or self.relayer_info(relayer).endpoint
-        answer = _get_request_output(url, request_id)
+        answer = RelayerClient(url).request_output(request_id)
 
-        def refuse(what: str) -> OutputVerificationError:
-            return OutputVerificationError(
+        def refuse(what: str) -> e.OutputVerificationError:
+            return e.OutputVerificationError(
                 f"the output of request {request_id} from the relayer at {url} fails "
                 f"verification: {what}; do not trust it")
 
-        output, canonical, att, signature, claimed_hash = parse_signed_answer(answer, refuse)
-        digest = output_hash(canonical)
-        if digest != claimed_hash or digest != settled_hash:
-            raise refuse(f"the output hashes to 0x{digest.hex()}, but the relayer claims "
-                         f"0x{claimed_hash.hex()} and the chain settled 0x{settled_hash.hex()}")
-        expected = Attestation(request_id, call.model_id, call.version, call.input_hash, digest)
-        if att != expected:
-            raise refuse(f"the attestation {att.as_json()} does not match the request "
-                         f"{expected.as_json()}")
+        signed = SignedAnswer.parse(answer, refuse)
+        expected = Attestation(request_id, call.model_id, call.version, call.input_hash, signed.output_hash)
+        signed.check(expected, relayer, self.domain, refuse, settled_hash=settled_hash,
+                     paid_by=f"request {request_id} (its model, version and input hash)")
         if sent_input is not None and input_hash(sent_input) != call.input_hash:
             raise refuse("the request's input hash is not the hash of the input you sent")
-        try:
-            signer = recover_signer(att, signature, self.deployment.chain_id,
-                                    self.deployment.inference_escrow)
-        except (ValueError, TypeError) as error:
-            raise refuse(f"its signature is malformed ({error})") from None
-        if signer != relayer:
-            raise refuse(f"it is signed by {signer}, not by {relayer}, the relayer that "
-                         "fulfilled it")
-        return VerifiedOutput(request_id, output, canonical, digest, att, signature, relayer, url)
+        return VerifiedOutput(request_id, signed.output, signed.output_bytes, signed.output_hash,
+                              signed.attestation, signed.signature, relayer, url)
 
     def _request_logs(self, event_name: str, request_id: int) -> list:
         """The escrow's `event_name` logs for `request_id` (an indexed topic), oldest first."""
@@ -1107,146 +917,7 @@ class Hub:
             return list(chain.provider.get_contract_logs(log_filter))
 
 
-# --- verified outputs --------------------------------------------------------------------------
-
-
-class OutputVerificationError(e.ModelHubError):
-    """A relayer's answer for a fulfilled call does not match what was settled on chain."""
-
-
-@dataclass(frozen=True)
-class VerifiedOutput:
-    """A call's output as its relayer delivered it, checked against the chain."""
-
-    request_id: int
-    output: dict  # the output JSON object
-    output_bytes: bytes  # its canonical encoding, hashing to output_hash
-    output_hash: bytes
-    attestation: Attestation
-    signature: bytes
-    relayer: str  # the relayer that fulfilled the call and signed the attestation
-    relayer_url: str
-
-
-@dataclass(frozen=True)
-class InferenceResult:
-    """What `Hub.infer` returns: the decoded outputs, the paid request (its id and the
-    transaction that paid for it) and the checked output with its attestation."""
-
-    outputs: dict
-    request: RequestInfo
-    verified: VerifiedOutput
-
-    @property
-    def request_id(self) -> int:
-        return self.request.id
-
-    @property
-    def transaction(self) -> str | None:
-        return self.request.transaction
-
-
-def parse_signed_answer(answer: dict, refuse: Callable[[str], Exception]) -> tuple[dict, bytes, Attestation, bytes, bytes]:
-    """The parts of a relayer's answer (on-chain or fast call): (output, its canonical bytes,
-    attestation, relayer signature, claimed output hash). Raises `refuse(why)` when malformed;
-    checking the parts against each other and the chain is the caller's job."""
-    output = answer.get("output")
-    if not isinstance(output, dict):
-        raise refuse("its `output` is not a JSON object")
-    try:
-        canonical = encode_output(output)
-        att = Attestation.from_json(answer["attestation"])
-        signature = bytes.fromhex(str(answer["signature"]).removeprefix("0x"))
-        claimed_hash = bytes.fromhex(str(answer["outputHash"]).removeprefix("0x"))
-    except (e.ModelHubError, KeyError, TypeError, ValueError) as error:
-        raise refuse(f"the answer is malformed ({error})") from None
-    return output, canonical, att, signature, claimed_hash
-
-
-def _get_request_output(relayer_url: str, request_id: int) -> dict:
-    """GET {relayer}/v1/requests/{requestId} as a JSON object."""
-    url = f"{relayer_url.rstrip('/')}/v1/requests/{request_id}"
-    try:
-        reply = requests.get(url, timeout=30)
-    except requests.RequestException as error:
-        raise e.ModelHubError(
-            f"cannot reach the relayer at {relayer_url} for the output of request "
-            f"{request_id} ({error}); pass its address with --relayer") from None
-    if reply.status_code != 200:
-        raise e.ModelHubError(
-            f"the relayer at {relayer_url} answered {reply.status_code} for the output of "
-            f"request {request_id}: {reply.text[:200]}")
-    try:
-        answer = reply.json()
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise OutputVerificationError(
-            f"the relayer at {relayer_url} answered for request {request_id} with something "
-            "that is not a JSON object")
-    return answer
-
-
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def encode_input(inputs: Mapping[str, Any] | bytes) -> bytes:
-    """A call's input bytes: compact UTF-8 JSON, checked to be an object of numeric tensors."""
-    if isinstance(inputs, (bytes, bytearray, memoryview)):
-        data = bytes(inputs)
-    else:
-        try:
-            data = json.dumps(dict(inputs), separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False).encode("utf-8")
-        except (TypeError, ValueError) as error:
-            raise e.InvalidInputError(f"the inputs have no JSON form: {error}") from None
-    decode_input(data)  # raises InvalidInputError saying what is wrong, before paying
-    return data
-
-
-def read_model_file(path: str | Path) -> bytes:
-    """A model file's bytes, checked to be an ONNX model onnxruntime loads (ModelFileError)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise e.ModelFileError(f"cannot read the model file {path}: {error.strerror}") from None
-    # Loading it the way relayers will is the only check that means "relayers can serve it".
-    ModelRuntime(max_sessions=1).load(file_digest(data), data)
-    return data
-
-
-def _check_reachable(relayer_url: str) -> None:
-    """ArtifactUploadError unless something answers HTTP at the relayer's URL."""
-    try:
-        requests.get(relayer_url.rstrip("/") + "/healthz", timeout=10)
-    except requests.RequestException as error:
-        raise e.ArtifactUploadError(
-            f"the relayer at {relayer_url} did not store the model file ({error}); check that "
-            "it runs and that the URL is its HTTP address") from None
-
-
-def post_artifact(relayer_url: str, data: bytes) -> str:
-    """Uploads a model file to a relayer (POST /v1/artifacts); returns its CID once the
-    relayer's answer names the same digest."""
-    url = relayer_url.rstrip("/") + "/v1/artifacts"
-    digest = file_digest(data)
-    try:
-        reply = requests.post(url, data=data, timeout=UPLOAD_TIMEOUT_S,
-                              headers={"Content-Type": "application/octet-stream"})
-        reply.raise_for_status()
-        answer = reply.json()
-        got_digest, got_cid = str(answer["digest"]), str(answer["cid"])
-    except (requests.RequestException, ValueError, KeyError, TypeError) as error:
-        raise e.ArtifactUploadError(
-            f"the relayer at {relayer_url} did not store the model file ({error}); check that "
-            "it runs and that the URL is its HTTP address"
-        ) from None
-    if got_digest.lower() != "0x" + digest.hex() or got_cid != digest_to_cid(digest):
-        raise e.ArtifactUploadError(
-            f"the relayer at {relayer_url} stored the file as {got_cid} ({got_digest}), but the "
-            f"file is {digest_to_cid(digest)} (0x{digest.hex()}); do not use that relayer"
-        )
-    return got_cid
 
 
 def _address(account: Any) -> str:

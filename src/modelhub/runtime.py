@@ -1,5 +1,5 @@
-"""Runs ONNX models on CPU for the relayer: a bounded cache of onnxruntime sessions keyed by
-model digest, input checks against the model's declared inputs, and a time limit per call."""
+"""Runs ONNX models on CPU: a bounded cache of onnxruntime sessions keyed by model digest, input
+checks against the model's declared inputs, a time limit per call, and checks of model files."""
 
 import heapq
 import itertools
@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,6 +184,17 @@ def check_inputs(
     specs = model.inputs if isinstance(model, LoadedModel) else input_specs(model)
     _check_names(specs, inputs)
     return {spec.name: _to_tensor(spec, inputs[spec.name]) for spec in specs}
+
+
+def read_model_file(path: str | Path) -> bytes:
+    """A model file's bytes, checked to be an ONNX model onnxruntime loads (ModelFileError)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ModelFileError(f"cannot read the model file {path}: {error.strerror}") from None
+    # Loading it the way relayers will is the only check that means "relayers can serve it".
+    ModelRuntime(max_sessions=1).load(file_digest(data), data)
+    return data
 
 
 def input_specs(session: ort.InferenceSession) -> tuple[TensorSpec, ...]:

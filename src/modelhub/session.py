@@ -4,28 +4,27 @@ its receipts, calls the relayer's HTTP route and verifies every answer before re
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
 from eth_utils import is_address, keccak, to_checksum_address
 
 from . import errors as e
-from .codec import decode_input, encode_output, tensor_shape
+from .answers import SignedAnswer
+from .codec import canonical_input
 from .contracts import chain_errors, refusal
-from .hub import OutputVerificationError, parse_signed_answer
 from .refusals import RESERVATION_LAG_CODES, error_for
-from .typed_data import Attestation, Domain, KeySigner, Receipt, recover_digest_signer
+from .relayer_client import HTTP_TIMEOUT_S, RelayerClient, resolve_relayer
+from .results import ChannelState, FastCallResult
+from .typed_data import MIN_RECEIPT_PRICE, Attestation, Domain, KeySigner, Receipt, recover_digest_signer
 
 if TYPE_CHECKING:
     from .hub import Hub
 
-__all__ = ["ChannelState", "FastCallResult", "FastSession", "RelayerChannel", "fetch_channel",
-           "resolve_relayer"]
+__all__ = ["DEFAULT_RECEIPT_LIFETIME", "DEFAULT_RESERVE_CALLS", "FastSession"]
 
 DEFAULT_RECEIPT_LIFETIME = 86_400  # seconds a receipt stays settleable
 # What a session reserves when the caller does not say: this many calls at the most one may cost.
@@ -33,68 +32,9 @@ DEFAULT_RESERVE_CALLS = 100
 # After reserving, how long a relayer's refusal for want of a reservation may just mean that it
 # has not seen the transaction yet (the session then waits and retries).
 RESERVATION_SETTLE_S = 15.0
-HTTP_TIMEOUT_S = 30.0
 # Refusals the session can repair itself (stale totals, a price change, a slow clock); more in a
 # row means the relayer and the session disagree for a reason a retry will not fix.
 MAX_RECOVERIES = 3
-
-
-# --- results -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChannelState:
-    """A channel's totals: what the caller has signed (`calls`, `amount`) and what is settled."""
-
-    calls: int
-    amount: int
-    settled_calls: int = 0
-    settled_amount: int = 0
-
-    @property
-    def unsettled_amount(self) -> int:
-        return self.amount - self.settled_amount
-
-
-@dataclass(frozen=True)
-class RelayerChannel:
-    """A relayer's view of a channel (GET /v1/channels/{caller}/{modelId})."""
-
-    caller: str
-    relayer: str
-    model_id: int
-    state: ChannelState
-    price: int  # the model's price as the relayer knows it
-    receipt_price: int  # the least a receipt must pay per call, as the relayer knows it
-    # The newest receipt's deadline and the caller's signature of it, if the relayer shows them
-    # (not part of the route's documented answer): proof that the caller signed these totals.
-    deadline: int = 0
-    signature: bytes = b""
-
-
-@dataclass(frozen=True)
-class FastCallResult:
-    """One fast call, verified: its outputs, the relayer's signed attestation and the receipt
-    that paid for it."""
-
-    outputs: dict
-    output_bytes: bytes  # canonical encoding of `outputs`; keccak-256 is `output_hash`
-    output_hash: bytes
-    input_hash: bytes  # keccak-256 of the input's canonical JSON
-    version: int  # the model version that ran
-    attestation: Attestation
-    signature: bytes  # the relayer's EIP-712 signature of `attestation`
-    receipt: Receipt
-    receipt_signature: bytes  # the caller's signature of `receipt`
-    price: int  # what this call added to the channel's amount
-    relayer: str
-    relayer_url: str
-    channel: ChannelState  # totals after this call; settled part as the relayer reported it
-
-    @property
-    def call_id(self) -> int:
-        """The attestation's request id: the receipt's EIP-712 digest as a number."""
-        return self.attestation.request_id
 
 
 # --- the session -------------------------------------------------------------------------------
@@ -177,6 +117,7 @@ class FastSession:
     def _open(self, relayer: str | None, max_price: int | None) -> None:
         hub = self.hub
         self.relayer, self.relayer_url = resolve_relayer(hub, relayer, self._http, self.timeout)
+        self._client = RelayerClient(self.relayer_url, self._http, self.timeout)
         model = hub.get_model(self.model_id)
         if not model.active:
             raise refusal("InferenceEscrow_ModelInactive", modelId=self.model_id)
@@ -186,10 +127,8 @@ class FastSession:
         self._latest_version = model.latest_version
         # Pinned: an owner publishing a version mid-session does not change what runs.
         self.version = self.version or model.latest_version
-        from .hub import MIN_RECEIPT_PRICE
-
         self.max_price = max(model.price, MIN_RECEIPT_PRICE) if max_price is None else int(max_price)
-        self.price = self._checked_price(receipt_price(hub, self.model_id))
+        self.price = self._checked_price(hub.price_notice(self.model_id).receipt_price)
         self._valid_signers, register_signer = self._signer_plan()
         self._sync_clock()
         # The newest totals known to be signed by the caller: (calls, amount).
@@ -289,7 +228,7 @@ class FastSession:
 
     def _load_channel(self) -> ChannelState:
         """The relayer's view of the channel, checked against the chain."""
-        view = fetch_channel(self._http, self.relayer_url, self.caller, self.model_id, self.timeout)
+        view = self._client.channel(self.caller, self.model_id)
         if view.relayer != self.relayer or view.model_id != self.model_id or view.caller != self.caller:
             raise e.ChannelStateError(
                 f"the relayer at {self.relayer_url} answered for the channel ({view.caller}, "
@@ -367,7 +306,7 @@ class FastSession:
             return self._channel
 
     def _resync(self) -> None:
-        view = fetch_channel(self._http, self.relayer_url, self.caller, self.model_id, self.timeout)
+        view = self._client.channel(self.caller, self.model_id)
         self._channel = self._checked_channel(view.state.calls, view.state.amount, view.state)
         self._stale = False
         self._budget = None  # the channel may have moved: re-read what the reservation can pay
@@ -432,35 +371,12 @@ class FastSession:
         return signature.encode_rsv()
 
     def _post(self, canonical: bytes, receipt: Receipt, signature: bytes) -> tuple[int, dict]:
-        # The input goes out as its canonical bytes, so the relayer hashes exactly what we did.
-        body = b"".join((
-            b'{"input":', canonical,
-            b',"version":', str(self.version).encode(),
-            b',"receipt":', json.dumps(receipt.as_json(), separators=(",", ":")).encode(),
-            b',"signature":"0x', signature.hex().encode(), b'"}',
-        ))
-        url = f"{self.relayer_url}/v1/models/{self.model_id}/infer"
         try:
-            reply = self._http.post(url, data=body, timeout=self.timeout,
-                                    headers={"Content-Type": "application/json"})
-        except requests.RequestException as error:
+            return self._client.fast_call(self.model_id, canonical, self.version, receipt, signature)
+        except e.RelayerUnreachableError:
             # The relayer may have stored the receipt before the connection broke.
             self._stale = True
-            raise e.RelayerUnreachableError(
-                f"the fast call to the relayer at {self.relayer_url} failed ({error}); it may "
-                "or may not have been served: the session re-reads the channel before the next "
-                "call") from None
-        try:
-            answer = reply.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            self._stale = True
-            raise e.RelayerUnreachableError(
-                f"the relayer at {self.relayer_url} answered {reply.status_code} to a fast call "
-                f"with something that is not a JSON object ({reply.text[:120]!r}); is the URL "
-                "a Model Hub relayer that serves fast calls?", status=reply.status_code)
-        return reply.status_code, answer
+            raise
 
     def _recover(self, status: int, answer: dict) -> bool:
         """Repairs what a refusal says is stale in the session; False if it cannot."""
@@ -473,13 +389,13 @@ class FastSession:
                 except (TypeError, ValueError):
                     self._resync()
                 else:
-                    self._channel = self._checked_channel(calls, amount, _channel_state(channel))
+                    self._channel = self._checked_channel(calls, amount, ChannelState.from_json(channel))
                     self._budget = None
             else:
                 self._resync()
             return True
         if status == 409 and code == "wrong_amount":
-            chain_price = receipt_price(self.hub, self.model_id)
+            chain_price = self.hub.price_notice(self.model_id).receipt_price
             if chain_price == self.price:
                 # The chain agrees with us; the relayer reads another block. Its own floor is
                 # acceptable too, within max_price.
@@ -529,45 +445,34 @@ class FastSession:
                receipt_signature: bytes = b"", price: int | None = None) -> FastCallResult:
         """Checks a relayer's 200 answer to the call paid by `receipt` on the input whose
         canonical JSON hashes to `input_hash`: the output's canonical encoding hashes to
-        `outputHash`, the attestation is (receipt_call_id(receipt), model, version, input
-        hash, output hash) and its signature recovers to the session's relayer. Returns the
-        result, or raises OutputVerificationError saying what does not match."""
+        `outputHash`, the attestation is (the receipt's call id, model, version, input hash,
+        output hash) and the session's relayer signed it (answers.SignedAnswer.check). Returns
+        the result, or raises OutputVerificationError saying what does not match."""
 
-        def refuse(what: str) -> OutputVerificationError:
-            return OutputVerificationError(
+        def refuse(what: str) -> e.OutputVerificationError:
+            return e.OutputVerificationError(
                 f"the answer of the relayer at {self.relayer_url} to fast call {receipt.calls} "
                 f"of model {self.model_id} fails verification: {what}; do not trust it, and do "
                 "not use that relayer again")
 
-        output, canonical, att, signature, claimed_hash = parse_signed_answer(answer, refuse)
+        signed = SignedAnswer.parse(answer, refuse)
         try:
-            version = int(answer.get("version", att.version))
+            version = int(answer.get("version", signed.attestation.version))
         except (TypeError, ValueError) as error:
             raise refuse(f"the answer is malformed ({error})") from None
-        digest = keccak(canonical)
-        if digest != claimed_hash:
-            raise refuse(f"the output hashes to 0x{digest.hex()}, but the relayer claims "
-                         f"0x{claimed_hash.hex()}")
         if not self._version_fits(version):
             raise refuse(f"it ran version {version}, but the session asked for "
                          f"{self.version or 'the latest'}")
-        call_id = self._domain.call_id(receipt)
-        expected = Attestation(call_id, self.model_id, version, input_hash, digest)
-        if att != expected:
-            raise refuse(f"the attestation {att.as_json()} is not {expected.as_json()}, the one "
-                         "for this receipt, input and output")
-        signer = recover_digest_signer(self.attestation_digest(att), signature)
-        if signer != self.relayer:
-            raise refuse(f"the attestation is signed by {signer or 'an invalid signature'}, not "
-                         f"by the relayer {self.relayer}")
-        settled = _channel_state(answer.get("channel")) if isinstance(answer.get("channel"), dict) else None
+        expected = Attestation(self._domain.call_id(receipt), self.model_id, version, input_hash, signed.output_hash)
+        signed.check(expected, self.relayer, self._domain, refuse, paid_by="this receipt, input and output")
+        settled = ChannelState.from_json(answer["channel"]) if isinstance(answer.get("channel"), dict) else None
         channel = ChannelState(
             receipt.calls, receipt.amount,
             *max((self._channel.settled_calls, self._channel.settled_amount),
                  (settled.settled_calls, settled.settled_amount) if settled else (0, 0)))
-        return FastCallResult(output, canonical, digest, input_hash, version, att, signature,
-                              receipt, receipt_signature, self.price if price is None else price,
-                              self.relayer, self.relayer_url, channel)
+        return FastCallResult(signed.output, signed.output_bytes, signed.output_hash, input_hash, version,
+                              signed.attestation, signed.signature, receipt, receipt_signature,
+                              self.price if price is None else price, self.relayer, self.relayer_url, channel)
 
     def _version_fits(self, version: int) -> bool:
         if self.version:
@@ -597,148 +502,7 @@ class FastSession:
                 f"calls={self._channel.calls}, amount={self._channel.amount})")
 
 
-# --- relayers ----------------------------------------------------------------------------------
-
-
-def resolve_relayer(hub: "Hub", relayer: str | None, http: requests.Session | None = None,
-                    timeout: float = HTTP_TIMEOUT_S) -> tuple[str, str]:
-    """(address, URL) of the relayer to make fast calls at: `relayer` is its URL or its address
-    (then its registered endpoint); None picks the first active relayer that answers. The
-    relayer's /healthz must name the same address and this deployment's chain, and the relayer
-    must be bonded and active (receipts to any other never settle)."""
-    http = http or requests.Session()
-    if relayer is None:
-        return _first_answering_relayer(hub, http, timeout)
-    text = str(relayer).strip()
-    if "://" in text:
-        url = text.rstrip("/")
-        address = None
-    elif is_address(text):
-        address = to_checksum_address(text)
-        url = hub.relayer_info(address).endpoint.rstrip("/")
-        if not url:
-            raise e.RelayerMismatchError(f"{address} is not a registered relayer: it has no "
-                                         "endpoint; pass a relayer's URL or address")
-    else:
-        raise e.RelayerMismatchError(f"{text!r} is neither a relayer's URL (http://...) nor its "
-                                     "address (0x...)")
-    named = relayer_at(hub, url, http, timeout)
-    if address is not None and named != address:
-        raise e.RelayerMismatchError(f"the relayer at {url} (the endpoint {address} registered) "
-                                     f"says it is {named}; the endpoint is stale: ask its operator")
-    if not hub.relayer_info(named).active:
-        raise e.RelayerMismatchError(
-            f"the relayer at {url} ({named}) is not bonded and active: its receipts would never "
-            "settle; use another relayer")
-    return named, url
-
-
-def relayer_at(hub: "Hub", url: str, http: requests.Session | None = None,
-               timeout: float = HTTP_TIMEOUT_S) -> str:
-    """The address the relayer at `url` names in its /healthz, checked to serve this
-    deployment's chain (whether it is active is not checked)."""
-    url = url.rstrip("/")
-    health = _health(http or requests.Session(), url, timeout)
-    named = health.get("relayer")
-    if not isinstance(named, str) or not is_address(named):
-        raise e.RelayerUnreachableError(f"the relayer at {url} does not name its address in "
-                                        "/healthz; is it a Model Hub relayer?")
-    if health.get("chainId") != hub.deployment.chain_id:
-        raise e.RelayerMismatchError(
-            f"the relayer at {url} serves chain {health.get('chainId')}, not chain "
-            f"{hub.deployment.chain_id} of this deployment; use a relayer of this chain")
-    return to_checksum_address(named)
-
-
-def _first_answering_relayer(hub: "Hub", http: requests.Session, timeout: float) -> tuple[str, str]:
-    registered = hub.registered_relayers()
-    for address in registered:
-        try:
-            return resolve_relayer(hub, address, http, min(timeout, 5.0))
-        except (e.RelayerMismatchError, e.RelayerUnreachableError):
-            continue
-    raise e.RelayerMismatchError(
-        f"none of the {len(registered)} registered relayers is active and answering; pass a "
-        "relayer's URL or address")
-
-
-def _health(http: requests.Session, url: str, timeout: float) -> dict:
-    try:
-        reply = http.get(f"{url}/healthz", timeout=timeout)
-        health = reply.json()
-    except requests.RequestException as error:
-        raise e.RelayerUnreachableError(f"cannot reach the relayer at {url} ({error}); check "
-                                        "that it runs and that the URL is right") from None
-    except ValueError:
-        health = None
-    if reply.status_code != 200 or not isinstance(health, dict):
-        raise e.RelayerUnreachableError(
-            f"the relayer at {url} is not healthy (/healthz answered {reply.status_code}: "
-            f"{reply.text[:120]!r}); try again later or use another relayer", status=reply.status_code)
-    return health
-
-
-def fetch_channel(http: requests.Session, relayer_url: str, caller: str, model_id: int,
-                  timeout: float = HTTP_TIMEOUT_S) -> RelayerChannel:
-    """A relayer's view of the channel (caller, that relayer, model): GET /v1/channels. Not
-    checked against anything: FastSession does that."""
-    url = f"{relayer_url.rstrip('/')}/v1/channels/{to_checksum_address(caller)}/{int(model_id)}"
-    try:
-        reply = http.get(url, timeout=timeout)
-    except requests.RequestException as error:
-        raise e.RelayerUnreachableError(f"cannot reach the relayer at {relayer_url} ({error}); "
-                                        "check that it runs and that the URL is right") from None
-    try:
-        view = reply.json()
-    except ValueError:
-        view = None
-    if reply.status_code != 200 or not isinstance(view, dict):
-        hint = ("it does not serve fast calls (no /v1/channels route); update it or use another "
-                "relayer" if reply.status_code in (404, 405) else f"{reply.text[:120]!r}")
-        raise e.RelayerUnreachableError(
-            f"the relayer at {relayer_url} answered {reply.status_code} for the channel of model "
-            f"{model_id}: {hint}", status=reply.status_code)
-    try:
-        return RelayerChannel(to_checksum_address(view["caller"]), to_checksum_address(view["relayer"]),
-                              int(view["modelId"]), _channel_state(view), int(view.get("price", 0)),
-                              int(view.get("receiptPrice", 0)), int(view.get("deadline", 0)),
-                              bytes.fromhex(str(view.get("signature") or "").removeprefix("0x")))
-    except (KeyError, TypeError, ValueError) as error:
-        raise e.RelayerUnreachableError(f"the relayer at {relayer_url} answered a malformed channel "
-                                        f"view ({error!r}); use another relayer") from None
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def canonical_input(inputs: Mapping[str, Any] | bytes) -> bytes:
-    """The canonical JSON of a call's input (`codec.encode_output`), checked to be an object of
-    numeric tensors: its keccak-256 is the attestation's inputHash."""
-    if isinstance(inputs, (bytes, bytearray, memoryview)):
-        document = decode_input(bytes(inputs))
-    elif isinstance(inputs, Mapping):
-        document = dict(inputs)
-        for name, value in document.items():
-            if not isinstance(name, str):
-                raise e.InvalidInputError(f"input tensor names are strings, not {name!r}")
-            tensor_shape(getattr(value, "tolist", lambda: value)(), name)
-    else:
-        raise e.InvalidInputError(f"the inputs are a {type(inputs).__name__}, but must be a JSON "
-                                  "object of tensors (a dict, or its bytes)")
-    try:
-        return encode_output(document)
-    except e.OutputEncodingError as error:
-        raise e.InvalidInputError(f"the input has no canonical JSON form: {error}") from None
-
-
-def receipt_price(hub: "Hub", model_id: int) -> int:
-    """The least a receipt must pay per call of `model_id` now (ModelRegistry.receiptTerms)."""
-    return hub.price_notice(model_id).receipt_price
-
-
-def _channel_state(data: Mapping[str, Any]) -> ChannelState:
-    return ChannelState(int(data["calls"]), int(data["amount"]), int(data.get("settledCalls", 0)),
-                        int(data.get("settledAmount", 0)))
+# --- receipt signers ---------------------------------------------------------------------------
 
 
 def _receipt_signer(signer: Any) -> tuple[Any, KeySigner | None, str]:

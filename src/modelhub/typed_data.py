@@ -23,7 +23,7 @@ from eth_utils import to_checksum_address
 
 __all__ = [
     "ATTESTATION", "ATTESTATION_TYPEHASH", "ATTESTATION_TYPES", "Attestation", "DOMAIN_NAME",
-    "DOMAIN_VERSION", "Domain", "KeySigner", "RECEIPT", "RECEIPT_TYPEHASH", "RECEIPT_TYPES",
+    "DOMAIN_VERSION", "Domain", "KeySigner", "MAX_AMOUNT", "MAX_CALLS", "MIN_RECEIPT_PRICE", "RECEIPT", "RECEIPT_TYPEHASH", "RECEIPT_TYPES",
     "Receipt", "StructType", "call_id", "digest", "domain", "domain_separator", "keccak",
     "opening_receipt", "recover_digest_address", "recover_digest_signer", "recover_signer",
     "recover_valid_signer", "sign", "signable_message", "struct_hash",
@@ -203,6 +203,14 @@ class Receipt(_Struct):
     def next(self, price: int, deadline: int) -> "Receipt":
         """The receipt for one more call at `price`."""
         return Receipt(self.caller, self.relayer, self.model_id, self.calls + 1, self.amount + price, deadline)
+
+
+# The escrow's rules on receipts' numbers: every receipt call pays at least MIN_RECEIPT_PRICE
+# (InferenceEscrow.MIN_RECEIPT_PRICE), and a receipt taking its channel past MAX_CALLS calls or
+# MAX_AMOUNT tokens never settles (the escrow skips it as NotNewer).
+MIN_RECEIPT_PRICE = 1
+MAX_CALLS = 2**64 - 1
+MAX_AMOUNT = 2**160 - 1
 
 
 def opening_receipt(caller: str, relayer: str, model_id: int) -> Receipt:

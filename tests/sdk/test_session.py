@@ -15,10 +15,12 @@ import requests
 from eth_utils import keccak
 
 from modelhub import errors as e
-from modelhub.codec import encode_output
+from modelhub.codec import canonical_input, encode_output
 from modelhub.deployments import save_deployment
-from modelhub.hub import Hub, OutputVerificationError, Upload
-from modelhub.session import DEFAULT_RESERVE_CALLS, FastSession, canonical_input, resolve_relayer
+from modelhub.errors import OutputVerificationError
+from modelhub.hub import Hub, Upload
+from modelhub.relayer_client import resolve_relayer
+from modelhub.session import DEFAULT_RESERVE_CALLS, FastSession
 
 from relayer.relayer_support import RelayerProcess, wait_until
 from sdk_support import IRIS, IRIS_INPUT, PRICE

@@ -88,8 +88,7 @@ def register(cli: click.Group) -> None:
         The price comes from your prepaid credit (see `modelhub deposit`); a call a relayer
         rejects is refunded at once, one nobody serves can be refunded after its deadline.
         """
-        from modelhub.codec import decode_input
-        from modelhub.hub import encode_input
+        from modelhub.codec import decode_input, encode_input
 
         given = [source for source in (input_json, input_option, input_file) if source is not None]
         if len(given) != 1:

@@ -206,7 +206,7 @@ def _relayer_address(session: Session, relayer: str) -> str:
     if "://" not in text:
         raise click.BadParameter(f"{relayer!r} is neither a relayer's URL (http://...) nor its "
                                  "address (0x...)", param_hint="--relayer")
-    from modelhub.session import relayer_at
+    from modelhub.relayer_client import relayer_at
 
     try:
         return relayer_at(session.hub, text, timeout=10)
@@ -241,7 +241,7 @@ def receipts() -> None:
 def status(session: Session, relayer: str | None, model_id: int | None) -> None:
     """Show your receipt signer key, your reservations and, with --relayer and --model, your
     channel: what the chain has settled and what the relayer holds."""
-    from modelhub.session import fetch_channel
+    from modelhub.relayer_client import RelayerClient
 
     if model_id is not None and relayer is None:
         raise click.UsageError("--model needs --relayer: a channel is (you, a relayer, a model)")
@@ -279,12 +279,9 @@ def status(session: Session, relayer: str | None, model_id: int | None) -> None:
             lines.append(f"  channel with relayer {address}, model {model_id}:")
             lines.append(f"    settled on chain    {calls} calls, {session.money(amount)}")
             try:
-                import requests
-
                 if not url:
                     raise e.RelayerMismatchError(f"{address} registered no endpoint")
-                with requests.Session() as http:
-                    held_channel = fetch_channel(http, url, hub.address, model_id, timeout=10).state
+                held_channel = RelayerClient(url, timeout=10).channel(hub.address, model_id).state
             except e.ModelHubError as error:
                 lines.append(f"    at the relayer      unknown: {error}")
             if held_channel is not None:
