@@ -38,16 +38,21 @@ def test_the_report_holds_the_headline_figures_and_the_exact_balances(tmp_path):
     assert "The loop" in page and "figures/models.png" in page and "uploaders.gini" in page
 
 
-def test_a_sweep_runs_every_value_with_the_same_seed_and_compares_them(tmp_path):
-    results = sweep(tiny(days=20), [("protocol_fee_bps", ["0", "1000"])])
-    assert [overrides for overrides, _ in results] == [{"protocol_fee_bps": "0"}, {"protocol_fee_bps": "1000"}]
-    free, dear = (outcome for _, outcome in results)
+def test_a_sweep_runs_every_value_with_the_same_seeds_and_compares_their_means(tmp_path):
+    points = sweep(tiny(days=20), [("protocol_fee_bps", ["0", "1000"])], seed=4, seeds=2)
+    assert [point.overrides for point in points] == [{"protocol_fee_bps": "0"}, {"protocol_fee_bps": "1000"}]
+    assert [[run.seed for run in point.runs] for point in points] == [[4, 5], [4, 5]]
+    free, dear = points
     assert free.summary["treasury"]["earned"] == 0 < dear.summary["treasury"]["earned"]
-    page = write_sweep("tiny", results, tmp_path)
+    calls = [run.summary["calls"]["total"] for run in dear.runs]
+    assert dear.summary["calls"]["total"] == sum(calls) / 2
+    assert 0 <= dear.summary["verdict"]["took_off"] <= 1  # the share of seeds where it took off
+    page = write_sweep("tiny", points, tmp_path)
     data = json.loads((tmp_path / "sweep.json").read_text())
-    assert [run["overrides"] for run in data["runs"]] == [{"protocol_fee_bps": "0"}, {"protocol_fee_bps": "1000"}]
-    for run in data["runs"]:
-        assert (tmp_path / run["folder"] / "report.html").is_file()
+    assert data["seeds"] == [4, 5]
+    assert [p["overrides"] for p in data["points"]] == [{"protocol_fee_bps": "0"}, {"protocol_fee_bps": "1000"}]
+    for point in data["points"]:
+        assert (tmp_path / point["folder"] / "report.html").is_file() and len(point["runs"]) == 2
     assert (tmp_path / "sweep.png").is_file() and "protocol_fee_bps=1000" in page.read_text()
 
 
@@ -59,4 +64,4 @@ def test_modelhub_sim_run_and_sweep_write_their_reports(tmp_path):
     swept = runner.invoke(sim, ["sweep", "small", "--days", "6", "--param", "callers.discovery=signals,random",
                                 "--out", str(tmp_path / "sweep"), "--quiet"])
     assert swept.exit_code == 0, swept.output
-    assert "callers.discovery=random:" in swept.output and (tmp_path / "sweep" / "sweep.html").is_file()
+    assert "callers.discovery=random: took off in" in swept.output and (tmp_path / "sweep" / "sweep.html").is_file()

@@ -83,31 +83,33 @@ def run_command(scenario: str, mode: str, seed: int | None, days: int | None, ou
 @click.option("--param", "params", multiple=True, required=True, metavar="NAME=V1,V2,...",
               help="A scenario field and the values to try, e.g. protocol_fee_bps=0,100,500 or "
                    "callers.discovery=signals,random. Repeat for a grid of every combination.")
-@click.option("--seed", type=click.IntRange(0), default=None, help="Overrides the scenario's seed (the same for every run).")
+@click.option("--seed", type=click.IntRange(0), default=None, help="Overrides the scenario's seed (the same for every point).")
+@click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
+              help="Runs per point, with seeds counting up from --seed; the report shows their means.")
 @click.option("--days", type=click.IntRange(1), default=None, help="Overrides the scenario's length.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report folder (sweep.html, sweep.json, sweep.png, a folder per run). "
+              help="Report folder (sweep.html, sweep.json, sweep.png, a folder per point). "
                    "Default: var/sim/<scenario>-sweep.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def sweep_command(scenario: str, params: tuple[str, ...], seed: int | None, days: int | None, out: Path | None,
-                  quiet: bool) -> None:
+def sweep_command(scenario: str, params: tuple[str, ...], seed: int | None, seeds: int, days: int | None,
+                  out: Path | None, quiet: bool) -> None:
     """Run a scenario at every value of one or more parameters (fast mode) and compare.
 
     \b
     Examples:
-      modelhub sim sweep defaults --param protocol_fee_bps=0,100,500,1000
+      modelhub sim sweep defaults --param protocol_fee_bps=0,100,500,1000 --seeds 5
       modelhub sim sweep defaults --param callers.discovery=signals,random --param callers.explore=0,0.1
     """
     from modelhub.sim.report import write_sweep
     from modelhub.sim.run import parse_param, sweep
 
     loaded = _load(scenario, days)
-    results = sweep(loaded, [parse_param(p) for p in params], seed, progress=None if quiet else _say)
-    path = write_sweep(loaded.name, results, out or SIM_DIR / f"{loaded.name}-sweep")
-    for overrides, outcome in results:
-        label = ", ".join(f"{k}={v}" for k, v in overrides.items())
-        verdict = "took off" if outcome.summary["verdict"]["took_off"] else "did not take off"
-        click.echo(f"{label}: {verdict}, {outcome.calls:,} paid calls")
+    points = sweep(loaded, [parse_param(p) for p in params], seed, seeds, progress=None if quiet else _say)
+    path = write_sweep(loaded.name, points, out or SIM_DIR / f"{loaded.name}-sweep")
+    for point in points:
+        took_off = sum(run.summary["verdict"]["took_off"] for run in point.runs)
+        calls = sum(run.calls for run in point.runs) / len(point.runs)
+        click.echo(f"{point.label}: took off in {took_off} of {len(point.runs)} runs, {calls:,.0f} paid calls per run")
     click.echo(f"report: {path}")
 
 

@@ -69,6 +69,8 @@ class ChainLedger(Ledger):
         self._receipts: dict[tuple[int, int], tuple[Receipt, bytes]] = {}
         self._settled: dict[tuple[int, int], Receipt] = {}
         self.receipts_signed = 0
+        self._first_block = self._head_block()
+        self._empty_blocks = 0  # mined by _at to move the clock; every other block is one transaction
 
     # ------------------------------------------------------------------ accounts and time
 
@@ -84,6 +86,14 @@ class ChainLedger(Ledger):
     def _head_time(self) -> int:
         return int(rpc(self.url, "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
 
+    def _head_block(self) -> int:
+        return int(rpc(self.url, "eth_blockNumber"), 16)
+
+    @property
+    def transactions(self) -> int:
+        """Transactions sent since the deployment (anvil mines each in a block of its own)."""
+        return self._head_block() - self._first_block - self._empty_blocks
+
     def _at(self, time: int) -> None:
         """Mines an empty block at the simulation's `time`, unless the chain is there already;
         the transactions that follow take one second each."""
@@ -91,6 +101,7 @@ class ChainLedger(Ledger):
         head = self._head_time()
         if target > head:
             rpc(self.url, "evm_mine", target)
+            self._empty_blocks += 1
         elif head - target >= PHASE_ROOM:
             raise ChainDivergedError(f"more than {PHASE_ROOM} transactions in one phase of a day: the chain "
                                      "mode is meant for small scenarios")

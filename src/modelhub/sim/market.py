@@ -211,6 +211,10 @@ class Market:
     def _active_models(self) -> np.ndarray:
         return (self.u.entered >= 0) & (self.u.left < 0)
 
+    def recent_earnings(self, days: int) -> np.ndarray:
+        """Each uploader's own earnings over the last `days` days simulated (at most a month)."""
+        return self._earnings(len(self.days), min(days, self._memory - 1))
+
     def _earnings(self, day: int, days: int, offset: int = 0) -> np.ndarray:
         """Each uploader's own earnings over the `days` days before `day - offset`."""
         rows = [(day - offset - k) % self._memory for k in range(1, days + 1) if day - offset - k >= 0]

@@ -1,9 +1,10 @@
 """What a run says: headline figures computed from the days and the agents (who entered, who
 earned, caller surplus, relayer margin, the uploader earnings Gini) and whether the loop took off.
 
-The criterion (docs/simulator.md): comparing the last `w` days with the first `w` (w = 30, or a
-third of a shorter run), paid calls per day at least doubled, at least as many models are active
-as at the end of the first `w` days, and good models took most of the calls.
+The criterion (docs/simulator.md), over the last `w` days against the first `w` (w = 30, or a third
+of a shorter run): paid calls per day at least doubled, at least as many models are active as
+after the first `w` days, good models took most of the calls, most established good models
+earned their running costs, and relayers' fees covered their costs.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def _share(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
 
-def took_off(days: list) -> dict:
-    """The loop's verdict, with each of its three conditions and the figures behind them."""
-    w = max(1, min(30, len(days) // 3))
+def took_off(market: Market) -> dict:
+    """The loop's verdict, with each of its conditions and the figures behind them."""
+    days, u = market.days, market.u
+    w = window_days(len(days))
     first, last = days[:w], days[-w:]
     calls_first = sum(d.calls for d in first) / w
     calls_last = sum(d.calls for d in last) / w
@@ -51,13 +53,29 @@ def took_off(days: list) -> dict:
     supply = days[-1].active_models >= first[-1].active_models and days[-1].active_models > 0
     good_share = _share(sum(d.calls_good for d in last), sum(d.calls for d in last))
     quality = good_share > GOOD_MAJORITY
+    # Established good models: active, good, at least a window old; paid: the window earned a month's costs.
+    established = ((u.entered >= 0) & (u.left < 0) & (u.quality >= market.s.uploaders.quality.good_threshold)
+                   & (len(days) - u.entered >= w))
+    earned = market.recent_earnings(w) * (30 / w)
+    paid_share = _share(float((earned[established] >= u.monthly_cost[established]).sum()), float(established.sum()))
+    uploading = paid_share >= GOOD_MAJORITY and established.any()
+    fees = sum(d.relayer_earned for d in last)
+    serving = fees > sum(d.relayer_costs for d in last)
     return {
-        "took_off": bool(demand and supply and quality), "window_days": w,
+        "took_off": bool(demand and supply and quality and uploading and serving), "window_days": w,
         "demand_grew": bool(demand), "calls_per_day_first": calls_first, "calls_per_day_last": calls_last,
         "supply_held": bool(supply), "active_models_after_first_window": first[-1].active_models,
         "active_models_at_end": days[-1].active_models,
         "good_models_won": bool(quality), "good_call_share_last": good_share,
+        "uploading_paid": bool(uploading), "established_good_models": int(established.sum()),
+        "established_good_paid_share": paid_share,
+        "serving_paid": bool(serving), "relayer_margin_last": _share(fees - sum(d.relayer_costs for d in last), fees),
     }
+
+
+def window_days(days: int) -> int:
+    """The first and last stretch a run's verdict compares: 30 days, or a third of a shorter run."""
+    return max(1, min(30, days // 3))
 
 
 def summary(market: Market) -> dict:
@@ -66,7 +84,7 @@ def summary(market: Market) -> dict:
     entered = u.entered >= 0
     good = u.quality >= s.uploaders.quality.good_threshold
     top = u.quality >= market.top_quality
-    w = max(1, min(30, len(days) // 3))
+    w = window_days(len(days))
     last = days[-w:]
     earned = u.earned[entered]
     months_active = np.where(u.left >= 0, u.left, len(days)) - u.entered
@@ -80,7 +98,7 @@ def summary(market: Market) -> dict:
     r_earned, r_costs = market.r_earned[joined], market.r_costs[joined]
     active_good = (u.left < 0) & entered & good
     return {
-        "verdict": took_off(days),
+        "verdict": took_off(market),
         "models": {
             "entered": int(entered.sum()), "left": int((u.left >= 0).sum()), "active_at_end": days[-1].active_models,
             "good_entered": int((entered & good).sum()), "good_active_at_end": int(active_good.sum()),

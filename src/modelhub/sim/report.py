@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import lorenz
-from .run import Outcome
+from .run import Outcome, Point
 from .scenario import TOKEN
 
 FIGURE_DPI = 96
@@ -163,6 +163,10 @@ def _verdict(summary: dict) -> str:
         f"({'held or grew' if v['supply_held'] else 'shrank'})",
         f"good models' share of calls at the end {v['good_call_share_last']:.0%} "
         f"({'a majority' if v['good_models_won'] else 'not a majority'})",
+        f"{v['established_good_paid_share']:.0%} of the {v['established_good_models']} established good models "
+        f"earned their running costs ({'most' if v['uploading_paid'] else 'not most'})",
+        f"relayers' margin at the end {v['relayer_margin_last']:.0%} "
+        f"({'serving paid' if v['serving_paid'] else 'serving did not pay'})",
     ]
     return f"<p>The loop {word}: " + "; ".join(html.escape(p) for p in parts) + ".</p>"
 
@@ -214,7 +218,7 @@ def write_run(outcome: Outcome, out: Path) -> Path:
 
 
 SWEEP_FIGURES = (
-    ("verdict.took_off", "loop took off (1 yes, 0 no)"),
+    ("verdict.took_off", "loop took off (share of seeds)"),
     ("calls.total", "paid calls"),
     ("calls.share_to_good_last_window", "share of calls to good models (end)"),
     ("uploaders.share_of_earnings_to_good", "share of uploader earnings to good models"),
@@ -233,28 +237,30 @@ def _pick(summary: dict, dotted: str) -> float:
     return float(value)
 
 
-def write_sweep(scenario_name: str, results: list[tuple[dict[str, str], Outcome]], out: Path) -> Path:
-    """sweep.json, sweep.html and sweep.png comparing the runs, and each run's own report in a
-    sub-folder; returns the HTML's path."""
+def write_sweep(scenario_name: str, points: list[Point], out: Path) -> Path:
+    """sweep.json, sweep.html and sweep.png comparing the points (means over their seeds), and
+    the report of each point's first run in a sub-folder; returns the HTML's path."""
     plt = _pyplot()
     out.mkdir(parents=True, exist_ok=True)
-    labels = [", ".join(f"{k}={v}" for k, v in overrides.items()) for overrides, _ in results]
     folders = []
-    for label, (_, outcome) in zip(labels, results):
-        folder = "run-" + "".join(c if c.isalnum() or c in "=._-" else "_" for c in label.replace(", ", "_"))
-        write_run(outcome, out / folder)
+    for point in points:
+        folder = "run-" + "".join(c if c.isalnum() or c in "=._-" else "_" for c in point.label.replace(", ", "_"))
+        write_run(point.runs[0], out / folder)
         folders.append(folder)
+    seeds = [run.seed for run in points[0].runs]
     (out / "sweep.json").write_text(_dump({
-        "scenario": scenario_name,
-        "runs": [{"overrides": o, "folder": f, "seed": r.seed, "summary": r.summary}
-                 for (o, r), f in zip(results, folders)],
+        "scenario": scenario_name, "seeds": seeds,
+        "points": [{"overrides": p.overrides, "folder": f, "summary": p.summary,
+                    "runs": [{"seed": r.seed, "summary": r.summary} for r in p.runs]}
+                   for p, f in zip(points, folders)],
     }))
     columns = 3
     rows = -(-len(SWEEP_FIGURES) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows))
-    positions = np.arange(len(results))
+    positions = np.arange(len(points))
+    labels = [point.label for point in points]
     for ax, (key, title) in zip(axes.flat, SWEEP_FIGURES):
-        ax.bar(positions, [_pick(r.summary, key) for _, r in results], color="tab:blue")
+        ax.bar(positions, [_pick(point.summary, key) for point in points], color="tab:blue")
         ax.set_title(title, fontsize=9)
         ax.set_xticks(positions, labels, rotation=30, ha="right", fontsize=7)
     for ax in list(axes.flat)[len(SWEEP_FIGURES):]:
@@ -262,11 +268,14 @@ def write_sweep(scenario_name: str, results: list[tuple[dict[str, str], Outcome]
     fig.tight_layout()
     _save(fig, out / "sweep.png")
     head = ("run",) + tuple(title for _, title in SWEEP_FIGURES)
-    table = [(label,) + tuple(_fmt(_pick(r.summary, key)) for key, _ in SWEEP_FIGURES) for label, (_, r) in
-             zip(labels, results)]
-    links = "".join(f"<li><a href=\"{f}/report.html\">{html.escape(label)}</a></li>" for label, f in zip(labels, folders))
-    body = (f"<h1>Sweep of {html.escape(scenario_name)}</h1><p>Each run has the same seed; only the swept "
-            f"parameters differ.</p>{_table(table, head)}<img src=\"sweep.png\" alt=\"sweep\"><h2>Runs</h2><ul>{links}</ul>")
+    table = [(p.label,) + tuple(_fmt(_pick(p.summary, key)) for key, _ in SWEEP_FIGURES) for p in points]
+    links = "".join(f"<li><a href=\"{f}/report.html\">{html.escape(p.label)}</a> (seed {p.runs[0].seed})</li>"
+                    for p, f in zip(points, folders))
+    over = (f"the mean over seeds {', '.join(map(str, seeds))} (\"took off\": the share of seeds where it did)"
+            if len(seeds) > 1 else f"seed {seeds[0]}")
+    body = (f"<h1>Sweep of {html.escape(scenario_name)}</h1><p>Every point runs with the same seeds; only the swept "
+            f"parameters differ. Figures: {html.escape(over)}.</p>{_table(table, head)}"
+            f"<img src=\"sweep.png\" alt=\"sweep\"><h2>Runs</h2><ul>{links}</ul>")
     path = out / "sweep.html"
     path.write_text(_page(f"Model Hub sweep: {scenario_name}", body))
     return path

@@ -29,7 +29,8 @@ class Outcome:
     balances: dict
     summary: dict
     seconds: float  # wall time of the run (not in the report: reports are reproducible)
-    receipts_signed: int = 0
+    receipts_signed: int = 0  # chain mode: one per call
+    transactions: int = 0  # chain mode: every transaction the run sent
 
     @property
     def days(self) -> list[Day]:
@@ -76,11 +77,13 @@ def simulate(scenario: Scenario, mode: str = "fast", seed: int | None = None,
         market.run(progress, each_day)
         balances = ledger.chain_balances(market.registration_order, market.bonding_order)
         seconds = time.perf_counter() - started
+        transactions = ledger.transactions
     mirror = ledger.balances(market.registration_order, market.bonding_order)
     if balances != mirror:
         raise ChainDivergedError("the chain's balances at the end differ from the fast ledger's: "
                                  + _first_difference(balances, mirror))
-    return Outcome(scenario, mode, seed, market, balances, summary(market), seconds, ledger.receipts_signed)
+    return Outcome(scenario, mode, seed, market, balances, summary(market), seconds, ledger.receipts_signed,
+                   transactions)
 
 
 def _first_difference(a: Any, b: Any, where: str = "") -> str:
@@ -113,13 +116,41 @@ def grid(scenario: Scenario, params: list[tuple[str, list[str]]]) -> list[tuple[
     return points
 
 
-def sweep(scenario: Scenario, params: list[tuple[str, list[str]]], seed: int | None = None,
-          progress: Callable[[str], None] | None = None) -> list[tuple[dict[str, str], Outcome]]:
-    """Runs the scenario in the fast mode at every point of the grid, with the same seed."""
-    results = []
-    points = grid(scenario, params)
-    for number, (overrides, point) in enumerate(points, 1):
+@dataclass
+class Point:
+    """One point of a sweep: its overrides and a run per seed."""
+
+    overrides: dict[str, str]
+    runs: list[Outcome]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.overrides.items())
+
+    @property
+    def summary(self) -> dict:
+        """The runs' headline figures, each the mean over the seeds (a yes/no: the share of yes)."""
+        return mean_summary([run.summary for run in self.runs])
+
+
+def mean_summary(summaries: list[dict]) -> dict:
+    """Field by field means of summaries of the same shape."""
+    first = summaries[0]
+    if isinstance(first, dict):
+        return {key: mean_summary([s[key] for s in summaries]) for key in first}
+    return sum(float(s) for s in summaries) / len(summaries)
+
+
+def sweep(scenario: Scenario, params: list[tuple[str, list[str]]], seed: int | None = None, seeds: int = 1,
+          progress: Callable[[str], None] | None = None) -> list[Point]:
+    """Runs the scenario in the fast mode at every point of the grid, each with the same
+    `seeds` seeds (from `seed`, else the scenario's, counting up)."""
+    first = scenario.seed if seed is None else seed
+    points = []
+    grid_points = grid(scenario, params)
+    for number, (overrides, point) in enumerate(grid_points, 1):
         if progress is not None:
-            progress(f"[{number}/{len(points)}] " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
-        results.append((overrides, simulate(point, "fast", seed)))
-    return results
+            progress(f"[{number}/{len(grid_points)}] " + ", ".join(f"{k}={v}" for k, v in overrides.items())
+                     + (f" ({seeds} seeds)" if seeds > 1 else ""))
+        points.append(Point(overrides, [simulate(point, "fast", first + k) for k in range(seeds)]))
+    return points

@@ -142,7 +142,7 @@ class Relayers(_Section):
     """Who serves calls: costs, and when serving pays enough to bond."""
 
     initial: int = Field(1, ge=1)
-    potential: int = Field(10, ge=0)
+    potential: int = Field(30, ge=0)
     cost_per_call: Decimal = Field(Decimal("0.00002"), ge=0)
     fixed_cost_per_day: Decimal = Field(Decimal("0.2"), ge=0)
     cost_spread: float = Field(0.3, ge=0, description="lognormal sigma of relayers' costs")
