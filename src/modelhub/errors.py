@@ -36,10 +36,15 @@ class InvalidInputError(ModelHubError):
     reject_reason = RejectReason.INPUT_MISMATCH
 
 
-class OutputEncodingError(ModelHubError):
-    """A model produced an output that has no canonical JSON form (NaN, Inf, odd types)."""
+class ModelFailureError(ModelHubError):
+    """Base of the errors of a model that cannot serve a call: it fails to load, to run, or to
+    give an output with a canonical form (a relayer rejects the call as a model error)."""
 
     reject_reason = RejectReason.MODEL_ERROR
+
+
+class OutputEncodingError(ModelFailureError):
+    """A model produced an output that has no canonical JSON form (NaN, Inf, odd types)."""
 
 
 # --- model files (store) -------------------------------------------------------------------
@@ -49,37 +54,34 @@ class InvalidContentIdError(ModelHubError):
     """A string or digest is not a Model Hub content id (CIDv1, raw codec, sha2-256)."""
 
 
-class ArtifactNotFoundError(ModelHubError):
+class ModelFileUnavailableError(ModelHubError):
+    """Base of the errors of a model file a relayer cannot have: missing, damaged or too large
+    (a relayer rejects the call for its model file)."""
+
+    reject_reason = RejectReason.MODEL_FILE
+
+
+class ArtifactNotFoundError(ModelFileUnavailableError):
     """No file with this content id is in the store (or loaded in the runtime)."""
 
-    reject_reason = RejectReason.MODEL_FILE
 
-
-class DigestMismatchError(ModelHubError):
+class DigestMismatchError(ModelFileUnavailableError):
     """A file's bytes do not hash to the digest they are filed under: never use them."""
 
-    reject_reason = RejectReason.MODEL_FILE
 
-
-class ArtifactTooLargeError(ModelHubError):
+class ArtifactTooLargeError(ModelFileUnavailableError):
     """A file is larger than the store accepts."""
-
-    reject_reason = RejectReason.MODEL_FILE
 
 
 # --- running models (runtime) --------------------------------------------------------------
 
 
-class ModelFileError(ModelHubError):
+class ModelFileError(ModelFailureError):
     """A file matches its digest but is not an ONNX model this relayer can load and serve."""
 
-    reject_reason = RejectReason.MODEL_ERROR
 
-
-class ModelExecutionError(ModelHubError):
+class ModelExecutionError(ModelFailureError):
     """A loaded model failed while running on an input that fits its declared inputs."""
-
-    reject_reason = RejectReason.MODEL_ERROR
 
 
 class InferenceTimeoutError(ModelExecutionError):

@@ -56,6 +56,17 @@ from .typed_data import MIN_RECEIPT_PRICE, Attestation, Domain, Receipt
 __all__ = ["Hub"]
 
 
+def _parameter(contract: str, getter: str, doc: str, kind: type = int) -> property:
+    """A Hub property: a parameter read from one of its contracts (`HubContracts` field
+    `contract`) through the view `getter`, as `kind`."""
+    return property(lambda hub: kind(hub._call(getattr(getattr(hub.contracts, contract), getter))), doc=doc)
+
+
+def _contract_address(contract: str, doc: str) -> property:
+    """A Hub property: the address of one of its contracts (`HubContracts` field `contract`)."""
+    return property(lambda hub: str(getattr(hub.contracts, contract).address), doc=doc)
+
+
 # --- the hub -----------------------------------------------------------------------------------
 
 
@@ -110,25 +121,10 @@ class Hub:
             self._domain = Domain(self.deployment.chain_id, self.deployment.inference_escrow)
         return self._domain
 
-    @property
-    def escrow_address(self) -> str:
-        """The InferenceEscrow's address (checksummed)."""
-        return str(self.contracts.escrow.address)
-
-    @property
-    def registry_address(self) -> str:
-        """The ModelRegistry's address (checksummed)."""
-        return str(self.contracts.registry.address)
-
-    @property
-    def relayers_address(self) -> str:
-        """The RelayerRegistry's address (checksummed)."""
-        return str(self.contracts.relayers.address)
-
-    @property
-    def token_address(self) -> str:
-        """The fee token's address (checksummed)."""
-        return str(self.contracts.token.address)
+    escrow_address = _contract_address("escrow", "The InferenceEscrow's address (checksummed).")
+    registry_address = _contract_address("registry", "The ModelRegistry's address (checksummed).")
+    relayers_address = _contract_address("relayers", "The RelayerRegistry's address (checksummed).")
+    token_address = _contract_address("token", "The fee token's address (checksummed).")
 
     # ------------------------------------------------------------------ uploaders
 
@@ -343,16 +339,11 @@ class Hub:
 
     # ------------------------------------------------------------------ receipts (off-chain calls)
 
-    @property
-    def withdrawal_delay(self) -> int:
-        """Seconds between announcing the release of a reservation and making it, and before a
-        change of receipt signer applies."""
-        return int(self._call(self.contracts.escrow.withdrawalDelay))
+    withdrawal_delay = _parameter("escrow", "withdrawalDelay", "Seconds between announcing the release of a "
+                                  "reservation and making it, and before a change of receipt signer applies.")
 
-    @property
-    def terms_notice_period(self) -> int:
-        """Seconds between a fee change and the settlements it applies to."""
-        return int(self._call(self.contracts.escrow.termsNoticePeriod))
+    terms_notice_period = _parameter("escrow", "termsNoticePeriod",
+                                     "Seconds between a fee change and the settlements it applies to.")
 
     def pending_fees(self) -> PendingFees | None:
         """A fee change the owner scheduled and that is not in force yet (None when none):
@@ -375,10 +366,8 @@ class Hub:
         return int(self._call(self.contracts.escrow.channelPrice, _address(caller),
                               _address(relayer), model_id))
 
-    @property
-    def price_notice_period(self) -> int:
-        """Seconds a price rise waits before it binds signed receipts."""
-        return int(self._call(self.contracts.registry.priceNoticePeriod))
+    price_notice_period = _parameter("registry", "priceNoticePeriod",
+                                     "Seconds a price rise waits before it binds signed receipts.")
 
     def price_notice(self, model_id: int) -> PriceNotice:
         """The least a receipt must pay per call for `model_id` now, and until when: during a
@@ -437,25 +426,10 @@ class Hub:
         what it paid, or why it was skipped."""
         if not items:
             return []
-        escrow = self.contracts.escrow
-        tx = self._send(escrow.settleReceipts, [receipt.as_tuple() for receipt, _ in items],
-                        [signature for _, signature in items])
-        # Each item emits exactly one of the two events, in item order.
-        outcomes = [
-            ReceiptOutcome(log.caller, log.relayer, log.modelId, log.calls, settled=True, paid=log.paid)
-            if log.event_name == "ReceiptSettled"
+        return self._batch("settleReceipts", items, ("ReceiptSettled", "ReceiptSkipped"), lambda log, settled: (
+            ReceiptOutcome(log.caller, log.relayer, log.modelId, log.calls, settled=True, paid=log.paid) if settled
             else ReceiptOutcome(log.caller, log.relayer, log.modelId, log.calls, settled=False,
-                                skip_reason=ReceiptSkipReason(log.reason))
-            for log in tx.events
-            if log.contract_address == escrow.address
-            and log.event_name in ("ReceiptSettled", "ReceiptSkipped")
-        ]
-        if len(outcomes) != len(items):
-            raise e.ModelHubError(
-                f"settleReceipts logged {len(outcomes)} outcomes for {len(items)} items: the "
-                "escrow at this address is not the InferenceEscrow this SDK knows"
-            )
-        return outcomes
+                                skip_reason=ReceiptSkipReason(log.reason))))
 
     def request(self, model_id: int, inputs: Mapping[str, Any] | bytes, version: int = 0,
                 max_price: int | None = None, relayer: Any = None) -> RequestInfo:
@@ -576,15 +550,10 @@ class Hub:
             self._request_timeout = int(self._call(self.contracts.escrow.requestTimeout))
         return self._request_timeout
 
-    @property
-    def relayer_fee_bps(self) -> int:
-        """The serving relayer's share of each fee now, in basis points (the owner may change it)."""
-        return int(self._call(self.contracts.escrow.relayerFeeBps))
+    relayer_fee_bps = _parameter("escrow", "relayerFeeBps", "The serving relayer's share of each fee now, in basis "
+                                 "points (the owner may change it).")
 
-    @property
-    def protocol_fee_bps(self) -> int:
-        """The treasury's share of each fee now, in basis points."""
-        return int(self._call(self.contracts.escrow.protocolFeeBps))
+    protocol_fee_bps = _parameter("escrow", "protocolFeeBps", "The treasury's share of each fee now, in basis points.")
 
     def next_request_id(self, account: Any = None) -> int:
         return self._call(self.contracts.escrow.nextRequestId, self._who(account))
@@ -598,10 +567,7 @@ class Hub:
         self._send(relayers.register, endpoint, bond)
         return self.relayer_info()
 
-    @property
-    def min_bond(self) -> int:
-        """The smallest bond that makes a relayer active."""
-        return self._call(self.contracts.relayers.minBond)
+    min_bond = _parameter("relayers", "minBond", "The smallest bond that makes a relayer active.")
 
     def relayer_info(self, account: Any = None) -> RelayerInfo:
         who = self._who(account)
@@ -658,23 +624,9 @@ class Hub:
         the outcome of each item (in order) says which and why."""
         if not items:
             return []
-        escrow = self.contracts.escrow
-        tx = self._send(escrow.fulfillBatch, [att.as_tuple() for att, _ in items],
-                        [signature for _, signature in items])
-        # Each item emits exactly one of the two events, in item order.
-        outcomes = [
-            FulfillOutcome(log.requestId, settled=True) if log.event_name == "InferenceFulfilled"
-            else FulfillOutcome(log.requestId, settled=False, skip_reason=SkipReason(log.reason))
-            for log in tx.events
-            if log.contract_address == escrow.address
-            and log.event_name in ("InferenceFulfilled", "InferenceSkipped")
-        ]
-        if len(outcomes) != len(items):
-            raise e.ModelHubError(
-                f"fulfillBatch logged {len(outcomes)} outcomes for {len(items)} items: the "
-                "escrow at this address is not the InferenceEscrow this SDK knows"
-            )
-        return outcomes
+        return self._batch("fulfillBatch", items, ("InferenceFulfilled", "InferenceSkipped"), lambda log, settled: (
+            FulfillOutcome(log.requestId, settled=True) if settled
+            else FulfillOutcome(log.requestId, settled=False, skip_reason=SkipReason(log.reason))))
 
     def reject(self, request_id: int, reason: RejectReason | int) -> None:
         """Declares a pending call unservable; the caller is refunded at once. Only the relayer
@@ -791,6 +743,22 @@ class Hub:
                 return self.wallet.execute(method.contract.address, data, sender=self.account)
             return method(*args, sender=self.account)
 
+    def _batch(self, function: str, items: Sequence[tuple[Any, bytes]], events: tuple[str, str],
+               outcome: Callable[[Any, bool], Any]) -> list:
+        """Sends the escrow's batch `function` of (struct, signature) items and reads back the
+        outcome of each: every item emits exactly one of `events` (settled, skipped), in order."""
+        escrow = self.contracts.escrow
+        tx = self._send(getattr(escrow, function), [struct.as_tuple() for struct, _ in items],
+                        [signature for _, signature in items])
+        outcomes = [outcome(log, log.event_name == events[0]) for log in tx.events
+                    if log.contract_address == escrow.address and log.event_name in events]
+        if len(outcomes) != len(items):
+            raise e.ModelHubError(
+                f"{function} logged {len(outcomes)} outcomes for {len(items)} items: the "
+                "escrow at this address is not the InferenceEscrow this SDK knows"
+            )
+        return outcomes
+
     def _call(self, method: Any, *args: Any) -> Any:
         with chain_errors():
             return method(*args)
@@ -832,15 +800,10 @@ class Hub:
 
     # ------------------------------------------------------------------ outputs (CLI)
 
-    @property
-    def token_symbol(self) -> str:
-        """The fee token's symbol (tOPG on dev chains)."""
-        return str(self._call(self.contracts.token.symbol))
+    token_symbol = _parameter("token", "symbol", "The fee token's symbol (tOPG on dev chains).", str)
 
-    @property
-    def token_decimals(self) -> int:
-        """The fee token's decimals: base units per token = 10 ** token_decimals."""
-        return int(self._call(self.contracts.token.decimals))
+    token_decimals = _parameter("token", "decimals",
+                                "The fee token's decimals: base units per token = 10 ** token_decimals.")
 
     def requested_call(self, request_id: int) -> RequestedCall:
         """The `InferenceRequested` event of a request: its model, resolved version and input,

@@ -1,5 +1,5 @@
-"""The codes a relayer's HTTP API refuses a call with: one table, read by the relayer (the HTTP
-status of each code) and by the client (the SDK exception and what to tell the user).
+"""The codes a relayer's HTTP API refuses a call with: one table (refusals.toml), read by the
+relayer (the HTTP status of each code) and by the client (the SDK exception, what to tell the user).
 
 A refusal is JSON `{"error": "<message>", "code": "<code>", ...fields}`; a refused fast call is
 not charged. docs/fast-calls.md lists the codes of POST /v1/models/{modelId}/infer.
@@ -7,8 +7,10 @@ not charged. docs/fast-calls.md lists the codes of POST /v1/models/{modelId}/inf
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from . import errors as e
@@ -35,61 +37,23 @@ class Refusal:
     # False: older relayers sent it, today's never do (clients still understand it).
     current: bool = True
 
+    @classmethod
+    def from_row(cls, code: str, row: Mapping[str, Any]) -> "Refusal":
+        """The refusal of a refusals.toml table: the advice's line breaks are spaces."""
+        return cls(code, int(row["status"]), str(row["meaning"]), getattr(e, row.get("error", "FastCallError")),
+                   " ".join(str(row.get("advice", "")).split()), bool(row.get("reservation_lag", False)),
+                   bool(row.get("current", True)))
 
-_TABLE = (
-    Refusal("bad_request", 400, "malformed body, receipt or signature; a version beyond the latest"),
-    Refusal("wrong_channel", 400, "the receipt names another relayer or model", advice=(
-        "the receipt names another relayer or model ({said}); the URL does not serve relayer "
-        "{relayer}: open the session with its address")),
-    Refusal("deadline_too_soon", 400, "the receipt's deadline leaves no time to settle it; `minDeadline`", advice=(
-        "the receipt's deadline is too soon for the relayer to settle it (it needs {minDeadline}, "
-        "unix time); open the session with a longer receipt_lifetime than {receipt_lifetime} s")),
-    Refusal("deadline_too_far", 400, "the receipt's deadline is beyond what the relayer holds; `maxDeadline`", advice=(
-        "the receipt's deadline is further than it holds receipts (at most {maxDeadline}, unix "
-        "time); open the session with a shorter receipt_lifetime than {receipt_lifetime} s")),
-    Refusal("invalid_signature", 401, "signed neither by the receipt's caller nor by its receipt signer", advice=(
-        "it does not accept {caller}'s signature of the receipt ({said}); receipts must be signed "
-        "by the caller's key or by its receipt signer in force (this session signs with {signer}; "
-        "contract wallets register one with Hub.set_receipt_signer)")),
-    Refusal("signer_expiring", 401, "the receipt signer key is replaced too soon to settle; `signerChangesAt`",
-            e.ReceiptSignerError, advice=(
-        "the receipt signer key of {caller} is replaced at {signerChangesAt} (unix time), too soon "
-        "for it to settle what this key signs; sign with the new key or the account's own key")),
-    Refusal("no_reservation", 402, "the relayer counts on no reservation of the caller (none, or less than a "
-            "call left)", e.NoReservationError, reservation_lag=True, advice=(
-        "it counts on no reservation of {caller} for it (none, or less than a call left after an "
-        "announced release); reserve credit for it (Hub.reserve) and wait for the transaction")),
-    Refusal("insufficient_credit", 402, "the reservation cannot pay the call; `available`, `needed`",
-            e.InsufficientReservationError, reservation_lag=True, advice=(
-        "the reservation for it cannot pay another receipt (available {available}, needed "
-        "{needed} base units: the reservation minus an announced release and what the relayer "
-        "holds unsettled on all your channels with it); reserve more (Hub.reserve), after "
-        "depositing (Hub.deposit) if your free credit is short")),
-    Refusal("unknown_model", 404, "no model has this id (or its registration is not seen yet)",
-            e.UnknownModelError, advice="it knows no model {model_id}; pick an id from list_models()"),
-    Refusal("model_inactive", 409, "the model's owner switched it off", e.ModelInactiveError,
-            advice="the model is switched off; its owner can switch it on with set_active"),
-    Refusal("out_of_order", 409, "`channel` (the last accepted totals): sign `calls + 1`", advice=(
-        "the channel moved on while this session signed ({said}); another client is using the "
-        "same account, model and relayer: use one session per channel")),
-    Refusal("wrong_amount", 409, "the amount does not grow by the price; `price`, `receiptPrice`, `channel`", advice=(
-        "the receipt's amount does not fit the model's price ({said}; relayer price {price}, "
-        "receipt price {receiptPrice}, this session pays {session_price}); open a new session")),
-    Refusal("bad_input", 422, "the input does not fit the model", e.InvalidInputError,
-            advice="the input does not fit the model: {said}"),
-    Refusal("busy", 503, "the relayer serves as many fast calls as it takes; try again in a moment"),
-    Refusal("model_unavailable", 503, "the model file cannot be fetched or does not match its digest", advice=(
-        "the model file is unavailable there ({said}); try again later or use another relayer")),
-    Refusal("not_registered", 403, "POST /v1/artifacts: no model version has the file's digest; `digest`",
-            e.ArtifactUploadError),
-    # Sent by older relayers only: a client that just registered a receipt signer key waits.
-    Refusal("unknown_signer", 401, "the receipt signer key is not known yet", reservation_lag=True, current=False),
-)
+
+def _load_table() -> dict[str, Refusal]:
+    text = resources.files(__package__).joinpath("refusals.toml").read_text(encoding="utf-8")
+    return {code: Refusal.from_row(code, row) for code, row in tomllib.loads(text).items()}
+
 
 # Old names of codes, as older relayers sent them.
 RENAMED = {"insufficient_reservation": "insufficient_credit", "receipts_not_enabled": "no_reservation"}
 
-REFUSALS: dict[str, Refusal] = {refusal.code: refusal for refusal in _TABLE}
+REFUSALS: dict[str, Refusal] = _load_table()
 RESERVATION_LAG_CODES = frozenset(
     {code for code, refusal in REFUSALS.items() if refusal.reservation_lag}
     | {old for old, new in RENAMED.items() if REFUSALS[new].reservation_lag})

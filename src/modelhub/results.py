@@ -214,15 +214,16 @@ class RelayerInfo:
 
 @dataclass(frozen=True)
 class ChannelState:
-    """A channel's totals: what the caller has signed (`calls`, `amount`) and what is settled."""
+    """A channel's totals: what the caller has signed and what the escrow has settled."""
 
-    calls: int
-    amount: int
-    settled_calls: int = 0
+    calls: int  # calls paid by the newest receipt the caller signed
+    amount: int  # what that receipt owes in total
+    settled_calls: int = 0  # the totals of the newest receipt settled on chain
     settled_amount: int = 0
 
     @property
     def unsettled_amount(self) -> int:
+        """What the relayer holds signed but not settled yet."""
         return self.amount - self.settled_amount
 
     @classmethod

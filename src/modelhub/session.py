@@ -199,7 +199,7 @@ class FastSession:
             raise e.InsufficientReservationError(
                 f"{self.caller}'s reservation for relayer {self.relayer} cannot pay another call: "
                 f"{held.reserved} reserved, {held.releasing} of it announced for release, "
-                f"{self._channel.amount - self._channel.settled_amount} unsettled on this channel; "
+                f"{self._channel.unsettled_amount} unsettled on this channel; "
                 f"reserve more (Hub.reserve) or open the session with top_up=True",
                 "InferenceEscrow_InsufficientCredit",
                 {"account": self.caller, "credit": max(self._budget, 0), "required": needed})

@@ -9,7 +9,7 @@ equal eth_account's generic typed-data encoding, which any wallet or outside too
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from operator import attrgetter
@@ -100,9 +100,11 @@ class StructType:
         return f"StructType({self.encode_type!r})"
 
 
-def _solidity(type_name: str) -> Any:
-    """A dataclass field that is a struct member of Solidity type `type_name`."""
-    return field(metadata={"solidity": type_name})
+def _solidity(type_name: str, decimal_string: bool = False) -> Any:
+    """A dataclass field that is a struct member of Solidity type `type_name`. With
+    `decimal_string`, its JSON form is a decimal string: the numbers it holds overflow the
+    integers JavaScript's JSON numbers hold exactly (request ids, token amounts)."""
+    return field(metadata={"solidity": type_name, "decimal_string": decimal_string})
 
 
 def _camel(snake: str) -> str:
@@ -111,10 +113,30 @@ def _camel(snake: str) -> str:
 
 
 def _typed_struct(cls: type) -> type:
-    """Derives `cls.struct_type` from the dataclass's fields: names in camelCase, as in Solidity."""
-    cls.struct_type = StructType(cls.__name__, [(_camel(f.name), f.metadata["solidity"]) for f in fields(cls)])
+    """Derives the struct's type and forms from the dataclass's fields (members are named in
+    camelCase, as in Solidity)."""
+    cls._json = tuple((_camel(f.name), f.metadata["solidity"], f.metadata["decimal_string"]) for f in fields(cls))
+    cls.struct_type = StructType(cls.__name__, [(member, kind) for member, kind, _ in cls._json])
     cls._values = attrgetter(*(f.name for f in fields(cls)))
     return cls
+
+
+def _to_json(kind: str, decimal_string: bool, value: Any) -> Any:
+    if kind == "bytes32":
+        return "0x" + value.hex()
+    return str(value) if decimal_string else value
+
+
+def _from_json(member: str, kind: str, value: Any) -> Any:
+    """A member's value from its JSON form; ValueError (or TypeError) when it is not one."""
+    if kind == "address":
+        return to_checksum_address(value)
+    if kind == "bytes32":
+        return bytes.fromhex(str(value).removeprefix("0x"))
+    number, bits = int(value), int(kind.removeprefix("uint"))
+    if not 0 <= number < 2**bits:
+        raise ValueError(f"{member} must be an unsigned {bits}-bit number, not {number}")
+    return number
 
 
 class _Struct:
@@ -122,6 +144,7 @@ class _Struct:
 
     struct_type: ClassVar[StructType]
     _values: ClassVar[Callable[[Any], tuple]]  # the fields' values in order (an attrgetter)
+    _json: ClassVar[tuple[tuple[str, str, bool], ...]]  # (member, Solidity type, as a decimal string)
 
     def as_tuple(self) -> tuple:
         """The struct as the contract's ABI takes it."""
@@ -131,6 +154,18 @@ class _Struct:
         """The struct as EIP-712 message data (field names of the Solidity struct)."""
         return {member: value for (member, _), value in zip(self.struct_type.members, self.as_tuple())}
 
+    def as_json(self) -> dict[str, Any]:
+        """The struct for JSON (the relayer's API): field names of the Solidity struct, bytes32
+        as 0x-hex, and request ids and token totals as decimal strings."""
+        return {member: _to_json(kind, decimal_string, value)
+                for (member, kind, decimal_string), value in zip(self._json, self.as_tuple())}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Any:
+        """Parses `as_json` output (numbers may also be JSON numbers); raises ValueError (or
+        KeyError/TypeError) on a missing or malformed field, or a number out of its type's range."""
+        return cls(*(_from_json(member, kind, data[member]) for member, kind, _ in cls._json))
+
 
 @_typed_struct
 @dataclass(frozen=True)
@@ -138,32 +173,11 @@ class Attestation(_Struct):
     """What a relayer signs: request `request_id` ran `model_id`@`version` on the input hashing
     to `input_hash` and delivered the output hashing to `output_hash`."""
 
-    request_id: int = _solidity("uint256")
+    request_id: int = _solidity("uint256", decimal_string=True)
     model_id: int = _solidity("uint256")
     version: int = _solidity("uint32")
     input_hash: bytes = _solidity("bytes32")
     output_hash: bytes = _solidity("bytes32")
-
-    def as_json(self) -> dict[str, Any]:
-        """The struct for JSON: hashes as 0x-hex, the request id as a decimal string (request ids
-        are 256-bit numbers, which JavaScript's JSON numbers cannot hold exactly)."""
-        return {
-            "requestId": str(self.request_id),
-            "modelId": self.model_id,
-            "version": self.version,
-            "inputHash": "0x" + self.input_hash.hex(),
-            "outputHash": "0x" + self.output_hash.hex(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Attestation":
-        return cls(
-            request_id=int(data["requestId"]),
-            model_id=int(data["modelId"]),
-            version=int(data["version"]),
-            input_hash=bytes.fromhex(str(data["inputHash"]).removeprefix("0x")),
-            output_hash=bytes.fromhex(str(data["outputHash"]).removeprefix("0x")),
-        )
 
 
 @_typed_struct
@@ -176,29 +190,9 @@ class Receipt(_Struct):
     caller: str = _solidity("address")
     relayer: str = _solidity("address")
     model_id: int = _solidity("uint256")
-    calls: int = _solidity("uint256")
-    amount: int = _solidity("uint256")
+    calls: int = _solidity("uint256", decimal_string=True)
+    amount: int = _solidity("uint256", decimal_string=True)
     deadline: int = _solidity("uint64")
-
-    def as_json(self) -> dict[str, Any]:
-        """The struct for JSON. `calls` and `amount` are decimal strings: token amounts
-        overflow the integers JavaScript's JSON numbers hold exactly."""
-        return {
-            "caller": self.caller,
-            "relayer": self.relayer,
-            "modelId": self.model_id,
-            "calls": str(self.calls),
-            "amount": str(self.amount),
-            "deadline": self.deadline,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Receipt":
-        """Parses `as_json` output; raises ValueError (or KeyError/TypeError) on malformed fields."""
-        numbers = (int(data["modelId"]), int(data["calls"]), int(data["amount"]), int(data["deadline"]))
-        if any(value < 0 for value in numbers) or numbers[3] >= 2**64 or max(numbers[:3]) >= 2**256:
-            raise ValueError("receipt numbers must be unsigned: 256-bit, and the deadline 64-bit")
-        return cls(to_checksum_address(data["caller"]), to_checksum_address(data["relayer"]), *numbers)
 
     def next(self, price: int, deadline: int) -> "Receipt":
         """The receipt for one more call at `price`."""

@@ -32,10 +32,7 @@ def register(cli: click.Group) -> None:
     def deposit(session: Session, amount) -> None:
         """Move AMOUNT fee tokens from your wallet into prepaid credit for calls."""
         base = session.base(amount)
-        credit = session.hub.deposit(base)
-        session.emit({"account": session.hub.address, "deposited": session.money_json(base),
-                      "credit": session.money_json(credit)},
-                     f"Deposited {session.money(base)}; credit now {session.money(credit)}")
+        _moved(session, "deposited", base, "credit", session.hub.deposit(base))
 
     @hub_command(cli, epilog=RESERVE_HELP)
     def balance(session: Session) -> None:
@@ -73,10 +70,7 @@ def register(cli: click.Group) -> None:
             raise e.InsufficientCreditError(
                 f"{hub.address} has {session.money(credit)} of free credit, less than the "
                 f"{session.money(base)} asked for{where}")
-        credit = hub.withdraw(base)
-        session.emit({"account": hub.address, "withdrawn": session.money_json(base),
-                      "credit": session.money_json(credit)},
-                     f"Withdrew {session.money(base)}; credit now {session.money(credit)}")
+        _moved(session, "withdrawn", base, "credit", hub.withdraw(base))
 
     @hub_command(cli, epilog=AMOUNTS_HELP + "\n" + RESERVE_HELP)
     @click.argument("amount", type=AMOUNT)
@@ -159,10 +153,7 @@ def register(cli: click.Group) -> None:
     def faucet(session: Session, amount) -> None:
         """Mint AMOUNT test fee tokens to your wallet (dev chains only)."""
         base = session.base(amount)
-        wallet = session.hub.faucet(base)
-        session.emit({"account": session.hub.address, "minted": session.money_json(base),
-                      "wallet": session.money_json(wallet)},
-                     f"Minted {session.money(base)}; wallet now {session.money(wallet)}")
+        _moved(session, "minted", base, "wallet", session.hub.faucet(base))
 
     @hub_command(cli)
     def earnings(session: Session) -> None:
@@ -181,6 +172,16 @@ def register(cli: click.Group) -> None:
                      f"Withdrew {session.money(amount)} of earnings to {session.hub.address}")
 
     cli.add_command(receipts)
+
+
+_PAST = {"deposited": "Deposited", "withdrawn": "Withdrew", "minted": "Minted"}
+
+
+def _moved(session: Session, moved: str, amount: int, held: str, balance: int) -> None:
+    """Reports `amount` tokens `moved` ("deposited", "withdrawn", "minted") and the `held`
+    balance ("credit", "wallet") they leave."""
+    session.emit({"account": session.hub.address, moved: session.money_json(amount), held: session.money_json(balance)},
+                 f"{_PAST[moved]} {session.money(amount)}; {held} now {session.money(balance)}")
 
 
 # --- relayers --------------------------------------------------------------------------------
