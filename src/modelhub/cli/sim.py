@@ -93,7 +93,7 @@ def run_command(scenario: str, mode: str, seed: int | None, days: int | None, ou
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def sweep_command(scenario: str, params: tuple[str, ...], seed: int | None, seeds: int, days: int | None,
                   out: Path | None, quiet: bool) -> None:
-    """Run a scenario at every value of one or more parameters (fast mode) and compare.
+    """Sweep parameters: a fast run per value, compared in one report.
 
     \b
     Examples:
