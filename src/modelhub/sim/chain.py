@@ -21,7 +21,7 @@ from ..deployments import deploy
 from ..devchain import Anvil, rpc
 from ..errors import ModelHubError
 from ..hub import Hub
-from ..receipts import FastSigner, Receipt, opening_receipt
+from ..typed_data import KeySigner, Receipt, opening_receipt
 from .ledger import Ledger, Settlement
 from .market import DAY, PHASE_ROOM
 from .scenario import Scenario
@@ -41,7 +41,7 @@ class Agent:
 
     account: Any
     hub: Hub
-    signer: FastSigner | None = None
+    signer: KeySigner | None = None
 
     @property
     def address(self) -> str:
@@ -80,7 +80,7 @@ class ChainLedger(Ledger):
         if account is None:
             account = accounts.test_accounts.generate_test_account()
             rpc(self.url, "anvil_setBalance", account.address, hex(GAS_MONEY))
-        signer = FastSigner(account.private_key) if signs else None
+        signer = KeySigner(account.private_key) if signs else None
         return Agent(account, Hub(self.deployment, account), signer)
 
     def _head_time(self) -> int:
