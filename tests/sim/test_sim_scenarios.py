@@ -78,6 +78,12 @@ def test_sweep_overrides_take_dotted_or_unique_bare_names_and_are_validated():
         base.with_overrides({"relayer_fee_bps": "4000"})
 
 
+def test_the_sim_commands_are_part_of_the_modelhub_command():
+    from modelhub.cli import cli
+
+    assert set(cli.commands["sim"].commands) == {"run", "sweep", "list", "check"}
+
+
 def test_modelhub_sim_check_reports_the_bad_field_and_fails(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\ndays = 0\n')
