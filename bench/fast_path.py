@@ -30,9 +30,9 @@ from modelhub import codec
 from modelhub.deployments import DeployParams, deploy, save_deployment
 from modelhub.devchain import Anvil, rpc
 from modelhub.hub import Hub
-from modelhub.relayer.daemon import RelayerConfig
-from modelhub.receipts import FastSigner, Receipt, recover_digest_signer, attestation_digest
-from modelhub.attestation import Attestation
+from modelhub.relayer.settings import RelayerConfig
+from modelhub.typed_data import Attestation, KeySigner, Receipt, recover_digest_signer
+from modelhub.typed_data import digest as eip712_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "relayer"))
@@ -102,7 +102,7 @@ def bare_onnxruntime() -> dict:
     return {"calls_per_second": round(BARE_ITERATIONS / elapsed), **percentiles(times)}
 
 
-def new_caller(anvil: Anvil, deployment, relayer: str) -> tuple[FastSigner, Hub]:
+def new_caller(anvil: Anvil, deployment, relayer: str) -> tuple[KeySigner, Hub]:
     """A fresh funded caller with its credit reserved for the relayer (what pays its receipts)."""
     account = accounts.test_accounts.generate_test_account()
     rpc(anvil.url, "anvil_setBalance", account.address, hex(10 * TOKEN))
@@ -110,7 +110,7 @@ def new_caller(anvil: Anvil, deployment, relayer: str) -> tuple[FastSigner, Hub]
     hub.faucet(10_000 * TOKEN)
     hub.deposit(10_000 * TOKEN)
     hub.reserve(relayer, 10_000 * TOKEN)
-    return FastSigner(account.private_key), hub
+    return KeySigner(account.private_key), hub
 
 
 class FastBench:
@@ -118,6 +118,7 @@ class FastBench:
 
     def __init__(self, url: str, deployment, relayer: str, model_id: int, callers) -> None:
         self.url = f"{url}/v1/models/{model_id}/infer"
+        self.channels_url = f"{url}/v1/channels"
         self.deployment, self.relayer, self.model_id = deployment, relayer, model_id
         self.callers = callers
         self.sent = [0] * len(callers)  # calls made so far on each caller's channel
@@ -138,8 +139,11 @@ class FastBench:
         return json.dumps(body).encode(), receipt
 
     async def warm_up(self) -> None:
-        """A few verified calls per caller (also opens every channel and loads the model)."""
+        """A few verified calls per caller (also opens every channel and loads the model), once
+        the relayer has read every caller's reservation (its first round may still be running)."""
         async with aiohttp.ClientSession() as http:
+            for signer, _ in self.callers:
+                await self.wait_known(http, signer.address)
             for index in range(len(self.callers)):
                 for _ in range(WARMUP_CALLS if index == 0 else 1):
                     self.sent[index] += 1
@@ -150,10 +154,20 @@ class FastBench:
                             raise SystemExit(f"warm-up call refused: {reply.status} {answer}")
                     self.verify(answer, receipt)
 
+    async def wait_known(self, http: aiohttp.ClientSession, caller: str, timeout: float = 60.0) -> None:
+        url = f"{self.channels_url}/{caller}/{self.model_id}"
+        give_up = time.monotonic() + timeout
+        while time.monotonic() < give_up:
+            async with http.get(url) as reply:
+                if reply.status == 200 and "reserved" in await reply.json():
+                    return
+            await asyncio.sleep(0.1)
+        raise SystemExit(f"the relayer did not see {caller}'s reservation within {timeout:g} s")
+
     def verify(self, answer: dict, receipt: Receipt) -> None:
         """The answer is a correctly signed attestation of this receipt's call."""
         att = Attestation.from_json(answer["attestation"])
-        signer = recover_digest_signer(attestation_digest(att, self.deployment.chain_id, self.deployment.inference_escrow),
+        signer = recover_digest_signer(eip712_digest(att, self.deployment.chain_id, self.deployment.inference_escrow),
                                        bytes.fromhex(answer["signature"][2:]))
         if signer != self.relayer or codec.output_hash(codec.encode_output(answer["output"])) != att.output_hash:
             raise SystemExit(f"answer fails verification: {answer}")

@@ -25,7 +25,8 @@ from modelhub import codec
 from modelhub.deployments import DeployParams, deploy
 from modelhub.devchain import Anvil
 from modelhub.hub import Hub
-from modelhub.relayer.daemon import Relayer, RelayerConfig
+from modelhub.relayer.daemon import Relayer
+from modelhub.relayer.settings import RelayerConfig
 from modelhub.relayer.state import CallState
 from modelhub.store import ModelStore
 
@@ -66,7 +67,7 @@ def serve_path_latency(relayer_hub: Hub, store_root: Path) -> dict:
     inputs = codec.decode_input(input_bytes)
     daemon.runtime.run(artifact.digest, inputs)  # load and warm the session
 
-    from modelhub.attestation import Attestation
+    from modelhub.typed_data import Attestation
 
     def relayer_path() -> None:
         outputs = daemon.runtime.run(artifact.digest, codec.decode_input(input_bytes))

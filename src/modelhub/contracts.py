@@ -1,5 +1,6 @@
 """The one module that knows the contracts' ABIs: Ape instances of a deployment's contracts,
-and the contracts' custom errors turned into the SDK's own exceptions with actionable messages.
+calldata, results and events encoded and decoded from the compiled ABIs (for raw JSON-RPC
+readers), and the contracts' custom errors turned into the SDK's own exceptions.
 """
 
 from __future__ import annotations
@@ -114,6 +115,111 @@ def _instance(name: str, address: str) -> Any:
             "is stale; redeploy with `ape run deploy --network <network>`"
         )
     return chain.contracts.instance_at(address, contract_type=contract_type(name))
+
+
+# --- ABI codecs for raw JSON-RPC readers ----------------------------------------------------
+# Built once per function or event from the compiled ABIs, so readers that skip Ape (the
+# relayer's follower and caller reads, the indexer) never spell a signature or a selector.
+
+_STATIC = ("uint", "int", "address", "bool", "bytes32")
+
+
+class FunctionCodec:
+    """One view function's calldata and result, from its ABI."""
+
+    def __init__(self, abi: Any) -> None:
+        self.name = abi.name
+        self.selector = keccak(text=abi.selector)[:4]
+        self.inputs = [arg.canonical_type for arg in abi.inputs]
+        self.outputs = [arg.canonical_type for arg in abi.outputs]
+
+    def encode(self, *args: Any) -> str:
+        """The calldata of a call with `args`, as 0x-hex (what eth_call takes)."""
+        return "0x" + (self.selector + abi_encode(self.inputs, args)).hex()
+
+    def decode(self, data: bytes) -> tuple:
+        """The call's return values (addresses as checksummed strings, as eth_abi gives them)."""
+        return tuple(abi_decode(self.outputs, data))
+
+
+class EventDecoder:
+    """One event's decoder. Events whose fields are all one-word types (most of the hub's) are
+    read word by word, several times faster than eth_abi; the others go through eth_abi.
+    Values: addresses as lowercase hex, bytes and bytes32 as 0x-hex, ints, bools."""
+
+    def __init__(self, abi: Any) -> None:
+        self.name = abi.name
+        self.topic = "0x" + keccak(text=abi.selector).hex()
+        self.indexed = [(i.name, i.canonical_type) for i in abi.inputs if i.indexed]
+        self.plain = [(i.name, i.canonical_type) for i in abi.inputs if not i.indexed]
+        self.static = all(kind.startswith(_STATIC) and not kind.endswith("]") for _, kind in self.plain)
+
+    def decode(self, topics: Any, data: bytes) -> dict[str, Any]:
+        """The event's arguments by name, from its topics after topic 0 (bytes) and its data."""
+        args: dict[str, Any] = {}
+        for (name, kind), topic in zip(self.indexed, topics):
+            args[name] = _word(kind, topic)
+        if self.static:
+            for index, (name, kind) in enumerate(self.plain):
+                args[name] = _word(kind, data[32 * index:32 * index + 32])
+            return args
+        values = abi_decode([kind for _, kind in self.plain], data)
+        for (name, kind), value in zip(self.plain, values):
+            args[name] = _plain(kind, value)
+        return args
+
+
+def _word(kind: str, word: bytes) -> Any:
+    """A one-word ABI value: addresses as lowercase hex, bytes32 as 0x-hex, ints, bools."""
+    if kind == "address":
+        return "0x" + word[12:].hex()
+    if kind == "bool":
+        return word[-1] == 1
+    if kind == "bytes32":
+        return "0x" + word.hex()
+    if kind.startswith("int"):
+        return int.from_bytes(word, "big", signed=True)
+    return int.from_bytes(word, "big")
+
+
+def _plain(kind: str, value: Any) -> Any:
+    if kind == "address":
+        return value.lower()
+    if kind == "address[]":
+        return [v.lower() for v in value]
+    if kind.startswith("bytes"):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+@cache
+def function(contract: str, name: str) -> FunctionCodec:
+    """The codec of `contract`'s function `name` (the contracts overload none)."""
+    found = [abi for abi in contract_type(contract).methods if abi.name == name]
+    if len(found) != 1:
+        raise KeyError(f"{contract} has {len(found)} functions named {name}")
+    return FunctionCodec(found[0])
+
+
+@cache
+def event_decoders(contract: str) -> dict[str, EventDecoder]:
+    """Topic 0 (0x-hex) -> decoder, for every event of `contract`."""
+    decoders = [EventDecoder(abi) for abi in contract_type(contract).events]
+    return {decoder.topic: decoder for decoder in decoders}
+
+
+@cache
+def event(contract: str, name: str) -> EventDecoder:
+    """The decoder of `contract`'s event `name`; its `.topic` is the event's topic 0."""
+    for decoder in event_decoders(contract).values():
+        if decoder.name == name:
+            return decoder
+    raise KeyError(f"{contract} has no event {name}")
+
+
+def event_topic(contract: str, name: str) -> str:
+    """Topic 0 of `contract`'s event `name`, as 0x-hex (what eth_getLogs filters on)."""
+    return event(contract, name).topic
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from eth_utils import keccak
 
 from cast_support import DEV_KEYS
 from modelhub import codec
-from modelhub.attestation import Attestation
 from modelhub.hub import Hub
-from modelhub.receipts import FastSigner, Receipt, attestation_digest, receipt_digest, recover_digest_signer
+from modelhub.typed_data import Attestation, KeySigner, Receipt, recover_digest_signer
+from modelhub.typed_data import digest as eip712_digest
 
 from relayer_support import RelayerProcess, upload_registered, wait_until
 
@@ -67,7 +67,7 @@ class Channel:
     def __init__(self, chain, deployment, relayer: str, model_id: int, key: str = CALLER_KEY,
                  caller: str | None = None):
         self.chain, self.deployment, self.model_id = chain, deployment, model_id
-        self.signer = FastSigner(key)
+        self.signer = KeySigner(key)
         self.caller = caller or self.signer.address
         self.relayer = relayer
         self.calls = self.amount = 0
@@ -81,7 +81,7 @@ class Channel:
         fields.update(changes)
         return Receipt(**fields)
 
-    def body(self, receipt: Receipt, inputs=None, signer: FastSigner | None = None) -> dict:
+    def body(self, receipt: Receipt, inputs=None, signer: KeySigner | None = None) -> dict:
         signature = (signer or self.signer).sign_receipt(receipt, self.chain.chain_id, self.deployment.inference_escrow)
         return {"input": inputs or IRIS_INPUT, "receipt": receipt.as_json(), "signature": "0x" + signature.hex()}
 
@@ -139,10 +139,10 @@ def test_a_fast_call_is_answered_with_an_attestation_that_verifies(iris, caller_
     output_hash = keccak(codec.encode_output(answer["output"]))
     assert answer["outputHash"] == "0x" + output_hash.hex()
     assert (answer["modelId"], answer["version"]) == (model_id, 1)
-    request_id = int.from_bytes(receipt_digest(receipt, chain.chain_id, deployment.inference_escrow), "big")
+    request_id = int.from_bytes(eip712_digest(receipt, chain.chain_id, deployment.inference_escrow), "big")
     att = Attestation.from_json(answer["attestation"])
     assert att == Attestation(request_id, model_id, 1, keccak(codec.encode_output(IRIS_INPUT)), output_hash)
-    digest = attestation_digest(att, chain.chain_id, deployment.inference_escrow)
+    digest = eip712_digest(att, chain.chain_id, deployment.inference_escrow)
     assert recover_digest_signer(digest, bytes.fromhex(answer["signature"][2:])) == active_relayer.address
     assert answer["channel"] == {"calls": "1", "amount": str(PRICE), "settledCalls": "0", "settledAmount": "0"}
 
@@ -193,7 +193,7 @@ def test_each_refusal_has_its_status_and_code_and_charges_nothing(iris, caller_h
     far = refused(post_call(url, model_id, channel.body(channel.receipt(1, PRICE, deadline=channel.deadline(10**6)))),
                   400, "deadline_too_far")
     assert far["maxDeadline"] < channel.deadline(10**6)
-    forged = channel.body(channel.receipt(1, PRICE), signer=FastSigner(STRANGER_KEY))
+    forged = channel.body(channel.receipt(1, PRICE), signer=KeySigner(STRANGER_KEY))
     refused(post_call(url, model_id, forged), 401, "invalid_signature")
 
     # A funded caller that reserved nothing for this relayer.

@@ -15,12 +15,13 @@ import requests
 from eth_account import Account
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelhub.attestation import Attestation, recover_signer, sign_attestation
 from modelhub.codec import encode_output, input_hash, output_hash
 from modelhub.errors import RejectReason
 from modelhub.relayer.http import HttpServer, create_app
 from modelhub.relayer.state import CallState, RelayerState, SeenCall
 from modelhub.store import ModelStore, digest_to_cid
+from modelhub.typed_data import Attestation, recover_signer
+from modelhub.typed_data import sign as sign_attestation
 
 CHAIN_ID = 31337
 ESCROW = "0x" + "e5" * 20

@@ -22,7 +22,8 @@ from eth_utils import keccak
 
 from modelhub.contracts import ReceiptSkipReason, RequestStatus
 from modelhub.hub import Hub
-from modelhub.receipts import FastSigner, Receipt, receipt_digest
+from modelhub.typed_data import KeySigner, Receipt
+from modelhub.typed_data import digest as eip712_digest
 
 from relayer_support import upload_registered, wait_until
 from test_fast_calls import (  # noqa: F401 -- fixtures shared with the fast-call tests
@@ -49,7 +50,7 @@ def test_a_caller_cannot_drain_its_reservation_through_its_own_model_or_relayer(
     # reservation with a receipt of its own making, naming the relayer that served it...
     own_model = caller_hub.upload_model(IRIS, "mine", 1).model_id
     whole = caller_hub.reservation(relayer=active_relayer).reserved
-    signer = FastSigner(CALLER_KEY)
+    signer = KeySigner(CALLER_KEY)
     greedy = Receipt(channel.caller, active_relayer.address, own_model, 1, whole, channel.deadline())
     signature = signer.sign_receipt(greedy, chain.chain_id, deployment.inference_escrow)
     [outcome] = caller_hub.settle_receipts([(greedy, signature)])
@@ -125,7 +126,7 @@ def test_a_contract_wallet_is_served_only_through_a_registered_signer_key(
     # relayer does not ask it. Without a registered signer key the owner's signature is not the wallet's.
     receipt = channel.receipt(1, PRICE)
     body = channel.body(receipt)
-    digest = receipt_digest(receipt, chain.chain_id, deployment.inference_escrow)
+    digest = eip712_digest(receipt, chain.chain_id, deployment.inference_escrow)
     assert bytes(wallet.isValidSignature(digest, bytes.fromhex(body["signature"][2:]))) == bytes.fromhex("1626ba7e")
     reply = post_call(relayer.url, model_id, body)
     assert reply.status_code == 401 and reply.json()["code"] == "invalid_signature", reply.text

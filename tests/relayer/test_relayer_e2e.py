@@ -11,10 +11,10 @@ import pytest
 from eth_utils import keccak
 
 from modelhub import codec
-from modelhub.attestation import Attestation, recover_signer
 from modelhub.contracts import RequestStatus
 from modelhub.errors import CallRejectedError
 from modelhub.hub import Hub, encode_input
+from modelhub.typed_data import Attestation, recover_signer
 
 from relayer_support import RelayerProcess, upload_registered, wait_until
 

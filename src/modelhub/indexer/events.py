@@ -1,6 +1,6 @@
-"""Reading the hub's events fast: raw `eth_getLogs` over the three contracts, decoded with the
-event ABIs of the build (contracts.contract_type, the package's one source of ABIs), and the
-timestamps of the blocks they are in, each in one JSON-RPC round trip.
+"""Reading the hub's events fast: raw `eth_getLogs` over the three contracts, decoded by
+contracts.py's event decoders (built from the build's ABIs, the package's one source of them),
+and the timestamps of the blocks they are in, each in one JSON-RPC round trip.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from eth_abi import decode as abi_decode
-from eth_utils import keccak
 
-from ..contracts import ESCROW, REGISTRY, RELAYERS, contract_type
+from ..contracts import ESCROW, REGISTRY, RELAYERS, EventDecoder, event_decoders
 from ..errors import ChainUnreachableError, ModelHubError
 
 
@@ -27,57 +25,6 @@ class Event:
     log_index: int
 
 
-_STATIC = ("uint", "int", "address", "bool", "bytes32")
-
-
-class _Decoder:
-    """One event's decoder. Events whose fields are all one-word types (most of the hub's) are
-    read word by word, several times faster than eth_abi; the others go through eth_abi."""
-
-    def __init__(self, abi: Any) -> None:
-        self.name = abi.name
-        self.indexed = [(i.name, i.canonical_type) for i in abi.inputs if i.indexed]
-        self.plain = [(i.name, i.canonical_type) for i in abi.inputs if not i.indexed]
-        self.static = all(kind.startswith(_STATIC) and not kind.endswith("]") for _, kind in self.plain)
-
-    def decode(self, log: dict[str, Any]) -> dict[str, Any]:
-        args: dict[str, Any] = {}
-        for (name, kind), topic in zip(self.indexed, log["topics"][1:]):
-            args[name] = _word(kind, bytes.fromhex(topic[2:]))
-        data = bytes.fromhex(log["data"][2:])
-        if self.static:
-            for index, (name, kind) in enumerate(self.plain):
-                args[name] = _word(kind, data[32 * index:32 * index + 32])
-            return args
-        values = abi_decode([kind for _, kind in self.plain], data)
-        for (name, kind), value in zip(self.plain, values):
-            args[name] = _plain(kind, value)
-        return args
-
-
-def _word(kind: str, word: bytes) -> Any:
-    """A one-word ABI value: addresses as lowercase hex, bytes32 as 0x-hex, ints, bools."""
-    if kind == "address":
-        return "0x" + word[12:].hex()
-    if kind == "bool":
-        return word[-1] == 1
-    if kind == "bytes32":
-        return "0x" + word.hex()
-    if kind.startswith("int"):
-        return int.from_bytes(word, "big", signed=True)
-    return int.from_bytes(word, "big")
-
-
-def _plain(kind: str, value: Any) -> Any:
-    if kind == "address":
-        return value.lower()
-    if kind == "address[]":
-        return [v.lower() for v in value]
-    if kind.startswith("bytes"):
-        return "0x" + bytes(value).hex()
-    return value
-
-
 class EventSource:
     """The hub's events between two blocks, in chain order."""
 
@@ -86,11 +33,10 @@ class EventSource:
         self.timeout = timeout
         self.session = requests.Session()
         self.addresses = {name: address.lower() for name, address in addresses.items()}
-        self.decoders: dict[tuple[str, str], _Decoder] = {}
+        self.decoders: dict[tuple[str, str], EventDecoder] = {}
         for name in (REGISTRY, RELAYERS, ESCROW):
-            for abi in contract_type(name).events:
-                topic = "0x" + keccak(text=abi.selector).hex()
-                self.decoders[(self.addresses[name], topic)] = _Decoder(abi)
+            for topic, decoder in event_decoders(name).items():
+                self.decoders[(self.addresses[name], topic)] = decoder
 
     def head(self) -> int:
         return int(self._call("eth_blockNumber", []), 16)
@@ -105,7 +51,9 @@ class EventSource:
             decoder = self.decoders.get((log["address"].lower(), log["topics"][0]))
             if decoder is None:
                 continue  # an event of a contract version this build does not know
-            found.append(Event(decoder.name, decoder.decode(log), int(log["blockNumber"], 16),
+            args = decoder.decode([bytes.fromhex(topic[2:]) for topic in log["topics"][1:]],
+                                  bytes.fromhex(log["data"][2:]))
+            found.append(Event(decoder.name, args, int(log["blockNumber"], 16),
                                int(log["logIndex"], 16)))
         found.sort(key=lambda event: (event.block, event.log_index))
         return found

@@ -1,6 +1,8 @@
-"""The relayer's main loop: follow paid calls on chain, run each on its verified model file,
-sign and store the answer, then settle answers in batches. Each round also follows the chain
-view of the fast-call path and settles its receipts (fast.py).
+"""The relayer's main loop: each round follows the chain (once, for both paths), serves, rejects
+and settles the on-chain calls, then settles the fast path's receipts that are due.
+
+The on-chain path runs each new call on its verified model file, signs and stores the answer
+and settles answers in batches; the fast path (relayer/fast/) answers over HTTP meanwhile.
 
 Open requests (requestInference) may be served by any active relayer and rejected by none: a
 call this relayer cannot serve (bad input, no model file...) is left to the others, and its
@@ -22,8 +24,7 @@ import time
 import requests
 
 from .. import codec
-from ..attestation import Attestation
-from ..contracts import RequestStatus, SkipReason
+from ..contracts import ESCROW, REGISTRY, RELAYERS, RequestStatus, SkipReason
 from ..errors import (
     ArtifactNotFoundError,
     ChainUnreachableError,
@@ -36,18 +37,24 @@ from ..errors import (
     reject_reason_of,
 )
 from ..hub import Hub
+from ..rpc import JsonRpc
 from ..runtime import ModelRuntime
 from ..store import ModelStore, digest_to_cid, file_digest
-from .channels import ChannelStore
-from .fast import AttestationSigner, FastCalls, FastConfig
-from .follower import RegisteredFiles, Rpc, address_topic, topic, word_address
+from ..typed_data import Attestation
+from .chain_follower import ChainFollower
+from .fast.book import ReceiptBook
+from .fast.calls import FastCalls
+from .fast.chain_view import ChainView
+from .fast.channels import ChannelStore
+from .fast.settlement import Settlement
 from .metrics import RelayerMetrics
+from .paid_requests import PaidRequests
+from .registered_files import RegisteredFiles
 from .settings import RelayerConfig
-from .state import CallState, RelayerState, SeenCall, StoredCall
+from .signing import AttestationSigner
+from .state import CallState, RelayerState, StoredCall
 
 log = logging.getLogger("modelhub.relayer")
-
-RELAYER_DESIGNATED = topic("RelayerDesignated(uint256,address)")
 
 
 class Relayer:
@@ -69,18 +76,22 @@ class Relayer:
         self._recovered = False
         self.channels = ChannelStore(config.store_dir / "receipts.sqlite")
         self.channels.bind(hub.deployment.chain_id, hub.deployment.inference_escrow, hub.address)
-        self.rpc = Rpc()
-        self.files = RegisteredFiles(self.rpc, str(hub.contracts.registry.address).lower(),
-                                     hub.deployment.start_block, config.max_scan_blocks)
-        self.fast = FastCalls(
-            hub, self.runtime, self.channels, self.metrics,
-            FastConfig(config.settle_threshold, config.settle_interval, config.min_receipt_lifetime,
-                       config.settle_batch_size, config.chain_refresh_interval, config.max_input_bytes,
-                       min_settle_amount=config.min_settle_amount, max_receipt_lifetime=config.max_receipt_lifetime,
-                       max_callers=config.max_callers, max_scan_blocks=config.max_scan_blocks),
-            self._ensure_artifact, AttestationSigner(hub), files=self.files, rpc=self.rpc,
-        )
-        self._me_topic = address_topic(hub.address)
+        self.rpc = JsonRpc()
+        self.requests = PaidRequests(self.state, hub.address, lambda: hub.request_timeout, _block_time, self.metrics)
+        self.follower = ChainFollower(self.rpc, {ESCROW: hub.escrow_address, REGISTRY: hub.registry_address,
+                                                 RELAYERS: hub.relayers_address}, hub.deployment.start_block,
+                                      self.requests, config.confirmations, config.max_scan_blocks)
+        # The fast path: the book, its chain view, its calls and its settlements.
+        self.files = RegisteredFiles(self.follower)
+        self.book = ReceiptBook(self.channels.load(), config.max_callers)
+        self.view = ChainView(hub, self.book, config.chain_refresh_interval)
+        self.fast = FastCalls(self.view, self.channels, self.files, self.runtime, self._ensure_artifact,
+                              AttestationSigner(hub), self.metrics, config, self.rpc)
+        self.settlement = Settlement(self.view, self.channels, self.metrics, config)
+        # In order: a new model's files are known before the view reads the model.
+        self.follower.add(self.files, in_memory=True)
+        self.follower.add(self.view, in_memory=True)
+        self.follower.add(self.requests)
         # Request ids in a fulfillBatch in flight: GET /v1/requests/{id} waits for their outcome
         # instead of answering "settling" to a caller who saw the settlement on chain first.
         self.settling: set[int] = set()
@@ -117,14 +128,15 @@ class Relayer:
             self._stopping.wait(backoff)
             backoff = min(backoff * 2, self.config.max_backoff)
         try:  # what it holds is settled before it goes: it may not come back
-            self.fast.settle_all("shutdown")
+            self.settlement.settle_all("shutdown")
         except Exception as exc:  # noqa: BLE001 -- settled at the next start instead
             log.warning("could not settle the open receipt channels before stopping (%s); they are settled at "
                         "the next start", _first_line(exc))
         log.info("relayer stopped; %s", self.state.counts())
 
     def step(self) -> bool:
-        """One round: recover (first time), follow, serve, reject, settle. True if it did work."""
+        """One round: recover (first time), follow, serve, reject, settle, then the fast path's
+        recovery (first time) and settlements. True if it did work."""
         if not self._recovered:
             self.recover()
             self._recovered = True
@@ -132,7 +144,7 @@ class Relayer:
         served = self.serve()
         rejected = self.reject_unservable()
         settled = self.settle()
-        fast_settled = self.fast.tick(self.chain_head, self.chain_time)
+        fast_settled = self.settle_receipts()
         return bool(seen or served or rejected or settled or fast_settled)
 
     # ------------------------------------------------------------------ recovery
@@ -169,40 +181,27 @@ class Relayer:
     # ------------------------------------------------------------------ follow
 
     def follow(self) -> int:
-        """Reads new InferenceRequested events up to `confirmations` blocks behind the head."""
+        """Reads the new blocks up to `confirmations` behind the head, for every consumer;
+        returns how many new paid calls they held."""
         from ape import chain
 
         head = chain.blocks.head
         self.chain_head, self.chain_time = head.number, head.timestamp
+        self.view.chain_time = max(self.view.chain_time, head.timestamp)
         self.metrics.chain_head.set(head.number)
-        target = head.number - self.config.confirmations
-        start = self.state.next_block
-        if start is None:
-            start = self.hub.deployment.start_block
-        if start > target:
-            return 0
-        end = min(target, start + self.config.max_scan_blocks - 1)
-        timeout = self.hub.request_timeout
-        block_times: dict[int, int] = {}
-        designated = {int.from_bytes(entry.topics[1], "big"): word_address(entry.topics[2])
-                      for entry in self.rpc.logs([str(self.hub.contracts.escrow.address)], [RELAYER_DESIGNATED],
-                                                 start, end)}
-        me = self.address.lower()
-        seen = []
-        for event in self.hub.requests_since(start, end):
-            relayer = designated.get(event.request_id)
-            if relayer is not None and relayer != me:
-                continue  # only that relayer may serve it
-            if event.block_number not in block_times:
-                block_times[event.block_number] = chain.blocks[event.block_number].timestamp
-            seen.append(SeenCall(event.request_id, event.model_id, event.version, event.caller, event.price,
-                                 event.input, event.input_hash, event.block_number,
-                                 block_times[event.block_number] + timeout, relayer))
-        added = self.state.record_seen(seen, end + 1)
-        if added:
-            self.metrics.requests_seen.inc(added)
-            log.info("saw %d new paid call(s) in blocks %d-%d", added, start, end)
-        return added
+        before = self.requests.added
+        self.follower.step(head.number)
+        return self.requests.added - before
+
+    def settle_receipts(self) -> bool:
+        """The fast path's part of a round: after a start, settles the receipts left open;
+        then settles what is due. True if it sent a settlement."""
+        if not self.settlement.recovered:
+            self.settlement.recover()
+            self.view.live = True
+        if self.view.refresh_if_due():
+            self.settlement.update_gauges()
+        return self.settlement.settle_due()
 
     # ------------------------------------------------------------------ serve
 
@@ -404,6 +403,12 @@ class Relayer:
             "calls": counts,
             "fast": self.fast.status(),
         }
+
+
+def _block_time(number: int) -> int:
+    from ape import chain
+
+    return chain.blocks[number].timestamp
 
 
 def _attestation(call: StoredCall, output_hash: bytes) -> Attestation:

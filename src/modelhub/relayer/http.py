@@ -59,11 +59,13 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from ..errors import ArtifactNotFoundError, ArtifactTooLargeError, DigestMismatchError, InvalidContentIdError
+from ..errors import (ArtifactNotFoundError, ArtifactTooLargeError, DigestMismatchError, FastCallError,
+                      InvalidContentIdError)
+from ..refusals import refuse
 from ..store import ModelStore, cid_to_digest, digest_to_cid, file_digest
-from .fast import FastCallError, FastCalls
-from .follower import RegisteredFiles
+from .fast.calls import FastCalls
 from .metrics import RelayerMetrics
+from .registered_files import RegisteredFiles
 from .state import CallState, RelayerState, StoredCall
 
 log = logging.getLogger(__name__)
@@ -226,11 +228,11 @@ class _Api:
                            "try again later") from None
         if not self.files.knows(digest):
             self.metrics.uploads_refused.labels(reason="not_registered").inc()
-            error = ApiError(403, f"no model version on this deployment has the digest 0x{digest.hex()} "
-                             f"({digest_to_cid(digest)}); this relayer stores only registered model files: register "
-                             "the model (registerModel) or publish the version (publishVersion) first, then upload")
-            error.body = {"code": "not_registered", "digest": "0x" + digest.hex()}
-            raise error
+            raise _refused(refuse(
+                "not_registered", f"no model version on this deployment has the digest 0x{digest.hex()} "
+                f"({digest_to_cid(digest)}); this relayer stores only registered model files: register the model "
+                "(registerModel) or publish the version (publishVersion) first, then upload",
+                digest="0x" + digest.hex()))
 
     def _check_upload_headers(self, request: web.Request) -> None:
         if request.content_type.startswith("multipart/"):
@@ -325,7 +327,7 @@ class _Api:
 
 
 class _FastApi:
-    """The fast-call routes; the logic lives in FastCalls (relayer/fast.py)."""
+    """The fast-call routes; the logic lives in FastCalls (relayer/fast/calls.py)."""
 
     def __init__(self, fast: FastCalls) -> None:
         self.fast = fast
@@ -333,14 +335,13 @@ class _FastApi:
     async def infer(self, request: web.Request) -> web.Response:
         model_id = _path_model_id(request.match_info["modelId"])
         if request.content_length is not None and request.content_length > self.fast.max_body:
-            raise _fast_error(FastCallError(400, "bad_request", f"the body is {request.content_length} bytes; this "
-                                            f"relayer takes inputs of at most {self.fast.config.max_input_bytes} bytes"))
+            raise _refused(self.fast.too_large(request.content_length))
         started = time.perf_counter()
         body = await request.read()
         try:
             answer = await self.fast.infer(model_id, body)
         except FastCallError as error:
-            raise _fast_error(error) from None
+            raise _refused(error) from None
         # The relayer's own time for the call (body read, checks, model, durable commit, signing),
         # so clients and benchmarks can tell it from network and client time.
         elapsed_ms = (time.perf_counter() - started) * 1e3
@@ -351,19 +352,20 @@ class _FastApi:
         try:
             view = await self.fast.channel_view(request.match_info["caller"], request.match_info["modelId"])
         except FastCallError as error:
-            raise _fast_error(error) from None
+            raise _refused(error) from None
         return web.json_response(view)
 
 
 def _path_model_id(text: str) -> int:
     if text.isascii() and text.isdigit() and len(text) <= 78:
         return int(text)
-    raise _fast_error(FastCallError(400, "bad_request", f"{text[:100]!r} is not a model id: use its decimal number"))
+    raise _refused(refuse("bad_request", f"{text[:100]!r} is not a model id: use its decimal number"))
 
 
-def _fast_error(error: FastCallError) -> ApiError:
+def _refused(error: FastCallError) -> ApiError:
+    """A refusal of the table (modelhub.refusals) as the API's answer: its status, message, code and fields."""
     api_error = ApiError(error.status, error.message)
-    api_error.body = {"code": error.code, **error.fields}
+    api_error.body = {"code": error.code, **error.details}
     return api_error
 
 

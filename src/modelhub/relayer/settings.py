@@ -1,6 +1,5 @@
-"""The relayer's settings, defined once: each field of `RelayerConfig` carries its default, its
-command-line option, its environment variable and its help text; `click_options` makes the
-options of `modelhub relayer run` from them.
+"""The relayer's settings, defined once: each `RelayerConfig` field carries its default, option,
+environment variable and help; `click_options` makes `modelhub relayer run`'s options from them.
 
 A setting with an environment variable has no default on the command line: the option, when
 given, wins; otherwise the variable, read when the config is made (by the CLI or by code that

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from ..attestation import Attestation
+from ..typed_data import Attestation
 
 
 class CallState(str, Enum):

@@ -61,13 +61,13 @@ class Channel:
     refused_calls: int = 0
 
     @property
-    def unsettled(self) -> int:
-        return self.amount - self.settled_amount
-
-    @property
     def open(self) -> bool:
         """True while the newest receipt pays more than what has settled."""
         return self.calls > self.settled_calls and self.amount >= self.settled_amount
+
+    @property
+    def unsettled(self) -> int:
+        return self.amount - self.settled_amount
 
 
 class ChannelStore:
