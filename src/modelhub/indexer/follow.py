@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import feesplit
 from ..deployments import Deployment
+from . import rollups, signals
 from . import schema as t
 from .events import Event, EventSource
 
@@ -74,6 +75,7 @@ class Indexer:
             for event in events:
                 apply(event, stamps[event.block])
             apply.flush()
+            signals.refresh_windows(connection, stamps[end])  # the pages' windows, as of the new cursor
             connection.execute(update(t.cursor).where(t.cursor.c.id == 1).values(block=end, time=stamps[end]))
         self.cursor = end
         return StepResult(start, end, len(events))
@@ -139,6 +141,8 @@ class _Applier:
             rows.flush()
         if self.settlements:
             self.db.execute(t.settlements.insert(), self.settlements)
+        # The requests this batch touched and ended are those that ended in it (a request ends once).
+        rollups.record(self.db, self.settlements, [r for r in self.requests.rows.values() if r["status"] != 1])
 
     # ------------------------------------------------------------ registry
 

@@ -145,6 +145,8 @@ requests = Table(
     Column("ended_at", BigInteger),
     Column("block", BigInteger, nullable=False),
     Index("ix_requests_model", "model_id", "requested_at"),
+    Index("ix_requests_model_ended", "model_id", "ended_at"),
+    Index("ix_requests_ended", "ended_at"),
 )
 
 channels = Table(
@@ -174,6 +176,7 @@ settlements = Table(
     Index("ix_settlements_model_time", "model_id", "time"),
     Index("ix_settlements_caller", "caller", "model_id", "day"),
     Index("ix_settlements_relayer", "relayer"),
+    Index("ix_settlements_time", "time"),
 )
 
 # What each account earned, per model, role ("payee", "relayer", "treasury") and UTC day.
@@ -201,6 +204,101 @@ reservations = Table(
     Column("caller", String(42), primary_key=True),
     Column("relayer", String(42), primary_key=True),
     Column("amount", Amount, nullable=False),
+)
+
+# Summaries of the rows above, kept by the indexer in the same transaction (rollups.py), so that
+# the hub's pages read a few rows per model instead of every settlement.
+
+
+def _sums() -> list[Column]:
+    """What settlements and ended calls add up to: calls, revenue and organic calls settled, and
+    on-chain calls fulfilled, rejected and refunded."""
+    return [Column(name, Amount, nullable=False) for name in ("calls", "revenue", "organic_calls")] + [
+        Column(name, BigInteger, nullable=False) for name in ("fulfilled", "rejected", "refunded")]
+
+
+def _distinct_counts() -> list[Column]:
+    return [Column(name, BigInteger, nullable=False) for name in ("callers", "repeat_callers", "relayers")]
+
+
+# Per model, over all time: what `settlements` and ended `requests` add up to, and how many
+# distinct callers, repeat callers and relayers `model_callers` and `model_relayers` hold.
+model_totals = Table("model_totals", metadata, Column("model_id", BigInteger, primary_key=True),
+                     *_sums(), *_distinct_counts())
+
+# Per model and UTC day: settlements by their day, ended on-chain calls by the day they ended.
+model_days = Table(
+    "model_days", metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    Column("settled", BigInteger, nullable=False),  # settlement rows
+    *_sums(),
+)
+
+# Per model and caller: the caller's latest settlement, and its latest one on an earlier UTC day
+# (None until it came back on another day). A window from `since` holds the caller iff
+# last_time >= since, and holds it as a repeat caller iff prev_time >= since.
+model_callers = Table(
+    "model_callers", metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("caller", String(42), primary_key=True),
+    Column("last_time", BigInteger, nullable=False),
+    Column("last_day", BigInteger, nullable=False),
+    Column("prev_time", BigInteger),
+    Index("ix_model_callers_last", "model_id", "last_time"),
+    Index("ix_model_callers_prev", "model_id", "prev_time"),
+)
+
+# Per model and relayer: when that relayer was last paid for serving it.
+model_relayers = Table(
+    "model_relayers", metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("relayer", String(42), primary_key=True),
+    Column("last_time", BigInteger, nullable=False),
+)
+
+# Per relayer, over all time: the calls it was paid for serving, and the calls it rejected.
+relayer_totals = Table(
+    "relayer_totals", metadata,
+    Column("relayer", String(42), primary_key=True),
+    Column("calls", Amount, nullable=False),
+    Column("rejected", BigInteger, nullable=False),
+)
+
+# How many on-chain calls of a model settled on a UTC day after exactly `seconds` (for medians).
+settle_times = Table(
+    "settle_times", metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("day", BigInteger, primary_key=True),
+    Column("seconds", BigInteger, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+# The same over all time.
+settle_seconds = Table(
+    "settle_seconds", metadata,
+    Column("model_id", BigInteger, primary_key=True),
+    Column("seconds", BigInteger, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+# Every model's signals in each window (span "all", "7d", "30d") as of window_state.now (the cursor's
+# time), recomputed by the indexer for the models whose rows entered or left a window
+# (signals.refresh_windows); models with nothing in a window have no row.
+window_signals = Table(
+    "window_signals", metadata,
+    Column("span", String(3), primary_key=True),
+    Column("model_id", BigInteger, primary_key=True),
+    *_sums(), *_distinct_counts(),
+    Column("median_settle_x2", BigInteger),  # twice the median: exact for halves, and sorts like it
+    Column("median_settle_odd", Boolean),  # an odd count: the median is a whole number of seconds
+)
+
+window_state = Table(
+    "window_state", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("now", BigInteger, nullable=False),  # the time window_signals is as of
+    Column("settlement_id", BigInteger, nullable=False),  # the newest settlement it covers
 )
 
 relayers = Table(
