@@ -59,6 +59,18 @@ postgres:
 	@test -x $(PG_INITDB) || { echo "==> installing PostgreSQL (first run only)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# Chromium and its WebDriver for the hub's page tests (tests/web, Selenium): Debian's packages,
+# installed when missing (needs root, as PostgreSQL above).
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+
+.PHONY: chromium bench-hub
+
+chromium:
+	@test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) || { echo "==> installing chromium and chromedriver (first run only)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: chromium
 test: compile postgres
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests --ignore=tests/cli
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests/cli
@@ -112,7 +124,12 @@ bench-indexer: compile postgres
 bench-sim: compile
 	$(BIN)/python bench/sim.py
 
+# Page and API latency of the hub with 2,000 models and 1,000,000 calls, on SQLite and PostgreSQL.
+bench-hub: install postgres
+	$(BIN)/python bench/hub_latency.py
+
 bench: bench-gas bench-relayer bench-fast bench-indexer
+bench: bench-hub
 bench: bench-sim
 
 # Every bundled scenario, its report in var/sim/<scenario>/report.html.

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, column, delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -154,22 +154,30 @@ def _load(db: Connection, table: Any, keys: set[tuple]) -> dict[tuple, dict]:
     for start in range(0, len(wanted), _CHUNK):
         part = wanted[start:start + _CHUNK]
         if len(columns) == 1:
-            query = select(table).where(columns[0].in_([k[0] for k in part]))
+            rows = db.execute(select(table).where(columns[0].in_([k[0] for k in part]))).mappings()
         else:
-            keys = _values(part, len(columns))
-            query = select(table).join(keys, and_(*(c == keys.c[f"column{i + 1}"] for i, c in enumerate(columns))))
-        for row in db.execute(query).mappings():
+            rows = _lookup(db, table, names, part)
+        for row in rows:
             found[tuple(row[n] for n in names)] = {k: v for k, v in row.items() if k not in names}
     return found
 
 
-def _values(keys: list[tuple], width: int) -> Any:
-    """`(VALUES (...), ...) AS k` of `keys`: joined to a table, both databases look each key up
-    in its primary key (SQLite scans the table for `(a, b) IN ((...), ...)`)."""
-    params = {f"k{n}_{i}": value for n, key in enumerate(keys) for i, value in enumerate(key)}
-    rows = ", ".join("(" + ", ".join(f":k{n}_{i}" for i in range(width)) + ")" for n in range(len(keys)))
-    return text(f"VALUES {rows}").bindparams(**params).columns(
-        *(column(f"column{i + 1}") for i in range(width))).subquery("k")
+def _lookup(db: Connection, table: Any, names: list[str], keys: list[tuple]) -> list[dict]:
+    """The rows of `table` whose primary key is one of `keys`, each found through the key's
+    index: the keys are a VALUES list joined to the table. (SQLite scans the whole table for
+    `(a, b) IN ((...), ...)`, and SQLAlchemy takes longer to build a VALUES list of hundreds of
+    rows than the database takes to answer it, so this one statement is written out here.)"""
+    mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
+    row = "(" + ", ".join([mark] * len(names)) + ")"
+    key_names = ", ".join(f"k{i}" for i in range(len(names)))
+    joined = " AND ".join(f"t.{name} = k.k{i}" for i, name in enumerate(names))
+    statement = (f"WITH k({key_names}) AS (VALUES {', '.join([row] * len(keys))}) "
+                 f"SELECT t.* FROM {table.name} AS t JOIN k ON {joined}")
+    result = db.exec_driver_sql(statement, tuple(value for key in keys for value in key))
+    columns = [d[0] for d in result.cursor.description]
+    processors = [table.c[name].type.result_processor(db.dialect, None) for name in columns]
+    return [{name: (process(value) if process else value) for name, process, value in zip(columns, processors, found)}
+            for found in result]
 
 
 def _upsert(db: Connection, table: Any, rows: Mapping[tuple, Mapping[str, Any]]) -> None:

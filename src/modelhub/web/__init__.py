@@ -1,1 +1,2 @@
-"""The hub's web side: the JSON API over the index (api.py), served by `modelhub hub serve`."""
+"""The hub's web side, served by `modelhub hub serve`: pages for people (pages.py, templates/) and
+the same data as JSON (api.py), over the index database; service.py runs it inside `modelhub up`."""
