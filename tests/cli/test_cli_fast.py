@@ -184,4 +184,8 @@ def test_a_first_fast_call_says_it_reserves(hub_env, fast_relayer, fast_model):
                       "--relayer", fast_relayer.url, account=caller)
     assert served.returncode == 0, served.stderr
     assert f"Reserving 0.003 tOPG (3000000000000000) of free credit for relayer {ADDRESSES[RELAYER]}" in served.stderr
-    assert ok_json(modelhub(hub_env, "balance", "--json", account=caller))["reserved"] == str(3 * PRICE)
+    balance = ok_json(modelhub(hub_env, "balance", "--json", account=caller))
+    # The reservation came out of free credit; the relayer's settle round may already have paid
+    # the one call from it (it runs on its own clock), and nothing else.
+    assert balance["credit"] == str(10**16 - 3 * PRICE)
+    assert balance["reserved"] in (str(3 * PRICE), str(2 * PRICE))
