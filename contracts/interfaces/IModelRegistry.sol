@@ -8,22 +8,19 @@ interface IModelRegistry {
     /// @dev Reverts for an unknown model.
     function callTerms(uint256 modelId) external view returns (uint256 pricePerCall, uint32 latestVersion, bool active);
 
-    /// @notice Whether `modelId` exists, its price per call, the lowest receipt price it ever had
-    /// (`floorPrice`, never above the price) and when its last price rise's notice ends or ended
-    /// (`floorEndsAt`, 0 if it never rose), and its payees in force now. A channel whose last
-    /// settlement came before `floorEndsAt` may pay `floorPrice` per call once more.
+    /// @notice The terms receipts of `modelId` settle under now. A channel whose last settlement
+    /// came before `floorEndsAt` may pay `floorPrice` per call once more.
     /// @dev Does not revert for an unknown model, so that a batch can skip it.
+    /// @return exists Whether `modelId` exists.
+    /// @return pricePerCall Its price per call.
+    /// @return floorPrice The lowest receipt price it ever had, never above the price.
+    /// @return floorEndsAt When its last price rise's notice ends or ended (0 if it never rose).
+    /// @return payees Its payees in force now.
+    /// @return shares Their shares, in basis points.
     function receiptTerms(uint256 modelId)
         external
         view
-        returns (
-            bool exists,
-            uint256 pricePerCall,
-            uint256 floorPrice,
-            uint64 floorEndsAt,
-            address[] memory payees,
-            uint16[] memory shares
-        );
+        returns (bool, uint256, uint256, uint64, address[] memory, uint16[] memory);
 
     /// @notice The accounts sharing a model's revenue and their shares in basis points.
     /// @dev Reverts for an unknown model. The first payee takes any rounding remainder.

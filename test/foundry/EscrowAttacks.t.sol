@@ -6,6 +6,7 @@ import {HubToken} from "../../contracts/HubToken.sol";
 import {ModelRegistry} from "../../contracts/ModelRegistry.sol";
 import {RelayerRegistry} from "../../contracts/RelayerRegistry.sol";
 import {InferenceEscrow} from "../../contracts/InferenceEscrow.sol";
+import {IInferenceEscrow} from "../../contracts/interfaces/IInferenceEscrow.sol";
 
 /// @title Fixed call sequences of the attacks the invariant handler explores at random
 /// @notice Each test performs one sequence on fresh contracts and checks that it moves no money
@@ -52,7 +53,7 @@ contract EscrowAttacks is WithVm {
     /// @notice A caller signs itself a receipt naming the relayer it reserved for and submits it;
     /// another bonded relayer submits it too: neither settles, nothing moves.
     function test_selfDealtReceiptsNeverMoveMoney() public {
-        InferenceEscrow.Receipt memory r = InferenceEscrow.Receipt(caller, relayer, modelId, 1, 1e21, uint64(block.timestamp + 600));
+        IInferenceEscrow.Receipt memory r = IInferenceEscrow.Receipt(caller, relayer, modelId, 1, 1e21, uint64(block.timestamp + 600));
         _settleExpectSkip(caller, r, 8);
         _settleExpectSkip(attacker, r, 8);
         r.relayer = attacker; // naming the attacker: the caller has no reservation for it
@@ -69,12 +70,12 @@ contract EscrowAttacks is WithVm {
     function test_priceRiseAfterNoticeEndKeepsAcceptedReceiptsSettleable() public {
         vm.prank(author);
         registry.setPrice(modelId, 10); // notice: floor 1 until now + PN
-        _settle(InferenceEscrow.Receipt(caller, relayer, modelId, 1, 1, uint64(block.timestamp + 2 * WD)));
+        _settle(IInferenceEscrow.Receipt(caller, relayer, modelId, 1, 1, uint64(block.timestamp + 2 * WD)));
         vm.warp(block.timestamp + PN + 1); // the notice has ended; the channel settled under it
         uint256 price = escrow.channelPrice(caller, relayer, modelId);
         if (price != 1) revert Broken("channelPrice is not the floor the channel settled under", price, 1);
         // The relayer serves 5 calls at 1 each, as channelPrice tells it.
-        InferenceEscrow.Receipt memory r = InferenceEscrow.Receipt(caller, relayer, modelId, 6, 6, uint64(block.timestamp + 2 * WD));
+        IInferenceEscrow.Receipt memory r = IInferenceEscrow.Receipt(caller, relayer, modelId, 6, 6, uint64(block.timestamp + 2 * WD));
         vm.prank(author);
         registry.setPrice(modelId, 11); // a second rise, after the first notice ended
         _settle(r);
@@ -104,8 +105,8 @@ contract EscrowAttacks is WithVm {
         _expectPrice(caller, attacker, 50, "the cut did not lower the price of the channel reserved for later");
         // Both relayers accept receipts at the prices channelPrice shows.
         uint64 deadline = uint64(block.timestamp + 100 * PN);
-        InferenceEscrow.Receipt memory a = InferenceEscrow.Receipt(caller, relayer, modelId, 3, 3, deadline);
-        InferenceEscrow.Receipt memory b = InferenceEscrow.Receipt(caller, attacker, modelId, 2, 100, deadline);
+        IInferenceEscrow.Receipt memory a = IInferenceEscrow.Receipt(caller, relayer, modelId, 3, 3, deadline);
+        IInferenceEscrow.Receipt memory b = IInferenceEscrow.Receipt(caller, attacker, modelId, 2, 100, deadline);
 
         vm.prank(author);
         registry.setPrice(modelId, 80); // a rise after the cut: a notice with the cut price as its floor
@@ -125,8 +126,8 @@ contract EscrowAttacks is WithVm {
         _settle(b);
         // Settled after the last notice ended: new calls pay the price.
         _expectPrice(caller, relayer, 80, "a channel settled after the last notice ended does not pay the price");
-        _settleExpectSkip(relayer, InferenceEscrow.Receipt(caller, relayer, modelId, 4, 4, deadline), 6);
-        _settle(InferenceEscrow.Receipt(caller, relayer, modelId, 4, 83, deadline));
+        _settleExpectSkip(relayer, IInferenceEscrow.Receipt(caller, relayer, modelId, 4, 4, deadline), 6);
+        _settle(IInferenceEscrow.Receipt(caller, relayer, modelId, 4, 83, deadline));
     }
 
     function _expectPrice(address who, address via, uint256 want, string memory what) internal view {
@@ -134,9 +135,9 @@ contract EscrowAttacks is WithVm {
         if (got != want) revert Broken(what, got, want);
     }
 
-    function _settle(InferenceEscrow.Receipt memory r) internal {
+    function _settle(IInferenceEscrow.Receipt memory r) internal {
         (uint256 callsBefore,) = escrow.channel(r.caller, r.relayer, r.modelId);
-        InferenceEscrow.Receipt[] memory list = new InferenceEscrow.Receipt[](1);
+        IInferenceEscrow.Receipt[] memory list = new IInferenceEscrow.Receipt[](1);
         list[0] = r;
         bytes[] memory sigs = new bytes[](1);
         sigs[0] = _sign(r);
@@ -147,8 +148,8 @@ contract EscrowAttacks is WithVm {
         if (callsAfter != r.calls) revert Broken("the relayer's receipt did not settle; skip reason", _skipReason(), callsBefore);
     }
 
-    function _settleExpectSkip(address submitter, InferenceEscrow.Receipt memory r, uint8 reason) internal {
-        InferenceEscrow.Receipt[] memory list = new InferenceEscrow.Receipt[](1);
+    function _settleExpectSkip(address submitter, IInferenceEscrow.Receipt memory r, uint8 reason) internal {
+        IInferenceEscrow.Receipt[] memory list = new IInferenceEscrow.Receipt[](1);
         list[0] = r;
         bytes[] memory sigs = new bytes[](1);
         sigs[0] = _sign(r);
@@ -171,7 +172,7 @@ contract EscrowAttacks is WithVm {
         return 0;
     }
 
-    function _sign(InferenceEscrow.Receipt memory r) internal view returns (bytes memory) {
+    function _sign(IInferenceEscrow.Receipt memory r) internal view returns (bytes memory) {
         (uint8 v, bytes32 rr, bytes32 ss) = vm.sign(callerKey, escrow.hashReceipt(r));
         return abi.encodePacked(rr, ss, v);
     }

@@ -6,6 +6,7 @@ import {HubModel} from "./HubModel.sol";
 import {ModelRegistry} from "../../contracts/ModelRegistry.sol";
 import {RelayerRegistry} from "../../contracts/RelayerRegistry.sol";
 import {InferenceEscrow} from "../../contracts/InferenceEscrow.sol";
+import {IInferenceEscrow} from "../../contracts/interfaces/IInferenceEscrow.sol";
 import {TestWallet} from "../../contracts/testing/TestWallet.sol";
 
 /// @title The actor forge's invariant fuzzer drives
@@ -50,7 +51,7 @@ contract EscrowHandler is HubModel {
     bytes4 internal constant ENFORCED_PAUSE = bytes4(keccak256("EnforcedPause()"));
     bytes4 internal constant EXPECTED_PAUSE = bytes4(keccak256("ExpectedPause()"));
 
-    // InferenceEscrow.ReceiptSkipReason
+    // IInferenceEscrow.ReceiptSkipReason
     uint8 internal constant R_NOT_NEWER = 1;
     uint8 internal constant R_EXPIRED = 2;
     uint8 internal constant R_BAD_SIG = 3;
@@ -76,7 +77,7 @@ contract EscrowHandler is HubModel {
 
     /// @dev A signed receipt a relayer holds, to be settled later (deadlines, notices, delays).
     struct Held {
-        InferenceEscrow.Receipt r;
+        IInferenceEscrow.Receipt r;
         bytes sig;
         address signer;
         bool accepted; // by an honest relayer's policy when it was signed
@@ -103,7 +104,7 @@ contract EscrowHandler is HubModel {
 
     /// @dev One item of a batch of receipts.
     struct Item {
-        InferenceEscrow.Receipt r;
+        IInferenceEscrow.Receipt r;
         bytes sig;
         address signer;
         bool accepted;
@@ -257,10 +258,10 @@ contract EscrowHandler is HubModel {
         uint256 credit = gCredit[account];
         uint256 amount = _amount(amountSeed, MAX_CREDIT - credit);
         bytes4 want = amount == 0
-            ? InferenceEscrow.InferenceEscrow_ZeroAmount.selector
+            ? IInferenceEscrow.InferenceEscrow_ZeroAmount.selector
             : account == address(0)
-                ? InferenceEscrow.InferenceEscrow_ZeroAddress.selector
-                : credit + amount > MAX_CREDIT ? InferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
+                ? IInferenceEscrow.InferenceEscrow_ZeroAddress.selector
+                : credit + amount > MAX_CREDIT ? IInferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
         address payer = third ? address(this) : account;
         _mintTo(payer, amount);
         uint256 payerBefore = token.balanceOf(payer);
@@ -307,8 +308,8 @@ contract EscrowHandler is HubModel {
         uint256 credit = gCredit[account];
         uint256 amount = _amount(amountSeed, credit);
         bytes4 want = amount == 0
-            ? InferenceEscrow.InferenceEscrow_ZeroAmount.selector
-            : amount > credit ? InferenceEscrow.InferenceEscrow_InsufficientCredit.selector : OK;
+            ? IInferenceEscrow.InferenceEscrow_ZeroAmount.selector
+            : amount > credit ? IInferenceEscrow.InferenceEscrow_InsufficientCredit.selector : OK;
         uint256 before = token.balanceOf(account);
         (bool ok, bytes memory ret) = _exec(account, address(escrow), abi.encodeCall(escrow.withdraw, (amount)));
         if (_expect(ok, ret, want, "withdraw")) {
@@ -320,7 +321,7 @@ contract EscrowHandler is HubModel {
     function withdrawEarnings(uint256 accountSeed) external watched {
         address account = _accountPick(accountSeed);
         uint256 earned = gEarn[account];
-        bytes4 want = earned == 0 ? InferenceEscrow.InferenceEscrow_NothingToWithdraw.selector : OK;
+        bytes4 want = earned == 0 ? IInferenceEscrow.InferenceEscrow_NothingToWithdraw.selector : OK;
         uint256 before = token.balanceOf(account);
         (bool ok, bytes memory ret) = _exec(account, address(escrow), abi.encodeCall(escrow.withdrawEarnings, ()));
         if (_expect(ok, ret, want, "withdrawEarnings")) {
@@ -341,7 +342,7 @@ contract EscrowHandler is HubModel {
             _expect(
                 ok0,
                 ret0,
-                InferenceEscrow.InferenceEscrow_ZeroAddress.selector,
+                IInferenceEscrow.InferenceEscrow_ZeroAddress.selector,
                 "reserve for the zero address"
             );
             return;
@@ -360,10 +361,10 @@ contract EscrowHandler is HubModel {
         GReservation storage g = gRes[c][r];
         uint256 credit = gCredit[caller];
         bytes4 want = amount == 0
-            ? InferenceEscrow.InferenceEscrow_ZeroAmount.selector
+            ? IInferenceEscrow.InferenceEscrow_ZeroAmount.selector
             : amount > credit
-                ? InferenceEscrow.InferenceEscrow_InsufficientCredit.selector
-                : g.amount + amount > MAX_CREDIT ? InferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
+                ? IInferenceEscrow.InferenceEscrow_InsufficientCredit.selector
+                : g.amount + amount > MAX_CREDIT ? IInferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
         (bool ok, bytes memory ret) = _exec(caller, address(escrow), abi.encodeCall(escrow.reserve, (rel[r], amount)));
         if (_expect(ok, ret, want, "reserve")) {
             gCredit[caller] -= amount;
@@ -385,10 +386,10 @@ contract EscrowHandler is HubModel {
         uint256 who = (callerSeed >> 8) % 3;
         address payer = who == 0 ? address(this) : who == 1 ? attacker : callers[c];
         bytes4 want = amount == 0
-            ? InferenceEscrow.InferenceEscrow_ZeroAmount.selector
+            ? IInferenceEscrow.InferenceEscrow_ZeroAmount.selector
             : account == address(0) || relayer == address(0)
-                ? InferenceEscrow.InferenceEscrow_ZeroAddress.selector
-                : g.amount + amount > MAX_CREDIT ? InferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
+                ? IInferenceEscrow.InferenceEscrow_ZeroAddress.selector
+                : g.amount + amount > MAX_CREDIT ? IInferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
         _mintTo(payer, amount);
         if (payer != address(this)) {
             (bool okA, bytes memory retA) =
@@ -411,7 +412,7 @@ contract EscrowHandler is HubModel {
         uint256 r = relayerSeed % NR;
         GReservation storage g = gRes[c][r];
         uint256 amount = _amount(amountSeed, g.amount);
-        bytes4 want = amount > MAX_CREDIT ? InferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
+        bytes4 want = amount > MAX_CREDIT ? IInferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
         (bool ok, bytes memory ret) =
             _exec(callers[c], address(escrow), abi.encodeCall(escrow.announceRelease, (rel[r], amount)));
         if (_expect(ok, ret, want, amount == 0 ? "announceRelease(0): cancel" : "announceRelease")) {
@@ -430,11 +431,11 @@ contract EscrowHandler is HubModel {
         address caller = callers[c];
         uint256 amount = g.releasing < g.amount ? g.releasing : g.amount;
         bytes4 want = g.releaseAt == 0
-            ? InferenceEscrow.InferenceEscrow_NothingToRelease.selector
+            ? IInferenceEscrow.InferenceEscrow_NothingToRelease.selector
             : block.timestamp < g.releaseAt
-                ? InferenceEscrow.InferenceEscrow_ReleaseNotReady.selector
-                : gCredit[caller] + amount > MAX_CREDIT ? InferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
-        if (want == OK || want == InferenceEscrow.InferenceEscrow_CreditOverflow.selector) mayShrink |= 1 << (c * NR + r);
+                ? IInferenceEscrow.InferenceEscrow_ReleaseNotReady.selector
+                : gCredit[caller] + amount > MAX_CREDIT ? IInferenceEscrow.InferenceEscrow_CreditOverflow.selector : OK;
+        if (want == OK || want == IInferenceEscrow.InferenceEscrow_CreditOverflow.selector) mayShrink |= 1 << (c * NR + r);
         (bool ok, bytes memory ret) = _exec(caller, address(escrow), abi.encodeCall(escrow.release, (rel[r])));
         if (_expect(ok, ret, want, "release")) {
             g.amount -= amount;
@@ -514,7 +515,7 @@ contract EscrowHandler is HubModel {
 
     function _settleBatch(Item[] memory items, address submitter, bool mismatchedLengths) internal {
         uint256 n = items.length;
-        InferenceEscrow.Receipt[] memory receipts = new InferenceEscrow.Receipt[](n);
+        IInferenceEscrow.Receipt[] memory receipts = new IInferenceEscrow.Receipt[](n);
         bytes[] memory sigs = new bytes[](mismatchedLengths ? n + 1 : n);
         for (uint256 i; i < n; ++i) {
             receipts[i] = items[i].r;
@@ -523,7 +524,7 @@ contract EscrowHandler is HubModel {
         if (mismatchedLengths) {
             (bool ok0, bytes memory ret0) =
                 _exec(submitter, address(escrow), abi.encodeCall(escrow.settleReceipts, (receipts, sigs)));
-            _expect(ok0, ret0, InferenceEscrow.InferenceEscrow_LengthMismatch.selector, "settleReceipts, mismatched lengths");
+            _expect(ok0, ret0, IInferenceEscrow.InferenceEscrow_LengthMismatch.selector, "settleReceipts, mismatched lengths");
             return;
         }
         // Predict every item on the model, in order, applying each as it settles.
@@ -565,7 +566,7 @@ contract EscrowHandler is HubModel {
                 _violate("more receipt events than items", item, 0);
                 return;
             }
-            InferenceEscrow.Receipt memory r = items[item].r;
+            IInferenceEscrow.Receipt memory r = items[item].r;
             if (logs[l].topics[1] != bytes32(uint256(uint160(r.caller))) || logs[l].topics[3] != bytes32(r.modelId)) {
                 _violate("a receipt event names another item than the one in its place", item, 0);
             }
@@ -592,7 +593,7 @@ contract EscrowHandler is HubModel {
 
     /// @dev Why the escrow must skip item `it` submitted by `submitter` (0: it settles) and what it pays.
     function _predictReceipt(Item memory it, address submitter, bool active) internal view returns (uint8, uint256) {
-        InferenceEscrow.Receipt memory r = it.r;
+        IInferenceEscrow.Receipt memory r = it.r;
         if (r.relayer != submitter) return (R_NOT_SUBMITTER, 0);
         if (!active) return (R_NOT_ACTIVE, 0);
         if (block.timestamp > r.deadline) return (R_EXPIRED, 0);
@@ -612,7 +613,7 @@ contract EscrowHandler is HubModel {
     }
 
     function _applyReceipt(Item memory it, uint256 paid) internal {
-        InferenceEscrow.Receipt memory r = it.r;
+        IInferenceEscrow.Receipt memory r = it.r;
         uint256 c = _callerSlot(r.caller);
         uint256 rs = _relSlot(r.relayer);
         GChannel storage ch = gCh[_chKey(c, rs, r.modelId)];
@@ -760,7 +761,7 @@ contract EscrowHandler is HubModel {
         if ((kind < 6 || kind == 10 || kind == 11 || kind == 13) && sp.fund && totalAmount <= MAX_CREDIT && totalAmount >= ch.amount) {
             _fundReservation(c, rs, totalAmount - ch.amount + _unsettledAccepted(c, rs));
         }
-        it.r = InferenceEscrow.Receipt(callers[c], rel[rs], modelId, totalCalls, totalAmount, deadline);
+        it.r = IInferenceEscrow.Receipt(callers[c], rel[rs], modelId, totalCalls, totalAmount, deadline);
         // Who signs: the caller's own key, or a registered signer key (the wallet has only those).
         uint256 who = sp.who;
         uint256 key_;
@@ -883,12 +884,12 @@ contract EscrowHandler is HubModel {
         uint256 credit = gCredit[caller];
         bytes4 want;
         if (gPaused) want = ENFORCED_PAUSE;
-        else if (relayer != address(0) && !_active(relayer)) want = InferenceEscrow.InferenceEscrow_NotActiveRelayer.selector;
+        else if (relayer != address(0) && !_active(relayer)) want = IInferenceEscrow.InferenceEscrow_NotActiveRelayer.selector;
         else if (!known) want = ModelRegistry.ModelRegistry_UnknownModel.selector;
-        else if (!_model(modelId).active) want = InferenceEscrow.InferenceEscrow_ModelInactive.selector;
-        else if (version > latest) want = InferenceEscrow.InferenceEscrow_UnknownVersion.selector;
-        else if (price > maxPrice) want = InferenceEscrow.InferenceEscrow_PriceAboveMax.selector;
-        else if (credit < price) want = InferenceEscrow.InferenceEscrow_InsufficientCredit.selector;
+        else if (!_model(modelId).active) want = IInferenceEscrow.InferenceEscrow_ModelInactive.selector;
+        else if (version > latest) want = IInferenceEscrow.InferenceEscrow_UnknownVersion.selector;
+        else if (price > maxPrice) want = IInferenceEscrow.InferenceEscrow_PriceAboveMax.selector;
+        else if (credit < price) want = IInferenceEscrow.InferenceEscrow_InsufficientCredit.selector;
         bytes memory data = relayer == address(0)
             ? abi.encodeCall(escrow.requestInference, (modelId, version, input, maxPrice))
             : abi.encodeCall(escrow.requestInferenceVia, (modelId, version, input, maxPrice, relayer));
@@ -920,7 +921,7 @@ contract EscrowHandler is HubModel {
     }
 
     struct Att {
-        InferenceEscrow.Attestation a;
+        IInferenceEscrow.Attestation a;
         bytes sig;
         address signer;
         bool sigOk;
@@ -933,10 +934,10 @@ contract EscrowHandler is HubModel {
     function _buildAtt(uint256 s) internal view returns (Att memory att) {
         att.index = _requestPick(s);
         if (att.index == type(uint256).max) {
-            att.a = InferenceEscrow.Attestation(_reqId(s % NC, gReqCount[s % NC] + 1 + (s >> 2) % 3), 1, 1, keccak256(""), keccak256("out"));
+            att.a = IInferenceEscrow.Attestation(_reqId(s % NC, gReqCount[s % NC] + 1 + (s >> 2) % 3), 1, 1, keccak256(""), keccak256("out"));
         } else {
             GRequest storage g = gReqs[att.index];
-            att.a = InferenceEscrow.Attestation(g.id, g.modelId, g.version, g.inputHash, keccak256(abi.encode("out", s)));
+            att.a = IInferenceEscrow.Attestation(g.id, g.modelId, g.version, g.inputHash, keccak256(abi.encode("out", s)));
             if (g.status != 1) {
                 // An ended request keeps only its status: attest what it was.
                 att.a.modelId = g.modelId;
@@ -1002,14 +1003,14 @@ contract EscrowHandler is HubModel {
         if (reason == 0) return OK;
         if (reason == 1) {
             return att.index == type(uint256).max
-                ? InferenceEscrow.InferenceEscrow_UnknownRequest.selector
-                : InferenceEscrow.InferenceEscrow_NotPending.selector;
+                ? IInferenceEscrow.InferenceEscrow_UnknownRequest.selector
+                : IInferenceEscrow.InferenceEscrow_NotPending.selector;
         }
-        if (reason == 2) return InferenceEscrow.InferenceEscrow_DeadlinePassed.selector;
-        if (reason == 3) return InferenceEscrow.InferenceEscrow_AttestationMismatch.selector;
-        if (reason == 4) return InferenceEscrow.InferenceEscrow_InvalidSignature.selector;
-        if (reason == 6) return InferenceEscrow.InferenceEscrow_NotDesignatedRelayer.selector;
-        return InferenceEscrow.InferenceEscrow_NotActiveRelayer.selector;
+        if (reason == 2) return IInferenceEscrow.InferenceEscrow_DeadlinePassed.selector;
+        if (reason == 3) return IInferenceEscrow.InferenceEscrow_AttestationMismatch.selector;
+        if (reason == 4) return IInferenceEscrow.InferenceEscrow_InvalidSignature.selector;
+        if (reason == 6) return IInferenceEscrow.InferenceEscrow_NotDesignatedRelayer.selector;
+        return IInferenceEscrow.InferenceEscrow_NotActiveRelayer.selector;
     }
 
     /// @param when 0 now; 1, 2, 3: first to the request's deadline - 1, deadline, deadline + 1.
@@ -1037,7 +1038,7 @@ contract EscrowHandler is HubModel {
             atts[i] = _buildAtt(uint256(keccak256(abi.encode(seed, i))));
         }
         if (seed % 3 == 0 && n > 1) atts[n - 1] = atts[0];
-        InferenceEscrow.Attestation[] memory list = new InferenceEscrow.Attestation[](n);
+        IInferenceEscrow.Attestation[] memory list = new IInferenceEscrow.Attestation[](n);
         bytes[] memory sigs = new bytes[](n);
         uint8[] memory reasons = new uint8[](n);
         for (uint256 i; i < n; ++i) {
@@ -1087,11 +1088,11 @@ contract EscrowHandler is HubModel {
         uint8 reason = uint8(reasonSeed % 8 == 0 ? reasonSeed % 2 * 5 : 1 + reasonSeed % 4); // 0 or 5 are invalid
         uint8 status = index == type(uint256).max ? 0 : gReqs[index].status;
         bytes4 want;
-        if (reason < 1 || reason > 4) want = InferenceEscrow.InferenceEscrow_InvalidRejectReason.selector;
-        else if (!(designated != address(0) && designated == sender) && status == 0) want = InferenceEscrow.InferenceEscrow_UnknownRequest.selector;
-        else if (!(designated != address(0) && designated == sender) && status == 1) want = InferenceEscrow.InferenceEscrow_NotDesignatedRelayer.selector;
-        else if (status != 1) want = InferenceEscrow.InferenceEscrow_NotPending.selector;
-        else if (gCredit[callers[gReqs[index].caller]] + gReqs[index].price > MAX_CREDIT) want = InferenceEscrow.InferenceEscrow_CreditOverflow.selector;
+        if (reason < 1 || reason > 4) want = IInferenceEscrow.InferenceEscrow_InvalidRejectReason.selector;
+        else if (!(designated != address(0) && designated == sender) && status == 0) want = IInferenceEscrow.InferenceEscrow_UnknownRequest.selector;
+        else if (!(designated != address(0) && designated == sender) && status == 1) want = IInferenceEscrow.InferenceEscrow_NotDesignatedRelayer.selector;
+        else if (status != 1) want = IInferenceEscrow.InferenceEscrow_NotPending.selector;
+        else if (gCredit[callers[gReqs[index].caller]] + gReqs[index].price > MAX_CREDIT) want = IInferenceEscrow.InferenceEscrow_CreditOverflow.selector;
         vm.recordLogs();
         (bool ok, bytes memory ret) = _exec(sender, address(escrow), abi.encodeCall(escrow.reject, (id, reason)));
         string memory what = designated == address(0)
@@ -1115,10 +1116,10 @@ contract EscrowHandler is HubModel {
         uint8 status = index == type(uint256).max ? 0 : gReqs[index].status;
         uint256 deadline = pending ? gReqs[index].deadline : 0;
         bytes4 want;
-        if (block.timestamp <= deadline) want = InferenceEscrow.InferenceEscrow_DeadlineNotPassed.selector;
-        else if (status == 0) want = InferenceEscrow.InferenceEscrow_UnknownRequest.selector;
-        else if (status != 1) want = InferenceEscrow.InferenceEscrow_NotPending.selector;
-        else if (gCredit[callers[gReqs[index].caller]] + gReqs[index].price > MAX_CREDIT) want = InferenceEscrow.InferenceEscrow_CreditOverflow.selector;
+        if (block.timestamp <= deadline) want = IInferenceEscrow.InferenceEscrow_DeadlineNotPassed.selector;
+        else if (status == 0) want = IInferenceEscrow.InferenceEscrow_UnknownRequest.selector;
+        else if (status != 1) want = IInferenceEscrow.InferenceEscrow_NotPending.selector;
+        else if (gCredit[callers[gReqs[index].caller]] + gReqs[index].price > MAX_CREDIT) want = IInferenceEscrow.InferenceEscrow_CreditOverflow.selector;
         vm.recordLogs();
         (bool ok, bytes memory ret) = _exec(_accountPick(seed >> 100), address(escrow), abi.encodeCall(escrow.refund, (id)));
         if (_expect(ok, ret, want, "refund")) {
@@ -1299,7 +1300,7 @@ contract EscrowHandler is HubModel {
         bool byOwner = (seed >> 4) % 8 != 0;
         bytes4 want = !byOwner
             ? NOT_OWNER
-            : bps > (protocol ? 1_000 : 3_000) ? InferenceEscrow.InferenceEscrow_FeeTooHigh.selector : OK;
+            : bps > (protocol ? 1_000 : 3_000) ? IInferenceEscrow.InferenceEscrow_FeeTooHigh.selector : OK;
         bytes memory data = protocol ? abi.encodeCall(escrow.setProtocolFeeBps, (bps)) : abi.encodeCall(escrow.setRelayerFeeBps, (bps));
         (bool ok, bytes memory ret) = _exec(byOwner ? address(this) : attacker, address(escrow), data);
         if (_expect(ok, ret, want, "set a fee (scheduled)")) {
@@ -1316,7 +1317,7 @@ contract EscrowHandler is HubModel {
     function setTreasury(uint256 choice) external watched {
         address to = choice % 5 == 0 ? address(0) : treasuries[choice % 2];
         bool byOwner = (choice >> 4) % 8 != 0;
-        bytes4 want = !byOwner ? NOT_OWNER : to == address(0) ? InferenceEscrow.InferenceEscrow_ZeroAddress.selector : OK;
+        bytes4 want = !byOwner ? NOT_OWNER : to == address(0) ? IInferenceEscrow.InferenceEscrow_ZeroAddress.selector : OK;
         (bool ok, bytes memory ret) =
             _exec(byOwner ? address(this) : attacker, address(escrow), abi.encodeCall(escrow.setTreasury, (to)));
         if (_expect(ok, ret, want, "setTreasury")) gTreasury = to;

@@ -6,6 +6,7 @@ import {HubToken} from "../../contracts/HubToken.sol";
 import {ModelRegistry} from "../../contracts/ModelRegistry.sol";
 import {RelayerRegistry} from "../../contracts/RelayerRegistry.sol";
 import {InferenceEscrow} from "../../contracts/InferenceEscrow.sol";
+import {IInferenceEscrow} from "../../contracts/interfaces/IInferenceEscrow.sol";
 import {TestWallet} from "../../contracts/testing/TestWallet.sol";
 
 /// @title A reference model of the three contracts, kept by the invariant handler
@@ -445,13 +446,13 @@ abstract contract HubModel is WithVm {
         );
     }
 
-    function _receiptDigest(InferenceEscrow.Receipt memory r) internal view returns (bytes32) {
+    function _receiptDigest(IInferenceEscrow.Receipt memory r) internal view returns (bytes32) {
         bytes32 structHash =
             keccak256(abi.encode(RECEIPT_TYPEHASH, r.caller, r.relayer, r.modelId, r.calls, r.amount, r.deadline));
         return keccak256(abi.encodePacked("\x19\x01", _domainSeparator(), structHash));
     }
 
-    function _attDigest(InferenceEscrow.Attestation memory a) internal view returns (bytes32) {
+    function _attDigest(IInferenceEscrow.Attestation memory a) internal view returns (bytes32) {
         bytes32 structHash =
             keccak256(abi.encode(ATTESTATION_TYPEHASH, a.requestId, a.modelId, a.version, a.inputHash, a.outputHash));
         return keccak256(abi.encodePacked("\x19\x01", _domainSeparator(), structHash));
