@@ -75,7 +75,8 @@ class Indexer:
             for event in events:
                 apply(event, stamps[event.block])
             apply.flush()
-            signals.refresh_windows(connection, stamps[end])  # the pages' windows, as of the new cursor
+            if end == head:  # caught up: the pages' windows, as of the new cursor (while catching up,
+                signals.refresh_windows(connection, stamps[end])  # the pages count from the summaries)
             connection.execute(update(t.cursor).where(t.cursor.c.id == 1).values(block=end, time=stamps[end]))
         self.cursor = end
         return StepResult(start, end, len(events))
