@@ -1,6 +1,6 @@
 """The one module that knows the contracts' ABIs: Ape instances of a deployment's contracts,
-calldata, results and events encoded and decoded from the compiled ABIs (for raw JSON-RPC
-readers), and the contracts' custom errors turned into the SDK's own exceptions.
+event decoders built from the compiled ABIs (for raw JSON-RPC readers: the relayer's follower,
+the indexer), and the contracts' custom errors turned into the SDK's own exceptions.
 """
 
 from __future__ import annotations
@@ -117,29 +117,11 @@ def _instance(name: str, address: str) -> Any:
     return chain.contracts.instance_at(address, contract_type=contract_type(name))
 
 
-# --- ABI codecs for raw JSON-RPC readers ----------------------------------------------------
-# Built once per function or event from the compiled ABIs, so readers that skip Ape (the
-# relayer's follower and caller reads, the indexer) never spell a signature or a selector.
+# --- event decoders for raw JSON-RPC readers -------------------------------------------------
+# Built once per event from the compiled ABIs, so readers that skip Ape (the relayer's follower,
+# the indexer) never spell an event's signature or topic.
 
 _STATIC = ("uint", "int", "address", "bool", "bytes32")
-
-
-class FunctionCodec:
-    """One view function's calldata and result, from its ABI."""
-
-    def __init__(self, abi: Any) -> None:
-        self.name = abi.name
-        self.selector = keccak(text=abi.selector)[:4]
-        self.inputs = [arg.canonical_type for arg in abi.inputs]
-        self.outputs = [arg.canonical_type for arg in abi.outputs]
-
-    def encode(self, *args: Any) -> str:
-        """The calldata of a call with `args`, as 0x-hex (what eth_call takes)."""
-        return "0x" + (self.selector + abi_encode(self.inputs, args)).hex()
-
-    def decode(self, data: bytes) -> tuple:
-        """The call's return values (addresses as checksummed strings, as eth_abi gives them)."""
-        return tuple(abi_decode(self.outputs, data))
 
 
 class EventDecoder:
@@ -190,15 +172,6 @@ def _plain(kind: str, value: Any) -> Any:
     if kind.startswith("bytes"):
         return "0x" + bytes(value).hex()
     return value
-
-
-@cache
-def function(contract: str, name: str) -> FunctionCodec:
-    """The codec of `contract`'s function `name` (the contracts overload none)."""
-    found = [abi for abi in contract_type(contract).methods if abi.name == name]
-    if len(found) != 1:
-        raise KeyError(f"{contract} has {len(found)} functions named {name}")
-    return FunctionCodec(found[0])
 
 
 @cache

@@ -1,8 +1,8 @@
-"""A raw JSON-RPC client of the node behind Ape's provider: eth_getLogs, eth_blockNumber and
-batches of eth_call in one round trip each, with no ABI work (contracts.py decodes the answers).
+"""A raw JSON-RPC client of the node behind Ape's provider: eth_getLogs and eth_blockNumber in
+one round trip each, with no ABI work (contracts.py's event decoders read the logs).
 
-The relayer reads the chain through it where Ape's per-call overhead would show: its follower
-reads each block range once for all its consumers, and the fast path reads many callers at once.
+The relayer's follower reads through it: each block range once, for all its consumers, without
+Ape's per-log decoding.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import requests
 
 from .contracts import chain_errors
 
@@ -46,18 +44,10 @@ def hex_int(value: Any) -> int:
 
 
 class JsonRpc:
-    """The node behind Ape's provider, spoken to directly: single requests through the
-    provider's own connection, batches over HTTP when the node speaks it."""
+    """The node behind Ape's provider, spoken to directly through the provider's connection."""
 
     def __init__(self) -> None:
-        self._session = requests.Session()
         self.calls = 0  # JSON-RPC round trips (tests and /healthz read it)
-
-    def _uri(self) -> str | None:
-        from ape import chain
-
-        uri = getattr(chain.provider, "http_uri", None)
-        return uri if isinstance(uri, str) and uri.startswith("http") else None
 
     def request(self, method: str, params: list) -> Any:
         from ape import chain
@@ -80,26 +70,3 @@ class JsonRpc:
                              hex_bytes(get("data")), hex_int(get("blockNumber")), hex_int(get("logIndex") or 0)))
         found.sort(key=lambda entry: (entry.block_number, entry.log_index))  # nodes answer in order; be sure
         return found
-
-    def eth_calls(self, calls: Sequence[tuple[str, str]]) -> list[bytes]:
-        """eth_call of each (to, data) at the latest block, in one JSON-RPC batch when the node
-        speaks HTTP; an item the batch did not answer (or a node without batches) is asked alone."""
-        if not calls:
-            return []
-        uri = self._uri()
-        results: list[bytes | None] = [None] * len(calls)
-        if uri is not None:
-            batch = [{"jsonrpc": "2.0", "id": index, "method": "eth_call",
-                      "params": [{"to": to, "data": data}, "latest"]} for index, (to, data) in enumerate(calls)]
-            self.calls += 1
-            try:
-                replies = self._session.post(uri, json=batch, timeout=30).json()
-            except (requests.RequestException, ValueError):
-                replies = []
-            for reply in replies if isinstance(replies, list) else []:
-                index = reply.get("id") if isinstance(reply, dict) else None
-                if isinstance(index, int) and 0 <= index < len(calls) and isinstance(reply.get("result"), str):
-                    results[index] = hex_bytes(reply["result"])
-        return [answer if answer is not None else hex_bytes(self.request("eth_call", [{"to": to, "data": data},
-                                                                                      "latest"]))
-                for (to, data), answer in zip(calls, results)]
