@@ -107,6 +107,19 @@ def test_after_a_start_memory_consumers_are_fed_the_blocks_before_the_saved_curs
     assert cursor.saves == [31]
 
 
+def test_a_replay_stops_at_the_confirmed_head_and_goes_on_later():
+    node = Node([_reserved(12, 5), _reserved(18, 6), _reserved(25, 7)], head=20)
+    cursor = Cursor(next_block=20)  # saved by a run that followed closer to the head
+    follower = _follower(node, cursor, confirmations=4)
+    view = follower.add(Taker((ESCROW, "Reserved")), in_memory=True)
+    follower.step(node.head)
+    assert view.taken == [("Reserved", 12)] and cursor.saves == []  # blocks 10..16 only
+    node.head = 30
+    follower.step(node.head)
+    assert view.taken == [("Reserved", 12), ("Reserved", 18), ("Reserved", 25)]
+    assert node.ranges == [(10, 16), (17, 19), (20, 26)] and cursor.saves == [27]
+
+
 def test_a_round_that_fails_leaves_the_cursor_and_reads_the_range_again():
     node = Node([_reserved(12, 5)], head=15)
     cursor = Cursor()

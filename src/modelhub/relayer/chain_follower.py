@@ -77,7 +77,7 @@ class ChainFollower:
         target = head - self.confirmations
         start = self.cursor.next_block
         start = self.start_block if start is None else start
-        self._replay(min(target, start - 1))
+        self._replay(start - 1, target)
         read = 0
         while start <= target:
             end = min(target, start + self.max_scan_blocks - 1)
@@ -89,18 +89,20 @@ class ChainFollower:
             start = end + 1
         return read
 
-    def _replay(self, last: int) -> None:
-        """Feeds the in-memory consumers the blocks before the saved cursor (after a start)."""
+    def _replay(self, last: int, target: int) -> None:
+        """Feeds the in-memory consumers the blocks before the saved cursor (up to `last`) after
+        a start, as far as `target` (the head less confirmations) goes for now."""
         if self._replay_from is None:
             return
         memory = [consumer for consumer, in_memory in self._consumers if in_memory]
-        while self._replay_from <= last:
-            start, end = self._replay_from, min(last, self._replay_from + self.max_scan_blocks - 1)
+        while self._replay_from <= min(last, target):
+            start, end = self._replay_from, min(last, target, self._replay_from + self.max_scan_blocks - 1)
             events = self.read(memory, start, end)
             for consumer in memory:
                 consumer.take(events.get(id(consumer), []), start, end)
             self._replay_from = end + 1
-        self._replay_from = None
+        if self._replay_from > last:
+            self._replay_from = None
 
     def look_ahead(self, consumer: Consumer, start: int) -> None:
         """Feeds `consumer` its events from `start` to the node's head now, beyond the cursor and
