@@ -77,7 +77,7 @@ test: compile postgres
 	$(MAKE) test-invariants
 	$(MAKE) slither
 
-# Foundry invariant tests (test/foundry, foundry.toml), built by forge with the compiler front.
+# Foundry invariant tests (tests/foundry, foundry.toml), built by forge with the compiler front.
 test-invariants: $(NPM_STAMP)
 	forge test --offline --use $(CURDIR)/tools/solc/solc-v0.8.37
 
@@ -96,7 +96,7 @@ slither: $(SLITHER_STAMP) $(NPM_STAMP)
 	forge build --force --offline --use $(CURDIR)/tools/solc/solc-v0.8.37 --build-info --skip test \
 		--out cache/slither/out --cache-path cache/slither/cache
 	$(SLITHER_VENV)/bin/slither . --foundry-ignore-compile --foundry-out-directory cache/slither/out \
-		--filter-paths "test/|node_modules/|contracts/testing/" --exclude-informational --exclude-low --fail-medium
+		--filter-paths "tests/foundry/|node_modules/|contracts/testing/" --exclude-informational --exclude-low --fail-medium
 
 # The main job: a local chain, a deployment, a relayer, the example models, paid calls and who
 # earned what; everything it starts is stopped at the end (also on Ctrl-C).
