@@ -35,8 +35,8 @@ from modelhub.typed_data import Attestation, KeySigner, Receipt, recover_digest_
 from modelhub.typed_data import digest as eip712_digest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "relayer"))
-from relayer_support import RelayerProcess, wait_until  # noqa: E402  (the tests' process runner)
+sys.path.insert(0, str(ROOT))  # the tests' helpers: tests.support
+from tests.support.relayers import RelayerProcess, wait_until  # noqa: E402  (the tests' process runner)
 
 MODEL = ROOT / "examples" / "iris" / "iris.onnx"
 INPUT = {"X": [[5.1, 3.5, 1.4, 0.2]]}

@@ -1,7 +1,7 @@
 """Hub latency: the model list, a model's page and the JSON API over real HTTP, with 2,000 models
 and 1,000,000 paid calls in the index, on SQLite and on PostgreSQL (a local server of our own).
 
-Run with `make bench-hub`. The database is written in bulk (tests/web/synthetic.py: the rows the
+Run with `make bench-hub`. The database is written in bulk (tests/support/synthetic.py: the rows the
 indexer would have written, then its summaries and windows); `modelhub hub serve` runs as its
 own process and one client asks each route in turn, after a warm-up. Each figure is beside the
 same client's /static/hub.css (no database) and /api/status (one row) from the same run.
@@ -22,15 +22,14 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "indexer"))
-sys.path.insert(0, str(ROOT / "tests" / "web"))
+sys.path.insert(0, str(ROOT))  # the tests' helpers: tests.support
 
 from modelhub.indexer import signals  # noqa: E402
 from modelhub.indexer.schema import open_database  # noqa: E402
 from modelhub.store import ModelStore  # noqa: E402
-from pg_support import PG_BIN, postgres_server  # noqa: E402  (tests/indexer/pg_support.py)
-from synthetic import NOW, populate  # noqa: E402  (tests/web/synthetic.py)
-from web_support import hub_server  # noqa: E402  (tests/web/web_support.py: `modelhub hub serve` as a process)
+from tests.support.postgres import PG_BIN, postgres_server  # noqa: E402
+from tests.support.synthetic import NOW, populate  # noqa: E402
+from tests.support.browser import hub_server  # noqa: E402  (`modelhub hub serve` as a process)
 
 TARGET_MS = 100  # list and model pages, p95
 WARMUP, REQUESTS = 20, 200

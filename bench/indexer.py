@@ -19,13 +19,13 @@ from ape import chain
 from eth_account import Account
 from eth_utils import keccak
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "indexer"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers: tests.support
 
 from modelhub.typed_data import Attestation, KeySigner, Receipt  # noqa: E402
 from modelhub.indexer.events import EventSource  # noqa: E402
 from modelhub.indexer.follow import Indexer  # noqa: E402
 from modelhub.indexer.schema import open_database  # noqa: E402
-from pg_support import PG_BIN, postgres_server  # noqa: E402  (tests/indexer/pg_support.py)
+from tests.support.postgres import PG_BIN, postgres_server  # noqa: E402
 
 from bench_support import bonded_hub  # noqa: E402
 

@@ -17,7 +17,7 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from cast_support import DEV_KEYS
+from tests.support.cast import DEV_KEYS
 from modelhub.cli.common import format_tokens
 from modelhub.codec import encode_output
 from modelhub.devchain import Anvil, free_port, rpc

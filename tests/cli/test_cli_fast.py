@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from relayer.relayer_support import RelayerProcess
-from test_cli import (  # the module's anvil, deployment and subprocess helpers
+from tests.support.relayers import RelayerProcess
+from tests.cli.test_cli import (  # the module's anvil, deployment and subprocess helpers
     ADDRESSES,
     IRIS,
     IRIS_INPUT,

@@ -7,7 +7,7 @@ import pytest
 from eth_account import Account
 from eth_utils import keccak
 
-from contract_support import (
+from tests.support.contracts import (
     DEADLINE_PASSED,
     FULFILLED,
     INVALID_SIGNATURE,

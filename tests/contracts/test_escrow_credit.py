@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract_support import one_event, reverts, same
+from tests.support.contracts import one_event, reverts, same
 
 ZERO = "0x0000000000000000000000000000000000000000"
 

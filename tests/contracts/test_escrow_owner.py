@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contract_support import FULFILLED, REFUNDED, REJECTED, one_event, reverts, same
+from tests.support.contracts import FULFILLED, REFUNDED, REJECTED, one_event, reverts, same
 
 PRICE = 10_000
 ZERO = "0x0000000000000000000000000000000000000000"

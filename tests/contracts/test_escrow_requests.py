@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from eth_utils import keccak
 
-from contract_support import (
+from tests.support.contracts import (
     FULFILLED,
     NOT_DESIGNATED,
     NOT_PENDING,
@@ -167,7 +167,7 @@ def test_an_unknown_request_id_reverts(escrow, model, funded, other_caller, requ
             escrow.getRequest(unknown)
     for unknown in (id_for(funded, 2), id_for(other_caller, 1)):
         # the arguments of a read-only call's revert are not recoverable from anvil's message
-        # when they hold bytes >= 0x80 (see contract_support._decode_raw): check the name here,
+        # when they hold bytes >= 0x80 (see tests.support.contracts._decode_raw): check the name here,
         # and the argument through a transaction that reverts with the same error
         with reverts(escrow.InferenceEscrow_UnknownRequest):
             escrow.getRequest(unknown)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract_support import reverts
+from tests.support.contracts import reverts
 
 AMOUNT = 200 * 10**18
 

@@ -1,11 +1,11 @@
 """The split of a settled call's price: each part checked against the interface's rule written
-again in Python (contract_support.fee_split), and the parts summing exactly to the price."""
+again in Python (tests.support.contracts.fee_split), and the parts summing exactly to the price."""
 
 from __future__ import annotations
 
 import pytest
 
-from contract_support import fee_split, one_event
+from tests.support.contracts import fee_split, one_event
 
 MAX_PRICE = 2**128 - 1
 PRICES = [1, 7, 9_999, 10_000, 10_001, 123_456_789, 10**18 + 3, MAX_PRICE]

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from contract_support import one_event, reverts, same
+from tests.support.contracts import one_event, reverts, same
 
 MAX_PRICE = 2**128 - 1
 DIGEST = hashlib.sha256(b"model v1").digest()

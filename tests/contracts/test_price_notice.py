@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from contract_support import events, one_event, reverts, same
+from tests.support.contracts import events, one_event, reverts, same
 
 OLD, NEW = 1_000, 1_500
 FUNDS = 1_000_000

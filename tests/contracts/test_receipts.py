@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from contract_support import events, fee_split, one_event, reverts, same
+from tests.support.contracts import events, fee_split, one_event, reverts, same
 from modelhub.typed_data import digest as receipt_digest
 from modelhub.typed_data import sign as sign_with_key
 

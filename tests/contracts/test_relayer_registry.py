@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contract_support import one_event, reverts, same
+from tests.support.contracts import one_event, reverts, same
 
 TOKEN = 10**18
 MIN_BOND = 100 * TOKEN

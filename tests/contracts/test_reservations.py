@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from contract_support import events, one_event, reverts, same
+from tests.support.contracts import events, one_event, reverts, same
 
 PRICE = 1_000
 FUNDS = 10 * PRICE

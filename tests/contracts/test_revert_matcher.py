@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from contract_support import reverts
+from tests.support.contracts import reverts
 
 
 def test_the_matcher_accepts_the_right_error_and_arguments(escrow, caller, registry):

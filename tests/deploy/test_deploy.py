@@ -15,7 +15,7 @@ from modelhub.devchain import Anvil
 from modelhub.typed_data import Attestation
 from modelhub.typed_data import sign as sign_attestation
 
-from cast_support import DEV_KEYS, cast, cast_send, cast_uint, run_deploy
+from tests.support.cast import DEV_KEYS, cast, cast_send, cast_uint, run_deploy
 
 ROOT = Path(__file__).resolve().parents[2]
 SEPOLIA = 11155111

@@ -6,9 +6,9 @@ from __future__ import annotations
 from eth_utils import to_checksum_address
 from hypothesis.stateful import invariant
 
-import reference as ref
-from chain_driver import RpcError
-from machine_base import ZERO_ADDRESS
+from . import reference as ref
+from .chain_driver import RpcError
+from .machine_base import ZERO_ADDRESS
 
 
 class Invariants:

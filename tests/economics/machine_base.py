@@ -10,9 +10,9 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize
 
-import reference as ref
-from chain_driver import Abi, Rpc
-from signing import Signer
+from . import reference as ref
+from .chain_driver import Abi, Rpc
+from .signing import Signer
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MAX_UINT256 = 2**256 - 1

@@ -7,9 +7,9 @@ from eth_utils import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-import reference as ref
-from machine_base import ACTOR, PICK
-from signing import Attestation
+from . import reference as ref
+from .machine_base import ACTOR, PICK
+from .signing import Attestation
 
 
 class AdversaryRules:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-import reference as ref
-from machine_base import ACTOR, AMOUNT, PICK
+from . import reference as ref
+from .machine_base import ACTOR, AMOUNT, PICK
 
 
 class CreditRules:

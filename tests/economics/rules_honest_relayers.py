@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-import reference as ref
-from machine_base import ACTOR, PICK, ZERO_ADDRESS, Accepted
-from signing import Signer
+from . import reference as ref
+from .machine_base import ACTOR, PICK, ZERO_ADDRESS, Accepted
+from .signing import Signer
 
 
 class HonestRelayerRules:

@@ -7,8 +7,8 @@ from eth_utils import keccak
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-import reference as ref
-from machine_base import ACTOR, PICK, PRICE, SHARES_SPEC, ZERO_ADDRESS, normalise
+from . import reference as ref
+from .machine_base import ACTOR, PICK, PRICE, SHARES_SPEC, ZERO_ADDRESS, normalise
 
 
 class ModelRules:

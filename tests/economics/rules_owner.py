@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from machine_base import ACTOR, AMOUNT, ZERO_ADDRESS
+from .machine_base import ACTOR, AMOUNT, ZERO_ADDRESS
 
 
 class OwnerRules:

@@ -7,8 +7,8 @@ from eth_utils import to_checksum_address
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-import reference as ref
-from machine_base import (
+from . import reference as ref
+from .machine_base import (
     ACTOR,
     PICK,
     RECEIPT_ITEM,
@@ -17,7 +17,7 @@ from machine_base import (
     TOPIC_RECEIPT_SKIPPED,
     ZERO_ADDRESS,
 )
-from signing import Receipt, Signer
+from .signing import Receipt, Signer
 
 
 class ReceiptRules:

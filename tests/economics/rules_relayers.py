@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from machine_base import ACTOR, AMOUNT, PICK
+from .machine_base import ACTOR, AMOUNT, PICK
 
 
 class RelayerRules:

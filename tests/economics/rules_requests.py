@@ -7,8 +7,8 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-import reference as ref
-from machine_base import (
+from . import reference as ref
+from .machine_base import (
     ACTOR,
     ATT_KIND,
     MAX_UINT256,
@@ -19,7 +19,7 @@ from machine_base import (
     TOPIC_REQUESTED,
     TOPIC_SKIPPED,
 )
-from signing import Attestation
+from .signing import Attestation
 
 
 class RequestRules:

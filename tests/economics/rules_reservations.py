@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-import reference as ref
-from machine_base import ACTOR, AMOUNT, MAX_UINT256, PICK, SMALL, ZERO_ADDRESS
+from . import reference as ref
+from .machine_base import ACTOR, AMOUNT, MAX_UINT256, PICK, SMALL, ZERO_ADDRESS
 
 
 class ReservationRules:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
-import reference as ref
-from machine_base import ACTOR, ATT_KIND, PICK, SMALL
+from . import reference as ref
+from .machine_base import ACTOR, ATT_KIND, PICK, SMALL
 
 
 class WeightRules:

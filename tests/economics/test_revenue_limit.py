@@ -9,8 +9,8 @@ Reachable only with a token supply near 2**159 base units: the dev chains' open-
 
 from __future__ import annotations
 
-from cast_support import DEV_KEYS
-from signing import Receipt, Signer
+from tests.support.cast import DEV_KEYS
+from .signing import Receipt, Signer
 
 MAX_CREDIT = 2**160 - 1
 

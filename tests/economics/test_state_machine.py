@@ -53,22 +53,22 @@ from eth_utils import keccak
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from cast_support import DEV_KEYS
-from chain_driver import Abi, Rpc
-from invariants import Invariants
-from machine_base import MAX_UINT256, MachineBase, World
-from rules_adversaries import AdversaryRules
-from rules_credit import CreditRules
-from rules_honest_relayers import HonestRelayerRules
-from rules_models import ModelRules
-from rules_owner import OwnerRules
-from rules_receipts import ReceiptRules
-from rules_relayers import RelayerRules
-from rules_requests import RequestRules
-from rules_reservations import ReservationRules
-from rules_time import TimeRules
-from rules_weights import WeightRules
-from signing import Attestation, Receipt, Signer
+from tests.support.cast import DEV_KEYS
+from .chain_driver import Abi, Rpc
+from .invariants import Invariants
+from .machine_base import MAX_UINT256, MachineBase, World
+from .rules_adversaries import AdversaryRules
+from .rules_credit import CreditRules
+from .rules_honest_relayers import HonestRelayerRules
+from .rules_models import ModelRules
+from .rules_owner import OwnerRules
+from .rules_receipts import ReceiptRules
+from .rules_relayers import RelayerRules
+from .rules_requests import RequestRules
+from .rules_reservations import ReservationRules
+from .rules_time import TimeRules
+from .rules_weights import WeightRules
+from .signing import Attestation, Receipt, Signer
 
 
 # ---------------------------------------------------------------- the machine

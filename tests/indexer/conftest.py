@@ -1,10 +1,10 @@
-"""Fixtures of the indexer tests: a PostgreSQL server of their own (pg_support.py)."""
+"""Fixtures of the indexer tests: a PostgreSQL server of their own (tests.support.postgres)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pg_support import PG_BIN, postgres_server
+from tests.support.postgres import PG_BIN, postgres_server
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from pg_support import postgres_server, stop_postgres
-from histories import ALICE, BOB, CAROL, OWNER, RELAYER, T0, base, fresh_database
+from tests.support.postgres import postgres_server, stop_postgres
+from tests.support.histories import ALICE, BOB, CAROL, OWNER, RELAYER, T0, base, fresh_database
 from modelhub.devchain import free_port
 from modelhub.indexer.schema import bind, open_database
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from histories import ALICE, BOB, CAROL, COAUTHOR, DAY, OTHER_RELAYER, OWNER, RELAYER, T0, TREASURY, base, fresh_database
+from tests.support.histories import ALICE, BOB, CAROL, COAUTHOR, DAY, OTHER_RELAYER, OWNER, RELAYER, T0, TREASURY, base, fresh_database
 from modelhub.indexer import signals
 
 

@@ -16,7 +16,7 @@ from modelhub.relayer.metrics import RelayerMetrics
 from modelhub.relayer.state import RelayerState
 from modelhub.store import ModelStore
 
-from relayer_support import RelayerProcess
+from tests.support.relayers import RelayerProcess
 
 # ---------------------------------------------------------------- HTTP API (test_http.py)
 

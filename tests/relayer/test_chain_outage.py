@@ -10,10 +10,10 @@ import json
 import requests
 from eth_account import Account
 
-from cast_support import DEV_KEYS, cast_send, cast_uint, run_deploy
+from tests.support.cast import DEV_KEYS, cast_send, cast_uint, run_deploy
 from modelhub.devchain import Anvil, free_port
 from modelhub.store import file_digest
-from relayer_support import ROOT, RelayerProcess, wait_until
+from tests.support.relayers import ROOT, RelayerProcess, wait_until
 
 IRIS = ROOT / "examples" / "iris" / "iris.onnx"
 PRICE = 10**15

@@ -14,13 +14,13 @@ import pytest
 import requests
 from eth_utils import keccak
 
-from cast_support import DEV_KEYS
+from tests.support.cast import DEV_KEYS
 from modelhub import codec
 from modelhub.hub import Hub
 from modelhub.typed_data import Attestation, KeySigner, Receipt, recover_digest_signer
 from modelhub.typed_data import digest as eip712_digest
 
-from relayer_support import RelayerProcess, upload_registered, wait_until
+from tests.support.relayers import RelayerProcess, upload_registered, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris" / "iris.onnx"

@@ -25,8 +25,8 @@ from modelhub.hub import Hub
 from modelhub.typed_data import KeySigner, Receipt
 from modelhub.typed_data import digest as eip712_digest
 
-from relayer_support import upload_registered, wait_until
-from test_fast_calls import (  # noqa: F401 -- fixtures shared with the fast-call tests
+from tests.support.relayers import upload_registered, wait_until
+from tests.relayer.test_fast_calls import (  # noqa: F401 -- fixtures shared with the fast-call tests
     CALLER_KEY, IRIS, PRICE, QUIET, RESERVED, TOKEN, Channel, caller_hub, iris, metrics, parts, post_call,
     uploader_hub, wait_known,
 )

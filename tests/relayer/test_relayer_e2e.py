@@ -16,7 +16,7 @@ from modelhub.errors import CallRejectedError
 from modelhub.hub import Hub, encode_input
 from modelhub.typed_data import Attestation, recover_signer
 
-from relayer_support import RelayerProcess, upload_registered, wait_until
+from tests.support.relayers import RelayerProcess, upload_registered, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris" / "iris.onnx"

@@ -14,7 +14,7 @@ import pytest
 from modelhub.hub import Hub, Upload
 from modelhub.store import ModelStore
 
-from sdk_support import IRIS, PRICE
+from tests.support.sdk import IRIS, PRICE
 
 
 @pytest.fixture

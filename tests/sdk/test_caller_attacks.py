@@ -12,7 +12,7 @@ from modelhub.contracts import ReceiptSkipReason, RequestStatus, SkipReason
 from modelhub.hub import Hub
 from modelhub.typed_data import Attestation, KeySigner, Receipt
 
-from sdk_support import IRIS, IRIS_INPUT, PRICE
+from tests.support.sdk import IRIS, IRIS_INPUT, PRICE
 
 DEADLINE = 2**40
 OUTPUT = b'{"label":[0]}'
@@ -195,7 +195,7 @@ def test_a_designated_call_is_settled_and_rejected_only_by_its_relayer(
 
 def test_an_owner_publishing_a_version_just_before_a_request_cannot_change_what_runs(
         funded_caller, uploader_hub, iris, store, monkeypatch):
-    from sdk_support import DIABETES
+    from tests.support.sdk import DIABETES
 
     real_send = funded_caller._send
 

@@ -16,7 +16,7 @@ from modelhub.deployments import DeploymentNotFoundError, save_deployment
 from modelhub.hub import Hub, encode_input
 from modelhub.store import digest_to_cid
 
-from sdk_support import DIABETES, IRIS, IRIS_INPUT, PRICE
+from tests.support.sdk import DIABETES, IRIS, IRIS_INPUT, PRICE
 
 OUTPUT = b'{"label":[0]}'
 

@@ -22,8 +22,8 @@ from modelhub.hub import Hub, Upload
 from modelhub.relayer_client import resolve_relayer
 from modelhub.session import DEFAULT_RESERVE_CALLS, FastSession
 
-from relayer.relayer_support import RelayerProcess, wait_until
-from sdk_support import IRIS, IRIS_INPUT, PRICE
+from tests.support.relayers import RelayerProcess, wait_until
+from tests.support.sdk import IRIS, IRIS_INPUT, PRICE
 
 TOKEN = 10**18
 

@@ -8,7 +8,7 @@ import numpy as np
 from modelhub.sim import rules
 from modelhub.sim.market import Market
 
-from sim_support import tiny
+from tests.support.sim import tiny
 
 
 # ---------------------------------------------------------------- uploaders

@@ -10,7 +10,7 @@ from modelhub.sim import ledger
 from modelhub.sim.chain import ChainDivergedError
 from modelhub.sim.run import simulate
 
-from sim_support import small
+from tests.support.sim import small
 
 
 def test_the_small_scenario_ends_with_the_same_balances_in_the_fast_and_the_chain_mode():

@@ -12,7 +12,7 @@ from modelhub.sim.ledger import ConservationError, Ledger
 from modelhub.sim.market import Market
 from modelhub.sim.scenario import Protocol
 
-from sim_support import tiny
+from tests.support.sim import tiny
 
 
 def _held(ledger: Ledger) -> int:

@@ -11,7 +11,7 @@ from modelhub.cli.sim import sim
 from modelhub.sim.report import write_run, write_sweep
 from modelhub.sim.run import simulate, sweep
 
-from sim_support import report_files, tiny
+from tests.support.sim import report_files, tiny
 
 
 def test_the_same_seed_gives_the_same_report_byte_for_byte(tmp_path):

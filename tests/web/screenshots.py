@@ -1,5 +1,5 @@
 """Takes the README's screenshots of the hub (the model list and a model page) with headless
-chromium, from a database populated as a busy hub's (synthetic.py) with the example models' files
+chromium, from a database populated as a busy hub's (tests.support.synthetic) with the example models' files
 and cards; each PNG quantised to 256 colours to stay small.
 
 Run from the repository root: `.venv/bin/python tests/web/screenshots.py docs/img`.
@@ -14,14 +14,12 @@ from pathlib import Path
 
 from PIL import Image
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "indexer"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repository root, for tests.support
 
 from modelhub.indexer.schema import open_database  # noqa: E402
 from modelhub.store import ModelStore  # noqa: E402
-from synthetic import populate  # noqa: E402
-from web_support import ROOT, hub_server, new_browser  # noqa: E402
+from tests.support.synthetic import populate  # noqa: E402
+from tests.support.browser import ROOT, hub_server, new_browser  # noqa: E402
 
 
 def main(out: Path) -> None:

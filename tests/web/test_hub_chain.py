@@ -16,8 +16,8 @@ from modelhub.deployments import save_deployment
 from modelhub.indexer.schema import open_database
 from modelhub.web.pages import tokens
 from modelhub.web.service import start_hub
-from test_indexer import Activity, index_all  # tests/indexer: the random activity and how it is indexed
-from web_support import cell, chart, hub_server
+from tests.indexer.test_indexer import Activity, index_all  # tests/indexer: the random activity and how it is indexed
+from tests.support.browser import cell, chart, hub_server
 
 
 @pytest.fixture

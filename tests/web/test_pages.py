@@ -14,14 +14,14 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from histories import ALICE, BOB, CAROL, COAUTHOR, DAY, OWNER, RELAYER, T0, TREASURY, History, fresh_database
+from tests.support.histories import ALICE, BOB, CAROL, COAUTHOR, DAY, OWNER, RELAYER, T0, TREASURY, History, fresh_database
 from modelhub.indexer import SORT_KEYS, WINDOWS, signals
 from modelhub.indexer.schema import bind, open_database
 from modelhub.store import ModelStore
 from modelhub.web.pages import tokens
-from pg_support import postgres_server, stop_postgres
-from synthetic import NOW, populate
-from web_support import ROOT, cell, chart, hub_server, new_browser, rows
+from tests.support.postgres import postgres_server, stop_postgres
+from tests.support.synthetic import NOW, populate
+from tests.support.browser import ROOT, cell, chart, hub_server, new_browser, rows
 
 IRIS = ROOT / "examples" / "iris"
 NOW_40 = T0 + 40 * DAY  # the cursor time of fresh_database
@@ -70,7 +70,7 @@ def small_hub(tmp_path_factory, store):
 
 @pytest.fixture(scope="module")
 def busy_hub(tmp_path_factory):
-    """60 models and 8,000 calls (synthetic.py), for sorting and searching a real-looking list."""
+    """60 models and 8,000 calls (tests.support.synthetic), for sorting and searching a real-looking list."""
     path = tmp_path_factory.mktemp("busy") / "index.sqlite"
     engine = open_database(f"sqlite:///{path}")
     populate(engine, models=60, calls=8_000, callers=300, relayers=4, days=45, seed=5)

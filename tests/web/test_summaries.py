@@ -11,7 +11,7 @@ import statistics
 import pytest
 from sqlalchemy import distinct, func, select
 
-from histories import ALICE, BOB, CAROL, COAUTHOR, DAY, OTHER_RELAYER, OWNER, RELAYER, T0, base, fresh_database
+from tests.support.histories import ALICE, BOB, CAROL, COAUTHOR, DAY, OTHER_RELAYER, OWNER, RELAYER, T0, base, fresh_database
 from modelhub.indexer import SORT_KEYS, WINDOWS, rollups, signals
 from modelhub.indexer import schema as t
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from eth_account import Account
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # anvil's dev accounts come from this well-known mnemonic, each funded with 10,000 ETH.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 Account.enable_unaudited_hdwallet_features()
