@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from .deployments import DeployParams, deploy, save_deployment
+from .deployments import Deployment, DeployParams, deploy, save_deployment
 from .devchain import Anvil, free_port
 from .errors import ModelHubError
 from .hub import Hub
@@ -111,9 +111,10 @@ def relayer_process(url: str, deployments: Path, store: Path, port: int, log_pat
 
 
 def run(echo: Callable[[str], None], *, chain_port: int | None = None, relayer_port: int | None = None,
-        workdir: Path, deployments: Path, keep_running: bool = False) -> dict:
+        workdir: Path, deployments: Path, keep_running: bool = False, hub_port: int | None = None) -> dict:
     """Starts everything, makes the paid calls, prints the earnings table; returns the figures.
-    With `keep_running`, waits for Ctrl-C before stopping the chain and the relayer."""
+    With `keep_running`, also starts the hub's index and pages (on `hub_port`), then waits for
+    Ctrl-C before stopping them, the relayer and the chain."""
     from ape import accounts, networks
 
     say = Say(echo)
@@ -191,12 +192,28 @@ def run(echo: Callable[[str], None], *, chain_port: int | None = None, relayer_p
             say.line(f"the author withdraws {tokens(payout)}: wallet now holds {tokens(hubs['author'].token_balance())}")
 
             if keep_running:
-                _wait_for_ctrl_c(say, anvil.url, relayer_url, deployment.chain_id, deployments)
+                hub_url, stop_hub = _start_hub(deployment, anvil.url, relayer_url, workdir, hub_port or free_port())
+                try:
+                    _wait_for_ctrl_c(say, anvil.url, relayer_url, hub_url, deployment.chain_id, deployments)
+                finally:
+                    stop_hub()
         return {"paid": paid, "earned": total, "calls": len(sent)}
 
 
-def _wait_for_ctrl_c(say: Say, chain_url: str, relayer_url: str, chain_id: int, deployments: Path) -> None:
+def _start_hub(deployment: Deployment, chain_url: str, relayer_url: str, workdir: Path,
+               port: int) -> tuple[str, Callable[[], None]]:
+    """The hub's index (SQLite in `workdir`) following the chain, and its pages, reading model
+    files from the relayer's store and the example cards from the project folder."""
+    from .web.service import start_hub
+
+    return start_hub(deployment, chain_url, f"sqlite:///{(workdir / 'hub.db').resolve()}", port=port,
+                     store=workdir / "relayer" / "artifacts", fetch_from=(relayer_url,), cards=Path.cwd())
+
+
+def _wait_for_ctrl_c(say: Say, chain_url: str, relayer_url: str, hub_url: str, chain_id: int,
+                     deployments: Path) -> None:
     say.step("Model Hub is up")
+    say.line(f"hub         {hub_url} (models ranked by their signals; /api/ for programs)")
     say.line(f"chain       {chain_url} (chain id {chain_id})")
     say.line(f"relayer     {relayer_url}")
     say.line(f"deployment  {deployments / f'{chain_id}.json'}")
@@ -206,7 +223,7 @@ def _wait_for_ctrl_c(say: Say, chain_url: str, relayer_url: str, chain_id: int, 
     say.line(f"  modelhub infer 1 '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --account TEST::{ROLES['caller']}")
     say.line(f"  modelhub infer 1 '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --fast --account TEST::{ROLES['caller']}")
     say.line(f"  modelhub earnings --account TEST::{ROLES['author']}")
-    say.line("Ctrl-C stops the chain and the relayer.")
+    say.line("Ctrl-C stops the hub, the relayer and the chain.")
     try:
         while True:
             time.sleep(3600)

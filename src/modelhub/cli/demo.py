@@ -35,9 +35,13 @@ def demo() -> None:
 @click.command()
 @click.option("--chain-port", type=click.IntRange(1, 65535), default=8545, show_default=True,
               help="Port of the local chain (the CLI's default network).")
-@click.option("--relayer-port", type=click.IntRange(1, 65535), default=8700, show_default=True)
-def up(chain_port: int, relayer_port: int) -> None:
-    """The demo, left running: a local chain, a deployment, a relayer and the example models.
+@click.option("--relayer-port", type=click.IntRange(1, 65535), default=8700, show_default=True,
+              help="Port of the relayer's HTTP API.")
+@click.option("--hub-port", type=click.IntRange(1, 65535), default=8800, show_default=True,
+              help="Port of the hub's pages and JSON API (the models ranked by their signals).")
+def up(chain_port: int, relayer_port: int, hub_port: int) -> None:
+    """The demo, left running: a local chain, a deployment, a relayer, the example models and
+    the hub's pages over an index that follows the chain.
 
     Writes deployments/31337.json, so every other `modelhub` command finds this hub without
     options. Ctrl-C stops the chain and the relayer.
@@ -46,9 +50,9 @@ def up(chain_port: int, relayer_port: int) -> None:
     from modelhub.devchain import port_is_free
 
     _ctrl_c_raises()
-    for name, port in (("chain", chain_port), ("relayer", relayer_port)):
+    for name, port in (("chain", chain_port), ("relayer", relayer_port), ("hub", hub_port)):
         if not port_is_free(port):
             raise HubError(f"port {port} for the {name} is taken (a hub already up?); stop it, or pick "
                            f"another with --{name}-port")
     runner.run(click.echo, chain_port=chain_port, relayer_port=relayer_port, workdir=Path("var/up"),
-               deployments=Path("deployments"), keep_running=True)
+               deployments=Path("deployments"), keep_running=True, hub_port=hub_port)
