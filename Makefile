@@ -103,7 +103,7 @@ slither: $(SLITHER_STAMP) $(NPM_STAMP)
 demo: compile
 	$(BIN)/modelhub demo
 
-# The same, left running on 127.0.0.1:8545 (chain) and :8700 (relayer) until Ctrl-C.
+# The same, left running on 127.0.0.1:8545 (chain), :8700 (relayer) and :8800 (the hub) until Ctrl-C.
 up: compile
 	$(BIN)/modelhub up
 
