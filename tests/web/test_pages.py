@@ -13,6 +13,7 @@ import pytest
 import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.histories import ALICE, BOB, CAROL, COAUTHOR, DAY, OWNER, RELAYER, T0, TREASURY, History, fresh_database
 from modelhub.indexer import SORT_KEYS, WINDOWS, signals
@@ -80,6 +81,23 @@ def busy_hub(tmp_path_factory):
         yield base, url
 
 
+def follow(browser, link: str) -> None:
+    """Clicks the link `link` (a CSS selector) and waits for the page it leads to."""
+    before = browser.current_url
+    browser.find_element(By.CSS_SELECTOR, link).click()
+    WebDriverWait(browser, 20).until(lambda b: b.current_url != before
+                                     and b.execute_script("return document.readyState") == "complete")
+
+
+def search(browser, text: str) -> None:
+    """Types `text` in the search box and submits it, then waits for the answer to load."""
+    box = browser.find_element(By.NAME, "search")
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 20).until(lambda b: "search=" in b.current_url
+                                     and b.execute_script("return document.readyState") == "complete")
+
+
 def expected_order(url: str, sort: str, window: str = "all", descending: bool = True, search=None) -> list[int]:
     engine = open_database(url)
     with engine.connect() as db:
@@ -100,9 +118,9 @@ def test_the_list_sorts_by_every_signal_from_its_column_heading(browser, busy_hu
     for sort in SORT_KEYS:
         if sort == "newest":
             continue  # the "#" heading, above
-        browser.find_element(By.CSS_SELECTOR, f"th a[data-sort='{sort}']").click()
+        follow(browser, f"th a[data-sort='{sort}']")
         assert rows(browser) == expected_order(url, sort), sort
-        browser.find_element(By.CSS_SELECTOR, f"th a[data-sort='{sort}']").click()  # again: the other way round
+        follow(browser, f"th a[data-sort='{sort}']")  # again: the other way round
         assert rows(browser) == expected_order(url, sort, descending=False), sort
     assert "sort=median_settle_seconds" in browser.current_url and "order=asc" in browser.current_url
 
@@ -110,7 +128,7 @@ def test_the_list_sorts_by_every_signal_from_its_column_heading(browser, busy_hu
 def test_the_windows_change_the_signals_and_keep_the_sort(browser, busy_hub):
     base, url = busy_hub
     browser.get(base + "/?sort=callers")
-    browser.find_element(By.CSS_SELECTOR, "a[data-window='7d']").click()
+    follow(browser, "a[data-window='7d']")
     assert "window=7d" in browser.current_url and "sort=callers" in browser.current_url
     assert rows(browser) == expected_order(url, "callers", "7d")
     engine = open_database(url)
@@ -124,9 +142,7 @@ def test_the_windows_change_the_signals_and_keep_the_sort(browser, busy_hub):
 def test_search_finds_models_by_name_and_owner(browser, busy_hub):
     base, url = busy_hub
     browser.get(base + "/")
-    box = browser.find_element(By.NAME, "search")
-    box.send_keys("WINE")
-    box.send_keys(Keys.ENTER)
+    search(browser, "WINE")
     assert rows(browser) == expected_order(url, "calls", search="wine") != []
     names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#models a.name")]
     assert all("wine" in name for name in names)
@@ -140,7 +156,7 @@ def test_the_list_pages_through_every_model(browser, busy_hub):
     browser.get(base + "/?limit=25")
     seen = rows(browser)
     while browser.find_elements(By.CSS_SELECTOR, "a[rel='next']"):
-        browser.find_element(By.CSS_SELECTOR, "a[rel='next']").click()
+        follow(browser, "a[rel='next']")
         seen += rows(browser)
     assert sorted(seen) == list(range(1, 61)) and len(seen) == 60
 
@@ -150,11 +166,9 @@ def test_sorting_and_searching_work_without_javascript(busy_hub):
     plain = new_browser(javascript=False)
     try:
         plain.get(base + "/")
-        plain.find_element(By.CSS_SELECTOR, "th a[data-sort='revenue']").click()
+        follow(plain, "th a[data-sort='revenue']")
         assert rows(plain) == expected_order(url, "revenue")
-        box = plain.find_element(By.NAME, "search")
-        box.send_keys("iris")
-        box.send_keys(Keys.ENTER)
+        search(plain, "iris")
         assert "sort=revenue" in plain.current_url  # the search keeps the sort
         assert rows(plain) == expected_order(url, "revenue", search="iris") != []
     finally:
@@ -256,7 +270,7 @@ def test_leaderboards_rank_as_the_list_does(browser, busy_hub):
     engine.dispose()
     assert [li.get_attribute("data-relayer") for li in relayers] == [r["relayer"] for r in top]
     assert served == sorted(served, reverse=True)
-    browser.find_element(By.CSS_SELECTOR, "[data-board='earners'] li a").click()
+    follow(browser, "[data-board='earners'] li a")
     assert "/accounts/0x" in browser.current_url
 
 
