@@ -567,7 +567,46 @@ class Hub:
         self._send(relayers.register, endpoint, bond)
         return self.relayer_info()
 
+    def relayer_add_bond(self, amount: int) -> RelayerInfo:
+        """Adds `amount` tokens to this relayer's bond (not while unbonding)."""
+        info = self.relayer_info()
+        if not info.registered:
+            raise refusal("RelayerRegistry_NotRegistered", relayer=info.address)
+        if info.unbonding:
+            raise refusal("RelayerRegistry_Unbonding", relayer=info.address, unbondAt=info.unbond_at)
+        relayers = self.contracts.relayers
+        self._spend_tokens(relayers, amount, "add to its bond")
+        self._send(relayers.addBond, amount)
+        return self.relayer_info()
+
+    def relayer_set_endpoint(self, endpoint: str) -> RelayerInfo:
+        """Changes the HTTP endpoint this relayer advertises."""
+        self._send(self.contracts.relayers.setEndpoint, endpoint)
+        return self.relayer_info()
+
+    def relayer_begin_unbond(self) -> RelayerInfo:
+        """Starts leaving: inactive at once (no more calls served or settled), the bond
+        withdrawable `unbond_delay` seconds later (`relayer_info().unbond_at`)."""
+        self._send(self.contracts.relayers.beginUnbond)
+        return self.relayer_info()
+
+    def relayer_withdraw_bond(self) -> int:
+        """Takes the whole bond back once the unbonding delay has passed, and ends the
+        registration; returns the amount. Refused before the delay, with when it ends."""
+        info = self.relayer_info()
+        if not info.registered:
+            raise refusal("RelayerRegistry_NotRegistered", relayer=info.address)
+        if not info.unbonding:
+            raise refusal("RelayerRegistry_NotUnbonding", relayer=info.address)
+        if _chain_time() < info.unbond_at:
+            raise refusal("RelayerRegistry_UnbondPending", relayer=info.address, unbondAt=info.unbond_at)
+        relayers = self.contracts.relayers
+        tx = self._send(relayers.withdrawBond)
+        return int(self._event(tx, relayers.BondWithdrawn).amount)
+
     min_bond = _parameter("relayers", "minBond", "The smallest bond that makes a relayer active.")
+
+    unbond_delay = _parameter("relayers", "unbondDelay", "Seconds from beginning to unbond to withdrawing the bond.")
 
     def relayer_info(self, account: Any = None) -> RelayerInfo:
         who = self._who(account)

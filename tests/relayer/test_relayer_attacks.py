@@ -203,7 +203,7 @@ def test_an_output_is_not_published_before_it_is_paid_and_an_open_request_cannot
     assert escrow.earningsOf(second_relayer) == 0
 
 
-def test_an_upload_of_a_file_no_model_registered_is_refused(start_relayer, uploader_hub, tmp_path):
+def test_an_upload_of_a_file_no_model_registered_is_refused(start_relayer, active_relayer, uploader_hub, tmp_path):
     relayer = start_relayer()
     junk = os.urandom(2048)
     reply = requests.post(f"{relayer.url}/v1/artifacts", data=junk, timeout=10,

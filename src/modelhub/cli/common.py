@@ -314,7 +314,7 @@ _CLI_HINTS = [
      "through `modelhub release --relayer ... --announce AMOUNT`, then `modelhub release`"),
     (re.compile(r"\(Hub\.announce_release\(relayer, 0\)\)"), "(`modelhub release --relayer ... --announce 0`)"),
     (re.compile(r"open the session with top_up=True"), "reserve more with `modelhub reserve`"),
-    (re.compile(r"\(relayer_register\)"), "(`modelhub relayer --help`)"),
+    (re.compile(r"\(relayer_register\)"), "(`modelhub relayer register --endpoint URL --bond AMOUNT`)"),
 ]
 
 
