@@ -26,6 +26,7 @@ from .contracts import (
 )
 from .deployments import DEV_CHAIN_IDS, Deployment, load_deployment
 from .errors import RejectReason
+from .fetch import Limits, Source, fetch_bytes, fetch_first
 from .relayer_client import RelayerClient, post_artifact, resolve_relayer
 from .results import (
     FulfillOutcome,
@@ -524,6 +525,11 @@ class Hub:
         return RequestInfo(request_id, caller, int(model_id), int(version), int(price),
                            bytes(input_hash), int(deadline), RequestStatus(status))
 
+    def request_statuses(self, request_ids: Sequence[int]) -> dict[int, RequestStatus]:
+        """The status of each request, read in one batch (see `_batch_call`)."""
+        rows = self._batch_call([(self.contracts.escrow.getRequest, (request_id,)) for request_id in request_ids])
+        return {request_id: RequestStatus(row[-1]) for request_id, row in zip(request_ids, rows)}
+
     def refund(self, request_id: int) -> RequestInfo:
         """Takes back the price of a call nobody served before its deadline."""
         self._send(self.contracts.escrow.refund, request_id)
@@ -716,6 +722,40 @@ class Hub:
                          metadata_uri, tuple(versions),
                          tuple(Payee(a, int(s)) for a, s in zip(accounts, shares)),
                          stats.calls, stats.revenue)
+
+    def versions_with_file(self, digest: bytes) -> list[tuple[int, int]]:
+        """(model id, version) of every version whose file has `digest` (its sha-256), from the
+        registry's events, oldest first."""
+        registry = self.contracts.registry
+        found = [(int(log.modelId), 1, bytes(log.artifactDigest), log.block_number)
+                 for log in self._logs(registry, "ModelRegistered")]
+        found += [(int(log.modelId), int(log.version), bytes(log.artifactDigest), log.block_number)
+                  for log in self._logs(registry, "VersionPublished")]
+        return [(model, version) for model, version, file, _ in sorted(found, key=lambda row: row[3])
+                if file == bytes(digest)]
+
+    def model_file(self, model_id: int, version: int = 0, store: ModelStore | None = None,
+                   sources: Sequence[str] = (), limits: Limits | None = None) -> bytes:
+        """The file of `model_id` at `version` (0: the latest), checked against its digest on
+        chain: from `store` if it holds it, else fetched by CID from `sources` (relayer URLs or
+        URL templates with {cid}) and then every registered relayer (kept in `store` when given).
+        ArtifactNotFoundError says what each source did when none served it."""
+        version = version or self._model_row(model_id)[2]
+        digest = self.version_digest(model_id, version)
+        if store is not None and store.has(digest_to_cid(digest)):
+            return store.get_verified(digest)
+        endpoints = [self.relayer_info(address).endpoint for address in self.registered_relayers()]
+        candidates = []
+        for text in [*sources, *endpoints]:
+            try:
+                candidates.append(Source.parse(text))
+            except ValueError:
+                continue  # an endpoint registered as something other than an http(s) URL
+        data, _ = fetch_first(list(dict.fromkeys(candidates)), digest,
+                              lambda source: fetch_bytes(source, digest, limits))
+        if store is not None:
+            store.put(data)
+        return data
 
     def version_digest(self, model_id: int, version: int) -> bytes:
         """The sha-256 of the file of `model_id` at `version`. Published versions never change,

@@ -92,6 +92,10 @@ def test_one_reservation_cannot_pay_two_relayers(start_relayer, iris, caller_hub
     # A reservation for the second relayer: it serves up to that, and no further.
     caller_hub.reserve(second_relayer, 2 * PRICE)
     wait_known(second, at_second.caller, model_id, reserved=2 * PRICE)
+    # It lacks the model file: that call is refused (not charged) and the file fetched meanwhile.
+    missing = at_second.call(second.url)
+    assert missing.status_code == 503 and missing.json()["code"] == "model_unavailable", missing.text
+    wait_until(lambda: list((second.store / "artifacts").glob("bafk*")), what="the second relayer to fetch the file")
     assert at_second.call(second.url).status_code == 200
     assert at_second.call(second.url).status_code == 200
     short = at_second.call(second.url)
