@@ -16,13 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from modelhub.contracts import RequestStatus
+from modelhub.contracts import RELAYERS, RequestStatus
 from modelhub.devchain import free_port
 from modelhub.errors import RejectReason
 from modelhub.hub import Hub
+from modelhub.relayer.chain_follower import ChainFollower
+from modelhub.relayer.peers import RelayerEndpoints
+from modelhub.rpc import JsonRpc
 from modelhub.store import digest_to_cid, file_digest
 
-from tests.relayer.test_fast_calls import metrics, parts
+from tests.relayer.test_fast_calls import metrics
+from tests.relayer.test_relayer_e2e import (  # noqa: F401 -- fixtures shared with the end-to-end tests
+    caller_hub, parts, uploader_hub,
+)
 from tests.support.file_sources import FileSource
 from tests.support.relayers import ROOT, upload_registered, wait_until
 
@@ -31,7 +37,6 @@ DIABETES = ROOT / "examples" / "diabetes" / "diabetes.onnx"
 IRIS_INPUT = {"X": [[5.1, 3.5, 1.4, 0.2]]}
 IRIS_CID = digest_to_cid(file_digest(IRIS.read_bytes()))
 PRICE = 10**15
-TOKEN = 10**18
 
 
 @pytest.fixture(autouse=True)
@@ -40,19 +45,6 @@ def _relayer_accounts(accounts):
 
 
 RELAYER_ACCOUNTS: list[str] = []  # TEST::<n> is accounts[n]
-
-
-@pytest.fixture
-def uploader_hub(deployment, uploader):
-    return Hub(deployment, uploader)
-
-
-@pytest.fixture
-def caller_hub(deployment, caller):
-    hub = Hub(deployment, caller)
-    hub.faucet(10 * TOKEN)
-    hub.deposit(10 * TOKEN)
-    return hub
 
 
 @pytest.fixture
@@ -197,3 +189,37 @@ def test_models_push_checks_the_file_against_the_chain_and_models_show_reads_its
     shown = json.loads(modelhub(chain, deployments_dir, "models", "show", str(model_id), "--json").stdout)
     assert shown["inputs"] == [{"name": "X", "type": "tensor(float)", "shape": ["N", 4]}]
     assert shown["fileProblem"] is None and shown["exampleInput"]["X"][0] == [5.1, 3.5, 1.4, 0.2]
+
+
+def test_the_endpoints_asked_for_files_follow_the_registry(deployment, chain, bond, relayer, second_relayer,
+                                                            stranger, hub_of, relayers):
+    """The other relayers' endpoints, from the registry's events read by the real follower: a
+    change of endpoint is followed, a relayer that withdrew its bond is no longer asked."""
+    bond(relayer, endpoint="http://127.0.0.1:1111")
+    bond(second_relayer, endpoint="http://127.0.0.1:2222")
+    bond(stranger, endpoint="not a url")
+    peers = RelayerEndpoints(relayer.address)
+    follower = ChainFollower(JsonRpc(), {RELAYERS: deployment.relayer_registry}, deployment.start_block,
+                             _MemoryCursor())
+    follower.add(peers, in_memory=True)
+    follower.step(chain.blocks.head.number)
+    assert peers.others() == ["http://127.0.0.1:2222", "not a url"]  # not its own; parsed when asked
+
+    relayers.setEndpoint("http://127.0.0.1:3333", sender=second_relayer)
+    hub_of(stranger).relayer_begin_unbond()
+    chain.mine(timestamp=chain.blocks.head.timestamp + relayers.unbondDelay() + 1)
+    hub_of(stranger).relayer_withdraw_bond()
+    follower.step(chain.blocks.head.number)
+    assert peers.others() == ["http://127.0.0.1:3333"]
+
+
+class _MemoryCursor:
+    next_block: int | None = None
+
+    def save(self, next_block: int) -> None:
+        self.next_block = next_block
+
+
+@pytest.fixture
+def hub_of(deployment):
+    return lambda account: Hub(deployment, account)

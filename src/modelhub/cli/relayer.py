@@ -84,10 +84,8 @@ def set_endpoint(session: Session, endpoint: str) -> None:
 
     Callers fetch outputs, and other relayers model files, from the advertised URL.
     """
-    info = session.hub.relayer_info()
-    if not info.registered:
-        raise _not_registered(session, info)
-    info = session.hub.relayer_set_endpoint(_endpoint(endpoint))
+    hub, _ = _registration(session)
+    info = hub.relayer_set_endpoint(_endpoint(endpoint))
     session.emit({"relayer": info.address, "endpoint": info.endpoint},
                  f"Relayer {info.address} now advertises {info.endpoint}")
 
@@ -101,10 +99,7 @@ def add_bond(session: Session, amount) -> None:
     the registry's minimum (after a rise of the minimum, say) is inactive until it adds enough.
     """
     base = _positive(session, amount, "AMOUNT")
-    hub = session.hub
-    info = hub.relayer_info()
-    if not info.registered:
-        raise _not_registered(session, info)
+    hub, info = _registration(session)
     if info.unbonding:
         raise HubError(f"{info.address} is unbonding and takes no more bond; withdraw it with `modelhub relayer "
                        f"withdraw-bond` ({_when(info.unbond_at, _chain_now())}), then register again")
@@ -118,15 +113,12 @@ def add_bond(session: Session, amount) -> None:
 def unbond(session: Session) -> None:
     """Start leaving; the bond comes back after a delay.
 
-    The relayer is inactive at once and the bond withdrawable after the registry's
-    unbonding delay. Stop `modelhub relayer run` first: at shutdown it settles every receipt it holds, and an
-    inactive relayer can settle nothing. There is no way back but `withdraw-bond` and a new
+    The relayer is inactive at once and the bond withdrawable after the registry's unbonding
+    delay. Stop `modelhub relayer run` first: at shutdown it settles every receipt it holds, and
+    an inactive relayer can settle nothing. There is no way back but `withdraw-bond` and a new
     registration.
     """
-    hub = session.hub
-    info = hub.relayer_info()
-    if not info.registered:
-        raise _not_registered(session, info)
+    hub, info = _registration(session)
     if info.unbonding:
         raise HubError(f"{info.address} is unbonding already; its bond can be withdrawn "
                        f"{_when(info.unbond_at, _chain_now())} with `modelhub relayer withdraw-bond`")
@@ -144,10 +136,7 @@ def withdraw_bond(session: Session) -> None:
     Withdraws the whole bond to the wallet and ends the registration; refused before the
     delay has passed, with the time left.
     """
-    hub = session.hub
-    info = hub.relayer_info()
-    if not info.registered:
-        raise _not_registered(session, info)
+    hub, info = _registration(session)
     if not info.unbonding:
         raise HubError(f"{info.address} has not begun to unbond: run `modelhub relayer unbond` first (it stops "
                        f"serving at once), then withdraw the bond {_duration(hub.unbond_delay)} later")
@@ -237,6 +226,15 @@ def _why_inactive(session: Session, info, hub) -> str:
     if info.unbonding:
         return "unbonding"
     return f"the bond is below the minimum of {session.money(hub.min_bond)}"
+
+
+def _registration(session: Session) -> tuple:
+    """(hub, --account's RelayerInfo); a HubError saying how to register when it is not."""
+    hub = session.hub
+    info = hub.relayer_info()
+    if not info.registered:
+        raise _not_registered(session, info)
+    return hub, info
 
 
 def _not_registered(session: Session, info) -> HubError:

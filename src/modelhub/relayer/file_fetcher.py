@@ -14,7 +14,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import ArtifactTooLargeError, DigestMismatchError, ModelFileUnavailableError
@@ -59,10 +58,7 @@ class FileFetcher:
         self.min_retry, self.max_retry = min_retry, max_retry
         self._fetches: dict[bytes, FileFetch] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="relayer-file-fetch")
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._slots = threading.BoundedSemaphore(WORKERS)
 
     def want(self, digest: bytes) -> FileFetch:
         """The fetch of `digest`, started or retried if it is due (never blocks)."""
@@ -77,11 +73,17 @@ class FileFetcher:
                 return fetch
             fetch.running = True
         self.metrics.files_wanted.inc()
-        self._pool.submit(self._round, fetch)
+        # A daemon thread: a download in progress never holds up the relayer's shutdown (what it
+        # wrote so far is a temporary file, never filed).
+        threading.Thread(target=self._round, args=(fetch,), name="relayer-file-fetch", daemon=True).start()
         return fetch
 
     def _round(self, fetch: FileFetch) -> None:
-        """Asks each source in turn until one serves the file."""
+        """Asks each source in turn until one serves the file (at most WORKERS files at once)."""
+        with self._slots:
+            self._fetch(fetch)
+
+    def _fetch(self, fetch: FileFetch) -> None:
         cid = digest_to_cid(fetch.digest)
         try:
             sources = [source for source in self.sources() if str(source) not in fetch.liars]
