@@ -39,10 +39,10 @@ from ..errors import (
     RequestNotPendingError,
     reject_reason_of,
 )
+from ..fetch import Limits, Source
 from ..hub import Hub
 from ..rpc import JsonRpc
 from ..runtime import ModelRuntime
-from ..fetch import Limits, Source
 from ..store import ModelStore, digest_to_cid
 from ..typed_data import Attestation
 from .chain_follower import ChainFollower
