@@ -155,7 +155,8 @@ def run(echo: Callable[[str], None], *, chain_port: int | None = None, relayer_p
             remember_deployment(deployment)  # the SDK and the CLI find this hub from any folder
         with relayer_process(anvil.url, deployments, workdir / "relayer", relayer_port, workdir / "relayer.log"):
             say.line(f"serving on {relayer_url} (log: {workdir / 'relayer.log'})")
-            figures = {} if resume else _market(say, who, hubs, relayer_url)
+            # A hub left running leaves the author's earnings to withdraw (as the README does).
+            figures = {} if resume else _market(say, who, hubs, relayer_url, withdraw=not keep_running)
             if keep_running:
                 hub_url, stop_hub = _start_hub(deployment, anvil.url, relayer_url, workdir, hub_port or free_port())
                 try:
@@ -210,8 +211,9 @@ def _resumed(say: Say, workdir: Path, who: dict, relayer_url: str) -> tuple[Depl
     return deployment, hubs
 
 
-def _market(say: Say, who: dict, hubs: dict[str, Hub], relayer_url: str) -> dict:
-    """The example models uploaded, paid calls on chain and by receipt, and who earned what."""
+def _market(say: Say, who: dict, hubs: dict[str, Hub], relayer_url: str, withdraw: bool) -> dict:
+    """The example models uploaded, paid calls on chain and by receipt, and who earned what
+    (which the author then withdraws, with `withdraw`)."""
     name_of = {account.address: role for role, account in who.items()}
     say.step("Uploading the example models")
     author = hubs["author"]
@@ -257,8 +259,11 @@ def _market(say: Say, who: dict, hubs: dict[str, Hub], relayer_url: str) -> dict
     if total != paid:
         raise ModelHubError(f"earnings {total} do not sum to the {paid} the caller paid")
     say.line(f"= exactly what the caller paid ({tokens(paid)}, {paid} base units)")
-    payout = hubs["author"].withdraw_earnings()
-    say.line(f"the author withdraws {tokens(payout)}: wallet now holds {tokens(hubs['author'].token_balance())}")
+    if withdraw:
+        payout = hubs["author"].withdraw_earnings()
+        say.line(f"the author withdraws {tokens(payout)}: wallet now holds {tokens(hubs['author'].token_balance())}")
+    else:
+        say.line(f"the author's earnings wait for `modelhub withdraw-earnings --account TEST::{ROLES['author']}`")
     return {"paid": paid, "earned": total, "calls": len(sent)}
 
 
