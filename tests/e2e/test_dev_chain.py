@@ -15,6 +15,7 @@ import requests
 
 from modelhub.devchain import Anvil, advance_time, rpc
 from modelhub.errors import NotADevChainError
+from tests.support.json_http import send_json
 from tests.support.up import ROOT, UpProcess
 
 IRIS = str(ROOT / "examples" / "iris" / "iris.onnx")
@@ -120,12 +121,7 @@ class _NotAnvil(BaseHTTPRequestHandler):
             answer = {"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32601, "message": "method not found"}}
         else:
             answer = requests.post(self.upstream, json=body, timeout=10).json()
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, 200, answer)
 
     def log_message(self, *args) -> None:
         pass

@@ -18,7 +18,7 @@ EXPECTED = {
     "source tools/env.sh": ["iris-classifier", "diabetes-regressor", '"label"', "Verified: output hash",
                             f"{AUTHOR} has"],
     "modelhub models upload": ["Registered model 3 (my-iris)", "version 2", "Withdrew"],
-    "modelhub faucet 5": [f"Minted 5 tOPG", '"label"', OPERATOR, "Withdrew 0.5 tOPG"],
+    "modelhub faucet 5": ["Minted 5 tOPG", '"label"', OPERATOR, "Withdrew 0.5 tOPG"],
     "modelhub faucet 2": ["Reserved 1 tOPG", "Announced the release of 0.5 tOPG", "Moved the chain's clock forward by 3600 s",
                           "Released 0.5 tOPG"],
     "modelhub index --once": ["indexing chain 31337"],
