@@ -176,10 +176,11 @@ def show(session: Session, model_id: int, with_signals: bool, db_url: str, store
         click.echo(f"  usage     {model.calls} settled calls, revenue {session.money(model.revenue)}")
         if tensors["fileProblem"]:
             click.echo(f"  tensors   not at hand: {tensors['fileProblem']}")
-        for kind in ("inputs", "outputs"):
-            click.echo(f"  {kind}")
-            for tensor in tensors[kind]:
-                click.echo(f"    {tensor['name']}  {tensor['type']}{_shape_text(tensor)}")
+        else:
+            for kind in ("inputs", "outputs"):
+                click.echo(f"  {kind}")
+                for tensor in tensors[kind]:
+                    click.echo(f"    {tensor['name']}  {tensor['type']}{_shape_text(tensor)}")
         if tensors["exampleInput"] is not None:
             click.echo(f"  example   {json.dumps(tensors['exampleInput'])}")
             click.echo(f"            modelhub infer {model.id} {shlex.quote(json.dumps(tensors['exampleInput']))}")
