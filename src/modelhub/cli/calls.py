@@ -22,6 +22,7 @@ from .common import (
     HubError,
     Interrupted,
     Session,
+    StopOnCtrlC,
     chain_now,
     ctrl_c_raises,
     hub_command,
@@ -391,8 +392,8 @@ def _emit_verified(session: Session, model_id: int, version: int, verified, extr
 def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_price: int | None,
                 timeout: float, relayer: str | None, repeat: int, reserve: int | None = None) -> None:
     """`infer --fast`: one FastSession, `repeat` calls on it with progress, the last output
-    printed. Stopped early (Ctrl-C, credit run out), it says how many calls were paid and
-    answered."""
+    printed. Stopped early (Ctrl-C lets the call in flight finish; credit run out), it says
+    how many calls were paid and answered."""
     from .common import cli_wording
 
     hub = session.hub
@@ -405,17 +406,19 @@ def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_
         text = re.sub(r"(\d+) base units", lambda m: session.money(int(m.group(1))), text)
         session.note(cli_wording(text.replace("`release`", "`modelhub release --announce`")))
 
-    ctrl_c_raises()
     answered = paid = 0
     fast = None
     progress = Progress(session)
     try:
-        with hub.fast_session(model_id, relayer=relayer, version=version, max_price=max_price,
-                              timeout=timeout, reserve=reserve, progress=progress_note) as fast:
+        with StopOnCtrlC() as ctrl_c, hub.fast_session(
+                model_id, relayer=relayer, version=version, max_price=max_price, timeout=timeout,
+                reserve=reserve, progress=progress_note) as fast:
             progress.start(f"calling relayer {fast.relayer} at {fast.relayer_url}")
             served = time.monotonic()
             every = max(1, repeat // 10)
             for _ in range(repeat):
+                if ctrl_c.requested:
+                    raise KeyboardInterrupt
                 result = fast.infer(data)
                 answered += 1
                 paid += result.price

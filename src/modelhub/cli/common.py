@@ -70,6 +70,26 @@ def ctrl_c_raises() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+class StopOnCtrlC:
+    """Within `with`, for loops of paid calls: the first Ctrl-C asks the loop to stop after the
+    call in flight (`requested`), so every call it counts is known paid and answered; a second
+    one interrupts at once (KeyboardInterrupt)."""
+
+    requested = False
+
+    def __enter__(self) -> "StopOnCtrlC":
+        signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def _ask(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        ctrl_c_raises()
+
+
 # --- amounts ------------------------------------------------------------------------------
 
 
