@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, select, tuple_, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from .. import feesplit
@@ -343,19 +343,11 @@ class _Rows:
         self.new: set[tuple] = set()
         self.loaded: set[tuple] = set()  # keys looked up by preload, found or not
 
-    def preload(self, keys: set[tuple], chunk: int = 500) -> None:
+    def preload(self, keys: set[tuple]) -> None:
         """Reads the rows of `keys` not yet read, a chunk of keys per query."""
         wanted = [key for key in keys if key not in self.rows]
-        columns = [self.table.c[name] for name in self.keys]
-        for start in range(0, len(wanted), chunk):
-            part = wanted[start:start + chunk]
-            if len(columns) == 1:
-                condition = columns[0].in_([key[0] for key in part])
-            else:
-                condition = tuple_(*columns).in_(part)
-            for found in self.db.execute(select(self.table).where(condition)):
-                row = dict(found._mapping)
-                self.rows[tuple(row[name] for name in self.keys)] = row
+        for row in t.rows_by_key(self.db, self.table, list(self.keys), wanted):
+            self.rows[tuple(row[name] for name in self.keys)] = row
         self.loaded.update(wanted)
 
     def get(self, *key: Any) -> dict:

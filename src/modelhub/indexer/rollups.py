@@ -24,7 +24,6 @@ ENDED = {2: "fulfilled", 3: "rejected", 4: "refunded"}  # request status -> coun
 _SUMS = ("calls", "revenue", "organic_calls", "fulfilled", "rejected", "refunded")
 _TOTALS = dict.fromkeys((*_SUMS, "callers", "repeat_callers", "relayers"), 0)
 _DAYS = dict.fromkeys((*_SUMS, "settled"), 0)
-_CHUNK = 500  # keys per lookup query
 
 
 def record(db: Connection, settlements: Sequence[Mapping[str, Any]], ended: Iterable[Mapping[str, Any]]) -> None:
@@ -163,37 +162,9 @@ def _keys(table: Any) -> list[Any]:
 
 def _load(db: Connection, table: Any, keys: set[tuple]) -> dict[tuple, dict]:
     """The existing rows of `keys` (primary-key tuples), as key -> {other column: value}."""
-    columns = _keys(table)
-    names = [c.name for c in columns]
-    found: dict[tuple, dict] = {}
-    wanted = list(keys)
-    for start in range(0, len(wanted), _CHUNK):
-        part = wanted[start:start + _CHUNK]
-        if len(columns) == 1:
-            rows = db.execute(select(table).where(columns[0].in_([k[0] for k in part]))).mappings()
-        else:
-            rows = _lookup(db, table, names, part)
-        for row in rows:
-            found[tuple(row[n] for n in names)] = {k: v for k, v in row.items() if k not in names}
-    return found
-
-
-def _lookup(db: Connection, table: Any, names: list[str], keys: list[tuple]) -> list[dict]:
-    """The rows of `table` whose primary key is one of `keys`, each found through the key's
-    index: the keys are a VALUES list joined to the table. (SQLite scans the whole table for
-    `(a, b) IN ((...), ...)`, and SQLAlchemy takes longer to build a VALUES list of hundreds of
-    rows than the database takes to answer it, so this one statement is written out here.)"""
-    mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
-    row = "(" + ", ".join([mark] * len(names)) + ")"
-    key_names = ", ".join(f"k{i}" for i in range(len(names)))
-    joined = " AND ".join(f"t.{name} = k.k{i}" for i, name in enumerate(names))
-    statement = (f"WITH k({key_names}) AS (VALUES {', '.join([row] * len(keys))}) "
-                 f"SELECT t.* FROM {table.name} AS t JOIN k ON {joined}")
-    result = db.exec_driver_sql(statement, tuple(value for key in keys for value in key))
-    columns = [d[0] for d in result.cursor.description]
-    processors = [table.c[name].type.result_processor(db.dialect, None) for name in columns]
-    return [{name: (process(value) if process else value) for name, process, value in zip(columns, processors, found)}
-            for found in result]
+    names = [c.name for c in _keys(table)]
+    return {tuple(row[n] for n in names): {k: v for k, v in row.items() if k not in names}
+            for row in t.rows_by_key(db, table, names, list(keys))}
 
 
 def _upsert(db: Connection, table: Any, rows: Mapping[tuple, Mapping[str, Any]]) -> None:

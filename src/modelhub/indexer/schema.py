@@ -28,7 +28,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.types import TypeDecorator
 
@@ -338,6 +338,33 @@ def bigsum(column: Any, dialect_name: str) -> Any:
 
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def rows_by_key(db: Connection, table: Any, names: list[str], keys: list[tuple], chunk: int = 500) -> list[dict]:
+    """The rows of `table` whose columns `names` (its key) equal one of `keys`, a chunk of keys
+    per query, each found through the key's index. For a key of several columns the keys are a
+    VALUES list joined to the table: SQLite scans the whole table for `(a, b) IN ((...), ...)`,
+    and SQLAlchemy takes longer to build a VALUES list of hundreds of rows than the database takes
+    to answer it, so that one statement is written out here."""
+    found: list[dict] = []
+    for start in range(0, len(keys), chunk):
+        part = keys[start:start + chunk]
+        if len(names) == 1:
+            found.extend(dict(row) for row in db.execute(select(table).where(table.c[names[0]].in_(
+                [key[0] for key in part]))).mappings())
+            continue
+        mark = "?" if db.dialect.paramstyle == "qmark" else "%s"
+        row = "(" + ", ".join([mark] * len(names)) + ")"
+        key_names = ", ".join(f"k{i}" for i in range(len(names)))
+        joined = " AND ".join(f"t.{name} = k.k{i}" for i, name in enumerate(names))
+        statement = (f"WITH k({key_names}) AS (VALUES {', '.join([row] * len(part))}) "
+                     f"SELECT t.* FROM {table.name} AS t JOIN k ON {joined}")
+        result = db.exec_driver_sql(statement, tuple(value for key in part for value in key))
+        columns = [d[0] for d in result.cursor.description]
+        processors = [table.c[name].type.result_processor(db.dialect, None) for name in columns]
+        found.extend({name: (process(value) if process else value)
+                      for name, process, value in zip(columns, processors, values)} for values in result)
+    return found
 
 
 def open_database(url: str) -> Engine:
