@@ -196,7 +196,8 @@ def register(cli: click.Group) -> None:
                        session.money(r.price), state(r), short_address(r.relayer) if r.relayer else "-",
                        utc(r.requested_at), str(r.request_id)) for r in records]
             print_table(table)
-            click.echo("`modelhub output #` prints the verified output of a fulfilled call (# or REQUEST ID).")
+            click.echo("`modelhub output N` prints the verified output of a fulfilled call (N: its # or its "
+                       "REQUEST ID).")
 
         session.emit({"account": hub.address, "requests": rows}, human)
 
