@@ -27,6 +27,7 @@ from .contracts import (
 )
 from .deployments import DEV_CHAIN_IDS, Deployment, load_deployment
 from .errors import RejectReason
+from .preflight import InputCheck, default_cache_folder
 from .relayer_client import RelayerClient, post_artifact, resolve_relayer
 from .results import (
     FulfillOutcome,
@@ -50,7 +51,6 @@ from .results import (
     Upload,
     VerifiedOutput,
 )
-from .preflight import InputCheck, default_cache_folder
 from .runtime import read_model_file
 from .session import FastSession
 from .store import ModelStore, digest_to_cid, file_digest
