@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export APE_DATA_FOLDER ?= $(CURDIR)/.ape
 
-.PHONY: install compile postgres test test-invariants slither demo up bench bench-gas bench-relayer bench-fast bench-indexer clean
+.PHONY: install compile postgres test test-invariants slither demo up up-clean wheel wheelhouse bench bench-gas bench-relayer bench-fast bench-indexer clean
 .PHONY: sim bench-sim
 
 install: $(PY_STAMP) $(NPM_STAMP)
@@ -34,9 +34,10 @@ $(NPM_STAMP): package.json package-lock.json
 # Recompiles (with --force: Ape does not notice changed compiler settings on its own) only
 # when a contract or the configuration changed since the last build.
 BUILD_STAMP := .build/.compiled
+ABI_STAMP := src/modelhub/abi/.written
 CONTRACTS := $(shell find contracts -name '*.sol' -not -path '*/.cache/*')
 
-compile: $(BUILD_STAMP)
+compile: $(BUILD_STAMP) $(ABI_STAMP)
 
 # Ape copies OpenZeppelin (~500 files) into contracts/.cache to compile, but lists at most 500
 # files under contracts/ when it looks for sources: with the copy left there, our own contracts
@@ -45,6 +46,29 @@ compile: $(BUILD_STAMP)
 $(BUILD_STAMP): $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS) ape-config.yaml
 	$(BIN)/ape compile --force
 	rm -rf contracts/.cache
+	@touch $@
+
+# The contracts' ABIs as the package's data (src/modelhub/abi/, generated, never committed): an
+# installed modelhub reads them when it runs outside this checkout, where there is no Ape build.
+$(ABI_STAMP): $(BUILD_STAMP)
+	$(BIN)/python -c 'from modelhub.contracts import write_packaged_abis; write_packaged_abis()'
+	@touch $@
+
+# The modelhub wheel (dist/), with the ABIs: built offline by the venv's own setuptools.
+wheel: compile
+	rm -rf build dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
+# The locked packages as wheels (.venv/wheelhouse), for installing the modelhub wheel into a
+# fresh venv with pip --no-index (tests/packaging): fetched from the registry once, like `install`.
+WHEELHOUSE := $(VENV)/wheelhouse
+WHEELHOUSE_STAMP := $(WHEELHOUSE)/.complete
+
+wheelhouse: $(WHEELHOUSE_STAMP)
+
+$(WHEELHOUSE_STAMP): requirements.lock $(PY_STAMP)
+	@echo "==> collecting the locked packages as wheels into $(WHEELHOUSE) (first run only)"
+	$(BIN)/python -m pip wheel --quiet -r requirements.lock --wheel-dir $(WHEELHOUSE)
 	@touch $@
 
 # APE_FOUNDRY_HOST=auto: the tests start their own anvil on a free port, so they never touch a
@@ -70,7 +94,7 @@ chromium:
 	@test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) || { echo "==> installing chromium and chromedriver (first run only)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: chromium
+test: chromium wheelhouse
 test: compile postgres
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests --ignore=tests/cli
 	APE_FOUNDRY_HOST=auto $(BIN)/ape test tests/cli
@@ -104,8 +128,12 @@ demo: compile
 	$(BIN)/modelhub demo
 
 # The same, left running on 127.0.0.1:8545 (chain), :8700 (relayer) and :8800 (the hub) until Ctrl-C.
+# Its state (chain, relayer, index) is kept in var/up/ between runs; up-clean starts afresh.
 up: compile
 	$(BIN)/modelhub up
+
+up-clean: compile
+	$(BIN)/modelhub up --fresh
 
 bench-gas: compile
 	$(BIN)/python bench/gas.py
@@ -139,4 +167,4 @@ sim: install
 	for scenario in $(SIM_SCENARIOS); do $(BIN)/modelhub sim run $$scenario --quiet || exit 1; done
 
 clean:
-	rm -rf .build .ape .pytest_cache .hypothesis
+	rm -rf .build .ape .pytest_cache .hypothesis src/modelhub/abi build dist

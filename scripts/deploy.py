@@ -1,4 +1,5 @@
-"""`ape run deploy`: deploy Model Hub's contracts and write deployments/<chainId>.json.
+"""`ape run deploy`: deploy Model Hub's contracts and write deployments/<chainId>.json (and the
+same file into the user's config folder, where the SDK and the CLI find it from any folder).
 
 On a dev network (anvil) it also deploys the open-mint test token and signs with a test
 account unless --account is given; anywhere else it needs --account and --token.
@@ -8,7 +9,7 @@ import click
 from ape import accounts, chain, networks
 from ape.cli import ConnectedProviderCommand, ape_cli_context, network_option
 
-from modelhub.deployments import DEV_CHAIN_IDS, DeployParams, deploy, save_deployment
+from modelhub.deployments import DEV_CHAIN_IDS, DeployParams, deploy, remember_deployment, save_deployment
 from modelhub.errors import ModelHubError
 
 DEFAULTS = DeployParams()
@@ -60,9 +61,10 @@ def cli(cli_ctx, network, account_alias, token, treasury, protocol_fee_bps, rela
     except ModelHubError as exc:
         raise click.ClickException(str(exc)) from exc
     path = save_deployment(deployment)
+    remembered = remember_deployment(deployment)
     click.echo(
         f"Fees: treasury {protocol_fee_bps} bps, relayer {relayer_fee_bps} bps; "
         f"min bond {min_bond}, unbond delay {unbond_delay}s, request timeout {request_timeout}s; "
         f"price notice {price_notice_period}s, withdrawal delay {withdrawal_delay}s"
     )
-    click.echo(f"Wrote {path} (start block {deployment.start_block})")
+    click.echo(f"Wrote {path} and {remembered} (start block {deployment.start_block})")

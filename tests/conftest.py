@@ -6,7 +6,11 @@ Ape snapshots the chain around every test, so each test starts from the session 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -15,6 +19,12 @@ from eth_utils import keccak
 from modelhub.deployments import DeployParams, deploy
 from modelhub.typed_data import Attestation
 from modelhub.typed_data import sign as sign_attestation
+
+# The code under test also writes deployment files into the user's config folder (the deploy
+# script, `modelhub up`): this session's go to a folder of its own, never the real one.
+_CONFIG_HOME = tempfile.mkdtemp(prefix="modelhub-test-config-")
+os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+atexit.register(shutil.rmtree, _CONFIG_HOME, ignore_errors=True)
 
 TOKEN = 10**18
 PARAMS = DeployParams(

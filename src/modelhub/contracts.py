@@ -1,6 +1,6 @@
-"""The one module that knows the contracts' ABIs: Ape instances of a deployment's contracts,
-event decoders built from the compiled ABIs (for raw JSON-RPC readers: the relayer's follower,
-the indexer), and the contracts' custom errors turned into the SDK's own exceptions.
+"""The one module that knows the contracts' ABIs (the checkout's build, or those packaged with
+modelhub): Ape instances of a deployment's contracts, event decoders for raw JSON-RPC readers (the
+relayer's follower, the indexer), and the contracts' custom errors turned into SDK exceptions.
 """
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import cache
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -22,6 +24,8 @@ from .deployments import Deployment
 
 TOKEN, REGISTRY, RELAYERS, ESCROW = "HubToken", "ModelRegistry", "RelayerRegistry", "InferenceEscrow"
 CONTRACT_NAMES = (TOKEN, REGISTRY, RELAYERS, ESCROW)
+# Contracts the hub may meet around its own: the test smart account that forwards calls.
+_OPTIONAL_CONTRACTS = ("TestWallet",)
 
 
 class RequestStatus(IntEnum):
@@ -74,18 +78,62 @@ class HubContracts:
 
 
 def contract_type(name: str) -> Any:
-    """The compiled ContractType of `name`, read from the build without triggering a compile."""
+    """The compiled ContractType of `name`: from the Ape project's build when run inside the Model
+    Hub checkout (the build is the source there), else from the ABIs packaged with modelhub."""
     from ape import project  # Ape is slow to import: only when a chain is actually used
 
     # The manifest rather than `project.<Name>`: that accessor recompiles changed sources,
     # which a long-running relayer must never do behind its operator's back.
     types = project.manifest.contract_types or {}
-    if name not in types:
+    if name in types:
+        return types[name]
+    packaged = _packaged_type(name)
+    if packaged is None:
         raise e.ProjectNotCompiledError(
-            f"the contract type {name} is not in the Ape build of {project.path}: "
-            "run `make compile` in the Model Hub checkout (and run from that folder)"
+            f"the contract type {name} is neither in the Ape build of {project.path} nor packaged "
+            f"with modelhub ({PACKAGED_ABIS}/): run `make compile` in the Model Hub checkout, or "
+            "install a modelhub wheel built by `make wheel`"
         )
-    return types[name]
+    return packaged
+
+
+# --- the ABIs packaged with modelhub ---------------------------------------------------------
+# `make compile` writes each contract's ABI from the build into src/modelhub/abi/ (generated,
+# never committed), and the wheel carries them as package data: the SDK and the CLI then work
+# from any folder, with no checkout and no compiler.
+
+PACKAGED_ABIS = "abi"
+# The contracts whose ABIs ship: the hub's four and the test smart account (`Hub(wallet=...)`).
+PACKAGED_CONTRACTS = (*CONTRACT_NAMES, *_OPTIONAL_CONTRACTS)
+
+
+@cache
+def _packaged_type(name: str) -> Any:
+    from ethpm_types import ContractType
+
+    source = resources.files(__package__).joinpath(PACKAGED_ABIS, f"{name}.json")
+    if not source.is_file():
+        return None
+    return ContractType.model_validate_json(source.read_text())
+
+
+def write_packaged_abis(folder: Path | None = None) -> list[Path]:
+    """Writes the ABI of each of PACKAGED_CONTRACTS from the Ape project's build into `folder`
+    (default: the package's abi/ folder); returns the files written. Run by `make compile`."""
+    from ape import project
+
+    folder = folder or Path(__file__).with_name(PACKAGED_ABIS)
+    folder.mkdir(exist_ok=True)
+    types = project.manifest.contract_types or {}
+    missing = [name for name in PACKAGED_CONTRACTS if name not in types]
+    if missing:
+        raise e.ProjectNotCompiledError(f"{', '.join(missing)} not in the Ape build: run `ape compile` first")
+    written = []
+    for name in PACKAGED_CONTRACTS:
+        path = folder / f"{name}.json"
+        path.write_text(types[name].model_dump_json(by_alias=True, include={"name", "abi"}) + "\n")
+        written.append(path)
+    return written
 
 
 def load_contracts(deployment: Deployment) -> HubContracts:
@@ -96,8 +144,8 @@ def load_contracts(deployment: Deployment) -> HubContracts:
         if chain.chain_id != deployment.chain_id:
             raise e.ChainMismatchError(
                 f"the deployment is for chain {deployment.chain_id} but the connected network is "
-                f"chain {chain.chain_id}; connect to the deployment's network or load "
-                f"deployments/{chain.chain_id}.json"
+                f"chain {chain.chain_id}; connect to the deployment's network, or use chain "
+                f"{chain.chain_id}'s deployment file ({chain.chain_id}.json, --deployment FILE)"
             )
         addresses = {TOKEN: deployment.token, REGISTRY: deployment.model_registry,
                      RELAYERS: deployment.relayer_registry, ESCROW: deployment.inference_escrow}
@@ -109,10 +157,10 @@ def _instance(name: str, address: str) -> Any:
     from ape import chain
 
     if not chain.provider.get_code(address):
-        # Typical after restarting a dev chain: the deployment file outlived the contracts.
+        # Typical after a dev chain started without its saved state: the file outlived the contracts.
         raise e.ChainMismatchError(
             f"no contract at {address} ({name}) on chain {chain.chain_id}: the deployment file "
-            "is stale; redeploy with `ape run deploy --network <network>`"
+            "is stale; redeploy (`make up`, or `ape run deploy --network <network>`)"
         )
     return chain.contracts.instance_at(address, contract_type=contract_type(name))
 
@@ -407,9 +455,6 @@ def _errors_by_selector() -> dict[bytes, Any]:
             table[keccak(text=abi.selector)[:4]] = abi
     return table
 
-
-# Contracts the hub may meet around its own: the test smart account that forwards calls.
-_OPTIONAL_CONTRACTS = ("TestWallet",)
 
 
 def _readable(key: str, value: Any) -> Any:

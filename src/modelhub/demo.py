@@ -17,9 +17,18 @@ from pathlib import Path
 
 import requests
 
-from .deployments import Deployment, DeployParams, deploy, save_deployment
+from .deployments import (
+    Deployment,
+    DeployParams,
+    deploy,
+    deployment_path,
+    load_deployment,
+    remember_deployment,
+    save_deployment,
+    user_deployments_dir,
+)
 from .devchain import Anvil, free_port
-from .errors import ModelHubError
+from .errors import ChainMismatchError, ModelHubError
 from .hub import Hub
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,93 +120,151 @@ def relayer_process(url: str, deployments: Path, store: Path, port: int, log_pat
 
 
 def run(echo: Callable[[str], None], *, chain_port: int | None = None, relayer_port: int | None = None,
-        workdir: Path, deployments: Path, keep_running: bool = False, hub_port: int | None = None) -> dict:
+        workdir: Path, deployments: Path, keep_running: bool = False, hub_port: int | None = None,
+        keep_state: bool = False) -> dict:
     """Starts everything, makes the paid calls, prints the earnings table; returns the figures.
     With `keep_running`, also starts the hub's index and pages (on `hub_port`), then waits for
-    Ctrl-C before stopping them, the relayer and the chain."""
+    Ctrl-C before stopping them, the relayer and the chain. With `keep_state`, the chain's state
+    is kept in `workdir` when it stops (with the relayer's and the index's): a run that finds it
+    there goes on from it instead of setting the market up again."""
     from ape import accounts, networks
 
     say = Say(echo)
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    resume = keep_state and has_saved_state(workdir)
+    if not resume:
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
     chain_port = chain_port or free_port()
     relayer_port = relayer_port or free_port()
+    relayer_url = f"http://127.0.0.1:{relayer_port}"
 
-    say.step(f"Starting a local chain (anvil) on http://127.0.0.1:{chain_port}")
-    with Anvil(port=chain_port, log_path=workdir / "anvil.log") as anvil, networks.parse_network_choice(anvil.url):
+    say.step(f"Starting a local chain (anvil) on http://127.0.0.1:{chain_port}"
+             + (f", from the state saved in {workdir}" if resume else ""))
+    with Anvil(port=chain_port, log_path=workdir / "anvil.log", state_path=workdir / CHAIN_STATE if keep_state else None) as anvil, \
+            networks.parse_network_choice(anvil.url):
         who = {role: accounts.test_accounts[index] for role, index in ROLES.items()}
-        name_of = {account.address: role for role, account in who.items()}
-
-        say.step("Deploying Model Hub: fee token tOPG, ModelRegistry, RelayerRegistry, InferenceEscrow")
-        deployment = deploy(who["operator"], params=DeployParams(), progress=say.line)
+        if resume:
+            deployment, hubs = _resumed(say, workdir, who, relayer_url)
+        else:
+            deployment, hubs = _deployed(say, who, relayer_url)
+            if keep_state:
+                save_deployment(deployment, workdir)
         save_deployment(deployment, deployments)
-        say.line(f"fees: treasury (the operator) {DeployParams().protocol_fee_bps / 100:g}%, "
-                 f"serving relayer {DeployParams().relayer_fee_bps / 100:g}%, payees the rest")
-        hubs = {role: Hub(deployment, account) for role, account in who.items()}
-
-        relayer_url = f"http://127.0.0.1:{relayer_port}"
-        relayer = hubs["relayer"]
-        relayer.faucet(relayer.min_bond)
-        relayer.relayer_register(relayer_url, relayer.min_bond)
-        say.step(f"Starting a relayer ({relayer.address}) bonded with {tokens(relayer.min_bond)}")
+        if keep_running:
+            remember_deployment(deployment)  # the SDK and the CLI find this hub from any folder
         with relayer_process(anvil.url, deployments, workdir / "relayer", relayer_port, workdir / "relayer.log"):
             say.line(f"serving on {relayer_url} (log: {workdir / 'relayer.log'})")
-
-            say.step("Uploading the example models")
-            author = hubs["author"]
-            model_ids = {}
-            for model in EXAMPLE_MODELS:
-                upload = author.upload_model(EXAMPLES / model.file, model.name, model.price,
-                                             metadata_uri=f"file://examples/{Path(model.file).parent}/README.md",
-                                             relayer_url=relayer_url)
-                if len(model.payees) > 1:
-                    author.set_payees(upload.model_id, [(who[role].address, share) for role, share in model.payees])
-                model_ids[model.name] = upload.model_id
-                shares = ", ".join(f"{role} {share / 100:g}%" for role, share in model.payees)
-                say.line(f"#{upload.model_id} {model.name}: {tokens(model.price)} per call; payees {shares}; "
-                         f"file {upload.cid[:16]}…")
-
-            caller = hubs["caller"]
-            calls = [(model, inputs) for model in EXAMPLE_MODELS for inputs in model.calls]
-            iris = EXAMPLE_MODELS[0]
-            budget = sum(model.price for model, _ in calls) + FAST_CALLS * iris.price
-            caller.faucet(budget)
-            caller.deposit(budget)
-            say.step(f"The caller ({caller.address}) deposits {tokens(budget)} and makes {len(calls)} paid calls on chain")
-            sent = [(model, inputs, caller.request(model_ids[model.name], inputs)) for model, inputs in calls]
-            paid = 0
-            for number, (model, inputs, request) in enumerate(sent, 1):
-                caller.wait_for_request(request.id, timeout=120, poll=0.2)
-                result = caller.fetch_output(request.id)
-                paid += request.price
-                say.line(f"call {number} {model.name} {_compact(inputs)} -> {_describe(model, result.output)} "
-                         f"[{tokens(request.price)}, attestation by {name_of.get(result.relayer, result.relayer)} checked]")
-
-            paid += _fast_calls(say, caller, relayer, model_ids[iris.name], iris, relayer_url)
-
-            say.step("Who earned what")
-            earners = ["author", "co-author A", "co-author B", "relayer", "operator"]
-            labels = {"relayer": "relayer (serving fee)", "operator": "treasury (protocol fee)"}
-            rows = [(labels.get(role, role), who[role].address, hubs[role].earnings()) for role in earners]
-            total = sum(amount for _, _, amount in rows)
-            width = max(len(label) for label, _, _ in rows)
-            for label, address, amount in rows:
-                say.line(f"{label:<{width}}  {address}  {tokens(amount):>22}")
-            say.line(f"{'total':<{width}}  {'':42}  {tokens(total):>22}")
-            if total != paid:
-                raise ModelHubError(f"earnings {total} do not sum to the {paid} the caller paid")
-            say.line(f"= exactly what the caller paid ({tokens(paid)}, {paid} base units)")
-            payout = hubs["author"].withdraw_earnings()
-            say.line(f"the author withdraws {tokens(payout)}: wallet now holds {tokens(hubs['author'].token_balance())}")
-
+            # A hub left running leaves the author's earnings to withdraw (as the README does).
+            figures = {} if resume else _market(say, who, hubs, relayer_url, withdraw=not keep_running)
             if keep_running:
                 hub_url, stop_hub = _start_hub(deployment, anvil.url, relayer_url, workdir, hub_port or free_port())
                 try:
-                    _wait_for_ctrl_c(say, anvil.url, relayer_url, hub_url, deployment.chain_id, deployments)
+                    _wait_for_ctrl_c(say, anvil.url, relayer_url, hub_url, deployment.chain_id, deployments,
+                                     workdir if keep_state else None)
                 finally:
                     stop_hub()
-        return {"paid": paid, "earned": total, "calls": len(sent)}
+        return figures
+
+
+# `modelhub up`'s saved state, in its folder (var/up): anvil's state file and the deployment in it.
+CHAIN_STATE = "chain-state.json"
+DEV_CHAIN_ID = 31337
+
+
+def has_saved_state(workdir: Path) -> bool:
+    """True if `workdir` holds a chain state and its deployment, saved by an earlier `up`."""
+    return (workdir / CHAIN_STATE).is_file() and deployment_path(DEV_CHAIN_ID, workdir).is_file()
+
+
+def _deployed(say: Say, who: dict, relayer_url: str) -> tuple[Deployment, dict[str, Hub]]:
+    """A new deployment, with the relayer's account registered and bonded."""
+    say.step("Deploying Model Hub: fee token tOPG, ModelRegistry, RelayerRegistry, InferenceEscrow")
+    deployment = deploy(who["operator"], params=DeployParams(), progress=say.line)
+    say.line(f"fees: treasury (the operator) {DeployParams().protocol_fee_bps / 100:g}%, "
+             f"serving relayer {DeployParams().relayer_fee_bps / 100:g}%, payees the rest")
+    hubs = {role: Hub(deployment, account) for role, account in who.items()}
+    relayer = hubs["relayer"]
+    relayer.faucet(relayer.min_bond)
+    relayer.relayer_register(relayer_url, relayer.min_bond)
+    say.step(f"Starting a relayer ({relayer.address}) bonded with {tokens(relayer.min_bond)}")
+    return deployment, hubs
+
+
+def _resumed(say: Say, workdir: Path, who: dict, relayer_url: str) -> tuple[Deployment, dict[str, Hub]]:
+    """The deployment saved in `workdir`, checked against the chain state loaded beside it."""
+    deployment = load_deployment(DEV_CHAIN_ID, folder=workdir)
+    try:
+        hubs = {role: Hub(deployment, account) for role, account in who.items()}
+    except ChainMismatchError as error:
+        raise ModelHubError(f"the chain state saved in {workdir} does not hold the deployment saved beside "
+                            f"it ({error}); start afresh with `modelhub up --fresh` (`make up-clean`)") from error
+    relayer = hubs["relayer"]
+    endpoint = relayer.relayer_info().endpoint
+    if endpoint != relayer_url:
+        raise ModelHubError(f"the relayer of the hub saved in {workdir} is registered at {endpoint}: start with "
+                            f"--relayer-port {endpoint.rsplit(':', 1)[-1]} to go on with it, or afresh with --fresh")
+    models = hubs["operator"].list_models()
+    say.line(f"the same deployment (escrow {deployment.inference_escrow}), {len(models)} models, and every "
+             "balance as they were when it stopped")
+    say.step(f"Starting the relayer ({relayer.address})")
+    return deployment, hubs
+
+
+def _market(say: Say, who: dict, hubs: dict[str, Hub], relayer_url: str, withdraw: bool) -> dict:
+    """The example models uploaded, paid calls on chain and by receipt, and who earned what
+    (which the author then withdraws, with `withdraw`)."""
+    name_of = {account.address: role for role, account in who.items()}
+    say.step("Uploading the example models")
+    author = hubs["author"]
+    model_ids = {}
+    for model in EXAMPLE_MODELS:
+        upload = author.upload_model(EXAMPLES / model.file, model.name, model.price,
+                                     metadata_uri=f"file://examples/{Path(model.file).parent}/README.md",
+                                     relayer_url=relayer_url)
+        if len(model.payees) > 1:
+            author.set_payees(upload.model_id, [(who[role].address, share) for role, share in model.payees])
+        model_ids[model.name] = upload.model_id
+        shares = ", ".join(f"{role} {share / 100:g}%" for role, share in model.payees)
+        say.line(f"#{upload.model_id} {model.name}: {tokens(model.price)} per call; payees {shares}; "
+                 f"file {upload.cid[:16]}…")
+
+    caller = hubs["caller"]
+    calls = [(model, inputs) for model in EXAMPLE_MODELS for inputs in model.calls]
+    iris = EXAMPLE_MODELS[0]
+    budget = sum(model.price for model, _ in calls) + FAST_CALLS * iris.price
+    caller.faucet(budget)
+    caller.deposit(budget)
+    say.step(f"The caller ({caller.address}) deposits {tokens(budget)} and makes {len(calls)} paid calls on chain")
+    sent = [(model, inputs, caller.request(model_ids[model.name], inputs)) for model, inputs in calls]
+    paid = 0
+    for number, (model, inputs, request) in enumerate(sent, 1):
+        caller.wait_for_request(request.id, timeout=120, poll=0.2)
+        result = caller.fetch_output(request.id)
+        paid += request.price
+        say.line(f"call {number} {model.name} {_compact(inputs)} -> {_describe(model, result.output)} "
+                 f"[{tokens(request.price)}, attestation by {name_of.get(result.relayer, result.relayer)} checked]")
+
+    paid += _fast_calls(say, caller, hubs["relayer"], model_ids[iris.name], iris, relayer_url)
+
+    say.step("Who earned what")
+    earners = ["author", "co-author A", "co-author B", "relayer", "operator"]
+    labels = {"relayer": "relayer (serving fee)", "operator": "treasury (protocol fee)"}
+    rows = [(labels.get(role, role), who[role].address, hubs[role].earnings()) for role in earners]
+    total = sum(amount for _, _, amount in rows)
+    width = max(len(label) for label, _, _ in rows)
+    for label, address, amount in rows:
+        say.line(f"{label:<{width}}  {address}  {tokens(amount):>22}")
+    say.line(f"{'total':<{width}}  {'':42}  {tokens(total):>22}")
+    if total != paid:
+        raise ModelHubError(f"earnings {total} do not sum to the {paid} the caller paid")
+    say.line(f"= exactly what the caller paid ({tokens(paid)}, {paid} base units)")
+    if withdraw:
+        payout = hubs["author"].withdraw_earnings()
+        say.line(f"the author withdraws {tokens(payout)}: wallet now holds {tokens(hubs['author'].token_balance())}")
+    else:
+        say.line(f"the author's earnings wait for `modelhub withdraw-earnings --account TEST::{ROLES['author']}`")
+    return {"paid": paid, "earned": total, "calls": len(sent)}
 
 
 def _start_hub(deployment: Deployment, chain_url: str, relayer_url: str, workdir: Path,
@@ -207,22 +274,26 @@ def _start_hub(deployment: Deployment, chain_url: str, relayer_url: str, workdir
     from .web.service import start_hub
 
     return start_hub(deployment, chain_url, f"sqlite:///{(workdir / 'hub.db').resolve()}", port=port,
-                     store=workdir / "relayer" / "artifacts", fetch_from=(relayer_url,), cards=Path.cwd())
+                     store=workdir / "relayer" / "artifacts", fetch_from=(relayer_url,), cards=ROOT)
 
 
 def _wait_for_ctrl_c(say: Say, chain_url: str, relayer_url: str, hub_url: str, chain_id: int,
-                     deployments: Path) -> None:
+                     deployments: Path, state: Path | None) -> None:
     say.step("Model Hub is up")
     say.line(f"hub         {hub_url} (models ranked by their signals; /api/ for programs)")
     say.line(f"chain       {chain_url} (chain id {chain_id})")
     say.line(f"relayer     {relayer_url}")
-    say.line(f"deployment  {deployments / f'{chain_id}.json'}")
-    say.line("try, in another terminal:")
+    say.line(f"deployment  {deployments / f'{chain_id}.json'} (and {user_deployments_dir() / f'{chain_id}.json'})")
+    if state is not None:
+        say.line(f"state       {state} (chain, relayer, index): kept when it stops; "
+                 "`modelhub up --fresh` (`make up-clean`) starts afresh")
+    caller, author = f"TEST::{ROLES['caller']}", f"TEST::{ROLES['author']}"
+    say.line("try, in another terminal (`source tools/env.sh` first):")
     say.line("  modelhub models list")
-    say.line(f"  modelhub faucet 1 --account TEST::{ROLES['caller']} && modelhub deposit 1 --account TEST::{ROLES['caller']}")
-    say.line(f"  modelhub infer 1 '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --account TEST::{ROLES['caller']}")
-    say.line(f"  modelhub infer 1 '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --fast --account TEST::{ROLES['caller']}")
-    say.line(f"  modelhub earnings --account TEST::{ROLES['author']}")
+    say.line(f"  modelhub faucet 5 --account {caller} && modelhub deposit 1 --account {caller}")
+    say.line(f"  modelhub infer 1 '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --account {caller}")
+    say.line(f"  modelhub infer 1 --input '{{\"X\": [[5.1, 3.5, 1.4, 0.2]]}}' --fast --repeat 10 --account {caller}")
+    say.line(f"  modelhub earnings --account {author}")
     say.line("Ctrl-C stops the hub, the relayer and the chain.")
     try:
         while True:

@@ -1,27 +1,39 @@
-"""Where a deployment's contracts live: `deployments/<chainId>.json`, and how to create one.
+"""Where a deployment's contracts live (`<chainId>.json` files, found by network) and how to
+create one. The deploy script, `modelhub up`, the demo and the tests all deploy through `deploy()`.
 
-The deploy script, the demo and the tests all deploy through `deploy()`, so every deployment
-is made the same way and described by the same file.
+A deployment is looked up, for the chain the user is connected to, in: the file given
+(`--deployment FILE`, `Hub.connect(..., deployment=FILE)`, or $MODELHUB_DEPLOYMENT), else the
+folder $MODELHUB_DEPLOYMENTS alone, else the checkout's `deployments/` when run inside a Model
+Hub checkout, the user's config folder (`~/.config/modelhub/deployments/`, which `ape run deploy`
+and `modelhub up` also write), and the known deployments on public networks shipped with the
+package (`known_deployments.toml`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ModelHubError
+from .errors import ChainMismatchError, ModelHubError
 
 # Chains on which the open-mint HubToken may be deployed: anvil/hardhat and geth --dev.
 DEV_CHAIN_IDS = frozenset({31337, 1337})
+# Environment: one deployment file (what --deployment sets), or the one folder to use.
+FILE_VARIABLE = "MODELHUB_DEPLOYMENT"
+FOLDER_VARIABLE = "MODELHUB_DEPLOYMENTS"
+KNOWN_DEPLOYMENTS = "known_deployments.toml"
 
 
 class DeploymentNotFoundError(ModelHubError):
-    """No deployments/<chainId>.json for the chain the user is connected to."""
+    """No deployment file for the chain the user is connected to, or an unreadable one."""
 
 
 class DeploymentRefusedError(ModelHubError):
@@ -29,7 +41,7 @@ class DeploymentRefusedError(ModelHubError):
 
 
 class Deployment(BaseModel):
-    """The content of deployments/<chainId>.json."""
+    """The content of a deployment file, `<chainId>.json`."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
@@ -60,38 +72,124 @@ class DeployParams:
     withdrawal_delay: int = 3_600
 
 
+def checkout_root(start: Path | None = None) -> Path | None:
+    """The Model Hub checkout that `start` (default: the current folder) is in, if any."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "ape-config.yaml").is_file() and (folder / "contracts" / "InferenceEscrow.sol").is_file():
+            return folder
+    return None
+
+
+def user_deployments_dir() -> Path:
+    """The user's own folder of deployment files: ~/.config/modelhub/deployments on Linux."""
+    return platformdirs.user_config_path("modelhub") / "deployments"
+
+
 def deployments_dir() -> Path:
-    """The folder of deployment files: $MODELHUB_DEPLOYMENTS, else ./deployments."""
-    return Path(os.environ.get("MODELHUB_DEPLOYMENTS", "deployments"))
+    """The folder deployment files are written to: $MODELHUB_DEPLOYMENTS, else the checkout's
+    deployments/ (the current folder's when run outside a checkout)."""
+    if folder := os.environ.get(FOLDER_VARIABLE):
+        return Path(folder)
+    return (checkout_root() or Path.cwd()) / "deployments"
 
 
 def deployment_path(chain_id: int, folder: Path | None = None) -> Path:
     return (folder or deployments_dir()) / f"{chain_id}.json"
 
 
-def load_deployment(chain_id: int, folder: Path | None = None) -> Deployment:
-    """Reads deployments/<chainId>.json, or says how to create it."""
-    path = deployment_path(chain_id, folder)
-    if not path.exists():
-        raise DeploymentNotFoundError(
-            f"no Model Hub deployment for chain {chain_id}: {path} does not exist. "
-            f"Deploy first with `ape run deploy --network <network>`, or point "
-            f"MODELHUB_DEPLOYMENTS at the folder that holds {path.name}."
-        )
+def load_deployment(chain_id: int, folder: Path | None = None, file: str | Path | None = None) -> Deployment:
+    """The deployment on chain `chain_id` (see the module's docstring for where it is looked
+    for); raises DeploymentNotFoundError saying where it looked and how to make one."""
+    return locate_deployment(chain_id, folder, file)[0]
+
+
+def locate_deployment(chain_id: int, folder: Path | None = None,
+                      file: str | Path | None = None) -> tuple[Deployment, str]:
+    """(the deployment on chain `chain_id`, where it was read): `file` (or $MODELHUB_DEPLOYMENT)
+    alone if given, else `folder` (or $MODELHUB_DEPLOYMENTS) alone, else every place in order."""
+    file = file or os.environ.get(FILE_VARIABLE)
+    if file:
+        return _read_file(Path(file), chain_id), str(file)
+    if folder is None and os.environ.get(FOLDER_VARIABLE):
+        folder = Path(os.environ[FOLDER_VARIABLE])
+    looked = []
+    for place in [folder] if folder else _search_folders():
+        path = deployment_path(chain_id, place)
+        if path.exists():
+            return _read_file(path, chain_id), str(path)
+        looked.append(f"{path} (no such file)")
+    if folder is None:
+        known, why = _known_deployment(chain_id)
+        if known is not None:
+            return known, f"the package's {KNOWN_DEPLOYMENTS}"
+        looked.append(f"the package's known deployments ({why})")
+    raise DeploymentNotFoundError(
+        f"no Model Hub deployment for chain {chain_id}; looked in: {'; '.join(looked)}. "
+        + ("Deploy one (`make up` for a local chain, or `ape run deploy --network <network>` in a "
+           "Model Hub checkout), or give its file with --deployment FILE."
+           if chain_id in DEV_CHAIN_IDS else
+           "Connect to a network Model Hub is deployed on, or deploy it there (`ape run deploy "
+           "--network <network> --account <alias> --token <fee token>`) and give the file it "
+           "writes with --deployment FILE.")
+    )
+
+
+def _search_folders() -> list[Path]:
+    """Where deployment files are looked for when none is named: the checkout's own (when run
+    inside one), then the user's."""
+    root = checkout_root()
+    return [*([root / "deployments"] if root else []), user_deployments_dir()]
+
+
+def _read_file(path: Path, chain_id: int) -> Deployment:
     try:
-        return Deployment.model_validate_json(path.read_text())
-    except ValueError as exc:
+        deployment = Deployment.model_validate_json(path.read_text())
+    except FileNotFoundError:
+        raise DeploymentNotFoundError(f"the deployment file {path} does not exist; give the path of "
+                                      "a <chainId>.json that `ape run deploy` wrote") from None
+    except (OSError, ValueError) as exc:
         raise DeploymentNotFoundError(f"{path} is not a valid deployment file: {exc}") from exc
+    if deployment.chain_id != chain_id:
+        raise ChainMismatchError(
+            f"the deployment file {path} is for chain {deployment.chain_id}, but the connected "
+            f"network is chain {chain_id}: connect to its network (--network), or give this "
+            "chain's file")
+    return deployment
+
+
+def known_deployments() -> dict[int, dict[str, Any]]:
+    """The public networks the package knows (chain id -> {"name", and "deployment" once one
+    exists}), from known_deployments.toml."""
+    table = tomllib.loads(resources.files(__package__).joinpath(KNOWN_DEPLOYMENTS).read_text())
+    return {int(chain_id): entry for chain_id, entry in table.get("chains", {}).items()}
+
+
+def _known_deployment(chain_id: int) -> tuple[Deployment | None, str]:
+    """(the shipped deployment on `chain_id` or None, and why not when None)."""
+    entry = known_deployments().get(chain_id)
+    if entry is None:
+        return None, f"none for chain {chain_id}"
+    if "deployment" not in entry:
+        return None, f"Model Hub is not deployed on {entry['name']} (chain {chain_id}) yet"
+    return Deployment.model_validate(entry["deployment"]), ""
 
 
 def save_deployment(deployment: Deployment, folder: Path | None = None) -> Path:
-    """Writes the deployment file atomically and returns its path."""
+    """Writes the deployment file atomically into `folder` (default: `deployments_dir()`) and
+    returns its path."""
     path = deployment_path(deployment.chain_id, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(deployment.to_json())
     os.replace(tmp, path)
     return path
+
+
+def remember_deployment(deployment: Deployment) -> Path:
+    """Writes the deployment file into the user's config folder too, where the SDK and the CLI
+    find it from any folder; returns its path."""
+    return save_deployment(deployment, user_deployments_dir())
 
 
 def deploy(

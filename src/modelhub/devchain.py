@@ -1,5 +1,5 @@
-"""A local anvil chain started and stopped by Model Hub itself: for the demo, `modelhub up`
-and end-to-end tests, which need a chain that outlives one Ape command.
+"""A local anvil chain started and stopped by Model Hub itself (for the demo, `modelhub up` and
+end-to-end tests), its state kept in a file between runs, and moving a dev chain's clock.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import requests
 
-from .errors import ModelHubError
+from .deployments import DEV_CHAIN_IDS
+from .errors import ModelHubError, NotADevChainError
 
 
 class DevChainError(ModelHubError):
@@ -42,8 +43,33 @@ def rpc(url: str, method: str, *params, timeout: float = 5.0):
     return body["result"]
 
 
+def advance_time(url: str, seconds: int) -> int:
+    """Moves the clock of the local dev chain at `url` forward by `seconds` and mines a block at
+    the new time; returns that block's timestamp. Refuses (NotADevChainError) any chain whose id
+    is not a dev chain's or whose node does not answer anvil's own methods: a public network's
+    clock cannot be moved, and a node that only pretends to be a dev chain must not be asked."""
+    chain_id = int(rpc(url, "eth_chainId"), 16)
+    if chain_id not in DEV_CHAIN_IDS:
+        raise NotADevChainError(
+            f"chain {chain_id} is not a local dev chain (chain id {' or '.join(map(str, sorted(DEV_CHAIN_IDS)))}): "
+            "its clock cannot be moved; wait for the time to pass")
+    try:
+        rpc(url, "anvil_nodeInfo")
+    except (DevChainError, requests.RequestException, ValueError):
+        raise NotADevChainError(
+            f"the node at {url} (chain {chain_id}) does not answer anvil's methods, so it is not a "
+            "local dev chain started by `modelhub up`/anvil: its clock is left alone") from None
+    rpc(url, "evm_increaseTime", int(seconds))
+    rpc(url, "evm_mine")
+    return int(rpc(url, "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+
+
 class Anvil:
-    """An anvil process on 127.0.0.1; use as a context manager or call start()/stop()."""
+    """An anvil process on 127.0.0.1; use as a context manager or call start()/stop().
+
+    With `state_path`, the chain's state (accounts, contracts, blocks and their logs) is loaded
+    from that file at start if it exists and written to it at stop, so a restart goes on where
+    the last run ended."""
 
     def __init__(self, port: int | None = None, chain_id: int = 31337, block_time: float | None = None,
                  log_path: Path | None = None, state_path: Path | None = None):
@@ -51,7 +77,7 @@ class Anvil:
         self.chain_id = chain_id
         self.block_time = block_time
         self.log_path = log_path
-        self.state_path = state_path  # loaded at start if it exists, written at stop
+        self.state_path = state_path
         self._process: subprocess.Popen | None = None
 
     @property
@@ -65,26 +91,41 @@ class Anvil:
         command = [binary, "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id)]
         if self.block_time:
             command += ["--block-time", str(self.block_time)]
+        resumed = bool(self.state_path and self.state_path.exists())
         if self.state_path:
             command += ["--state", str(self.state_path)]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own: Ctrl-C in the terminal reaches only its owner, which stops it
+        # last (after the relayer's final settlement), so the state written at stop is complete.
+        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise DevChainError(f"anvil exited with code {self._process.returncode} (port {self.port} taken?)")
+                hint = (f"; a damaged {self.state_path} can be discarded (`modelhub up --fresh`)"
+                        if resumed else "")
+                raise DevChainError(f"anvil exited with code {self._process.returncode} (port {self.port} taken?"
+                                    f"{hint}); see its log {self.log_path or ''}".rstrip())
             try:
                 if int(rpc(self.url, "eth_chainId", timeout=1.0), 16) == self.chain_id:
+                    if resumed:
+                        self._resume_clock()
                     return self
             except (requests.RequestException, DevChainError):
                 time.sleep(0.1)
         self.stop()
         raise DevChainError(f"anvil did not answer on {self.url} within {timeout:.0f}s")
 
-    def advance_time(self, seconds: int) -> None:
-        """Moves the chain's clock forward and mines a block at the new time."""
-        rpc(self.url, "evm_increaseTime", seconds)
-        rpc(self.url, "evm_mine")
+    def _resume_clock(self) -> None:
+        """anvil does not keep a clock moved by evm_increaseTime across a restart: without this,
+        the next block could be older than the last one saved, and deadlines move back."""
+        latest = int(rpc(self.url, "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+        ahead = latest - int(time.time())
+        if ahead >= 0:
+            rpc(self.url, "evm_increaseTime", ahead + 1)
+
+    def advance_time(self, seconds: int) -> int:
+        """Moves the chain's clock forward and mines a block at the new time; returns its timestamp."""
+        return advance_time(self.url, seconds)
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:

@@ -25,7 +25,7 @@ from .contracts import (
     load_contracts,
     refusal,
 )
-from .deployments import DEV_CHAIN_IDS, Deployment, load_deployment
+from .deployments import DEV_CHAIN_IDS, Deployment, locate_deployment
 from .errors import RejectReason
 from .preflight import InputCheck, default_cache_folder
 from .relayer_client import RelayerClient, post_artifact, resolve_relayer
@@ -102,8 +102,12 @@ class Hub:
         self._domain: Domain | None = None
 
     @classmethod
-    def connect(cls, account: Any, chain_id: int | None = None, folder: Path | None = None) -> "Hub":
-        """The hub of the connected network, found through deployments/<chainId>.json."""
+    def connect(cls, account: Any, chain_id: int | None = None, folder: Path | None = None,
+                deployment: str | Path | None = None) -> "Hub":
+        """The hub of the connected network: its deployment file is `deployment` if given, else
+        `<chainId>.json` in `folder` if given, else found by the chain id (the checkout's
+        deployments/, the user's config folder, the deployments shipped with the package; see
+        modelhub.deployments)."""
         from ape import chain, networks
 
         provider = networks.active_provider
@@ -114,7 +118,11 @@ class Hub:
             )
         with chain_errors():
             connected = chain.chain_id
-        return cls(load_deployment(chain_id if chain_id is not None else connected, folder), account)
+        found, source = locate_deployment(chain_id if chain_id is not None else connected, folder, deployment)
+        try:
+            return cls(found, account)
+        except e.ChainMismatchError as error:  # say which file holds the stale addresses
+            raise e.ChainMismatchError(f"{error} (deployment read from {source})") from error
 
     @property
     def address(self) -> str:

@@ -24,11 +24,15 @@ def deployments_dir(tmp_path):
     return tmp_path / "deployments"
 
 
-def test_deploying_on_a_dev_chain_writes_the_deployment_file_and_the_test_token(deployments_dir):
+def test_deploying_on_a_dev_chain_writes_the_deployment_file_and_the_test_token(deployments_dir, tmp_path):
+    config = tmp_path / "config"
     with Anvil() as anvil:
-        result = run_deploy("--network", anvil.url, env={"MODELHUB_DEPLOYMENTS": str(deployments_dir)})
+        result = run_deploy("--network", anvil.url, env={"MODELHUB_DEPLOYMENTS": str(deployments_dir),
+                                                         "XDG_CONFIG_HOME": str(config)})
         assert result.returncode == 0, result.stdout + result.stderr
         deployment = json.loads((deployments_dir / "31337.json").read_text())
+        # The same file in the user's config folder: the SDK and the CLI find it from any folder.
+        assert json.loads((config / "modelhub" / "deployments" / "31337.json").read_text()) == deployment
         assert set(deployment) == {"chainId", "token", "ModelRegistry", "RelayerRegistry", "InferenceEscrow", "startBlock"}
         assert deployment["chainId"] == 31337
         assert deployment["startBlock"] == 1

@@ -57,11 +57,21 @@ def test_a_deployment_whose_contracts_are_gone_is_called_stale(deployment, calle
 def test_a_missing_build_asks_to_run_make_compile(monkeypatch):
     from ape import project
 
-    from modelhub.contracts import contract_type
+    from modelhub import contracts
 
     monkeypatch.setattr(project.manifest, "contract_types", {})
+    monkeypatch.setattr(contracts, "_packaged_type", lambda name: None)
     with pytest.raises(errors.ProjectNotCompiledError, match="make compile"):
-        contract_type("InferenceEscrow")
+        contracts.contract_type("InferenceEscrow")
+
+
+def test_without_a_build_the_abis_packaged_with_modelhub_are_the_builds(monkeypatch, project):
+    from modelhub import contracts
+
+    built = {name: project.manifest.contract_types[name].abi for name in contracts.PACKAGED_CONTRACTS}
+    monkeypatch.setattr(project.manifest, "contract_types", {})
+    for name, abi in built.items():
+        assert contracts.contract_type(name).abi == abi
 
 
 def test_connect_without_a_network_says_how_to_connect(caller, monkeypatch):

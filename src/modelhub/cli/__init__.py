@@ -10,8 +10,9 @@ import click
 
 from . import calls, credit, index
 from .demo import demo, up
+from .dev import dev
 from .hubweb import hub
-from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, MODELS_HELP, report_error
+from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, MODELS_HELP, deployment_option, report_error
 from .models import models
 from .relayer import relayer
 from .sim import sim
@@ -21,6 +22,7 @@ __all__ = ["cli", "main"]
 
 @click.group(epilog=AMOUNTS_HELP + "\n" + MODELS_HELP + "\n" + EXIT_CODES_HELP,
              context_settings={"help_option_names": ["-h", "--help"]})
+@deployment_option
 def cli() -> None:
     """Model Hub: an open market for AI models, paid per call.
 
@@ -32,8 +34,9 @@ def cli() -> None:
 
     Every command takes --network (an Ape network choice or a node URL; default: the local
     chain at 127.0.0.1:8545), --account (an Ape account alias or TEST::<n>; default on dev
-    chains: TEST::0) and --json (one JSON object on stdout). Errors are one line on stderr;
-    set MODELHUB_DEBUG=1 for a traceback.
+    chains: TEST::0), --deployment FILE (default: found by chain id; also before the command)
+    and --json (one JSON object on stdout). Errors are one line on stderr; set
+    MODELHUB_DEBUG=1 for a traceback.
     """
 
 
@@ -41,6 +44,7 @@ cli.add_command(models)
 cli.add_command(relayer)
 cli.add_command(demo)
 cli.add_command(up)
+cli.add_command(dev)
 cli.add_command(hub)
 cli.add_command(sim)
 credit.register(cli)

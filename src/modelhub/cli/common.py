@@ -21,6 +21,7 @@ from ape.cli import ConnectedProviderCommand, network_option
 from ape.cli.choices import AccountAliasPromptChoice
 
 from modelhub import errors as e
+from modelhub.deployments import FILE_VARIABLE
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1  # a ModelHubError: the message says what to do
@@ -454,6 +455,23 @@ class HubCommand(ConnectedProviderCommand):
         return super().invoke(ctx)
 
 
+def _use_deployment_file(ctx: click.Context, param: Any, value: Any) -> Any:
+    # Every reader of deployment files (the SDK's Hub.connect, the index, the hub's pages, the
+    # relayer) takes $MODELHUB_DEPLOYMENT first: one place holds the choice, in this process
+    # and in those it starts.
+    if value is not None:
+        os.environ[FILE_VARIABLE] = str(value)
+    return value
+
+
+deployment_option = click.option(
+    "--deployment", metavar="FILE", type=click.Path(exists=True, dir_okay=False), expose_value=False,
+    callback=_use_deployment_file,
+    help="The deployment file (a <chainId>.json from `ape run deploy` or `modelhub up`); default: "
+         "found by chain id in the checkout's deployments/, ~/.config/modelhub/deployments/, "
+         "then the deployments shipped with modelhub.")
+
+
 def hub_command(group: click.Group, name: str | None = None, **kwargs: Any) -> Callable:
     """`@hub_command(group)`: a command of `group` taking --network, --account, --json and
     --yes, called with a `Session` as its first argument."""
@@ -483,6 +501,7 @@ def hub_command(group: click.Group, name: str | None = None, **kwargs: Any) -> C
                                envvar="MODELHUB_ACCOUNT",
                                help="Ape account alias, or TEST::<n> for a test account "
                                     "(default on dev chains: TEST::0).")(command)
+        command = deployment_option(command)
         command = network_option(
             default=None, envvar="MODELHUB_NETWORK", callback=_remember_network_choice, metavar="NETWORK",
             help="Ape network choice or node URL (default: the local chain at "
