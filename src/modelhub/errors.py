@@ -36,6 +36,11 @@ class InvalidInputError(ModelHubError):
     reject_reason = RejectReason.INPUT_MISMATCH
 
 
+class InputCheckUnavailableError(ModelHubError):
+    """A call's input could not be checked against its model before paying: the model file is
+    at no source the SDK could reach (its cache, the relayers), or none sent the right bytes."""
+
+
 class ModelFailureError(ModelHubError):
     """Base of the errors of a model that cannot serve a call: it fails to load, to run, or to
     give an output with a canonical form (a relayer rejects the call as a model error)."""
@@ -150,6 +155,10 @@ class InsufficientCreditError(ContractRevertError):
 
 class InsufficientTokenBalanceError(ContractRevertError):
     """The account holds fewer fee tokens than it tries to deposit or bond."""
+
+
+class AmountTooLargeError(ContractRevertError):
+    """An amount is above the most the contracts can hold or take for it."""
 
 
 class RequestNotFoundError(ContractRevertError):

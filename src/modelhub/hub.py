@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from eth_utils import is_address, to_checksum_address
 
 from . import errors as e
 from .answers import SignedAnswer
-from .codec import encode_input, input_hash
+from .codec import decode_input, encode_input, input_hash
 from .contracts import (
     HubContracts,
     ReceiptSkipReason,
@@ -27,6 +28,7 @@ from .contracts import (
 from .deployments import DEV_CHAIN_IDS, Deployment, locate_deployment
 from .errors import RejectReason
 from .fetch import Limits, Source, fetch_bytes, fetch_first
+from .preflight import InputCheck, default_cache_folder
 from .relayer_client import RelayerClient, post_artifact, resolve_relayer
 from .results import (
     FulfillOutcome,
@@ -45,6 +47,7 @@ from .results import (
     RelayerInfo,
     RequestedCall,
     RequestInfo,
+    RequestRecord,
     Reservation,
     Upload,
     VerifiedOutput,
@@ -55,6 +58,9 @@ from .store import ModelStore, digest_to_cid, file_digest
 from .typed_data import MIN_RECEIPT_PRICE, Attestation, Domain, Receipt
 
 __all__ = ["Hub"]
+
+# Blocks per eth_getLogs scan when listing a caller's requests, newest span first.
+REQUEST_SCAN_SPAN = 10_000
 
 
 def _parameter(contract: str, getter: str, doc: str, kind: type = int) -> property:
@@ -79,13 +85,19 @@ class Hub:
     wallet: `address` is the wallet's, and every transaction is sent through the wallet's
     `execute(target, data)` (the owner-only forwarding call of contracts/testing/TestWallet.sol).
     The escrow checks receipts by ECDSA alone, so such a wallet pays fast calls with a receipt
-    signer key it registers (`set_receipt_signer`; FastSession does it, with `account`'s key)."""
+    signer key it registers (`set_receipt_signer`; FastSession does it, with `account`'s key).
 
-    def __init__(self, deployment: Deployment, account: Any, wallet: Any = None) -> None:
+    `model_files` is where model files fetched to check inputs before paying are cached (a
+    ModelStore or its folder; default: preflight.default_cache_folder() / "models")."""
+
+    def __init__(self, deployment: Deployment, account: Any, wallet: Any = None,
+                 model_files: ModelStore | str | Path | None = None) -> None:
         self.deployment = deployment
         self.account = account
         self.contracts: HubContracts = load_contracts(deployment)
         self.wallet: Any = None if wallet is None else _wallet_instance(wallet)
+        self._model_files = model_files
+        self._input_check: InputCheck | None = None
         self._request_timeout: int | None = None
         self._digests: dict[tuple[int, int], bytes] = {}
         self._domain: Domain | None = None
@@ -206,6 +218,11 @@ class Hub:
                 f"chain {self.deployment.chain_id} is not a dev chain: its fee token has no "
                 "faucet; get fee tokens from an exchange or another holder"
             )
+        room = 2**256 - 1 - self._call(self.contracts.token.totalSupply)
+        if amount > room:
+            raise e.AmountTooLargeError(
+                f"{amount} is too large (max {room}): the test token's supply cannot pass 2**256 - 1",
+                inputs={"amount": amount, "max": room})
         self._send(self.contracts.token.mint, self.address, amount)
         return self.token_balance()
 
@@ -441,7 +458,8 @@ class Hub:
                                 skip_reason=ReceiptSkipReason(log.reason))))
 
     def request(self, model_id: int, inputs: Mapping[str, Any] | bytes, version: int = 0,
-                max_price: int | None = None, relayer: Any = None) -> RequestInfo:
+                max_price: int | None = None, relayer: Any = None,
+                check_input: bool = True, file_from: str | None = None) -> RequestInfo:
         """Pays for one call of `model_id` on `inputs` (a JSON object of tensors, or its bytes).
         `max_price` defaults to the current price; credit is checked before sending.
 
@@ -451,7 +469,11 @@ class Hub:
         Without `relayer` the call is open: any active relayer may serve it, none may reject
         it, and unserved it is refunded after its deadline. With `relayer` (an active
         relayer's address or account) only that relayer may serve it, and it may reject it
-        (bad input, model error), which refunds the price at once."""
+        (bad input, model error), which refunds the price at once.
+
+        With `check_input` (the default) the input is first checked against the model file
+        (`check_input()`, asking the relayer at URL `file_from` first for the file): a call
+        that does not fit is refused before it is paid for."""
         data = encode_input(inputs)
         _, price, latest, active, _, _ = self._model_row(model_id)
         if not active:
@@ -471,6 +493,8 @@ class Hub:
         if credit < price:
             raise refusal("InferenceEscrow_InsufficientCredit", account=self.address,
                            credit=credit, required=price)
+        if check_input:
+            self.check_input(model_id, version, data, relayer=designated, file_from=file_from)
         escrow = self.contracts.escrow
         if designated is None:
             tx = self._send(escrow.requestInference, model_id, version, data, max_price)
@@ -488,7 +512,7 @@ class Hub:
               max_price: int | None = None, timeout: float = 120.0, poll: float = 0.5,
               relayer_url: str | None = None,
               on_requested: Callable[[RequestInfo], None] | None = None,
-              relayer: Any = None) -> InferenceResult:
+              relayer: Any = None, check_input: bool = True) -> InferenceResult:
         """One paid call, start to end: pays (`request`), waits for a relayer to settle it,
         fetches the output and checks it against the chain (`fetch_output`), and returns the
         decoded outputs with the request and its transaction. `on_requested` is told the
@@ -499,14 +523,14 @@ class Hub:
         relayer: only it may serve the call, and it may reject it with a refund at once.
         Without it the call is open to every relayer and nobody can reject it. The output is
         fetched from `relayer_url`, else the designated relayer's URL, else the endpoint the
-        fulfilling relayer registered."""
+        fulfilling relayer registered. `check_input`: see `request`."""
         data = encode_input(inputs)
         designated = None
         if relayer is not None:
             designated, url = self.resolve_relayer(relayer)
             relayer_url = relayer_url or url
         request = self.request(model_id, data, version=version, max_price=max_price,
-                               relayer=designated)
+                               relayer=designated, check_input=check_input, file_from=relayer_url)
         if on_requested is not None:
             on_requested(request)
         try:
@@ -742,28 +766,74 @@ class Hub:
         return [(model, version) for model, version, file, _ in sorted(found, key=lambda row: row[3])
                 if file == bytes(digest)]
 
+    def models_named(self, name: str, owner: Any = None) -> list[tuple[int, str]]:
+        """(model id, owner now) of the models registered under `name` (names are not unique:
+        anyone may register any name), only those `owner` owns now if given; oldest first."""
+        ids = [int(log.modelId) for log in self._logs(self.contracts.registry, "ModelRegistered")
+               if log.name == name]
+        found = [(model_id, to_checksum_address(self._model_row(model_id)[0])) for model_id in ids]
+        return [(model_id, now) for model_id, now in found if owner is None or now == _address(owner)]
+
     def model_file(self, model_id: int, version: int = 0, store: ModelStore | None = None,
-                   sources: Sequence[str] = (), limits: Limits | None = None) -> bytes:
+                   sources: Sequence[str] = (), limits: Limits | None = None, relayer: Any = None) -> bytes:
         """The file of `model_id` at `version` (0: the latest), checked against its digest on
-        chain: from `store` if it holds it, else fetched by CID from `sources` (relayer URLs or
-        URL templates with {cid}) and then every registered relayer (kept in `store` when given).
+        chain: from `store` (default: the SDK's cache, `model_files`) if it holds it intact, else
+        fetched by CID from `sources` (relayer URLs or URL templates with {cid}), `relayer`'s
+        endpoint, then every other active registered relayer, and kept in the store.
         ArtifactNotFoundError says what each source did when none served it."""
         version = version or self._model_row(model_id)[2]
         digest = self.version_digest(model_id, version)
-        if store is not None and store.has(digest_to_cid(digest)):
-            return store.get_verified(digest)
-        endpoints = [self.relayer_info(address).endpoint for address in self.registered_relayers()]
+        store = store if store is not None else self._inputs().store
+        if store.has(digest_to_cid(digest)):
+            try:
+                return store.get_verified(digest)
+            except e.ModelFileUnavailableError:
+                pass  # damaged in the store: fetched again below
         candidates = []
-        for text in [*sources, *endpoints]:
+        for text in [*sources, *self._file_sources(relayer)]:
             try:
                 candidates.append(Source.parse(text))
             except ValueError:
                 continue  # an endpoint registered as something other than an http(s) URL
+        limits = limits or Limits(max_size=store.max_size)
         data, _ = fetch_first(list(dict.fromkeys(candidates)), digest,
                               lambda source: fetch_bytes(source, digest, limits))
-        if store is not None:
-            store.put(data)
+        store.put(data)
         return data
+
+    def check_input(self, model_id: int, version: int, inputs: Mapping[str, Any] | bytes,
+                    relayer: Any = None, file_from: str | None = None) -> None:
+        """Checks `inputs` against the file of `model_id` at `version` (0: the latest) as a
+        relayer would before serving: raises InvalidInputError naming the tensors the model
+        expects, ModelFileError for a file no relayer can run, InputCheckUnavailableError when
+        the file is not at hand (`model_file`; the relayer at URL `file_from`, then `relayer`'s
+        endpoint, are asked first)."""
+        version = version or self._model_row(model_id)[2]
+        document = decode_input(encode_input(inputs))
+        self._inputs().check(self.version_digest(model_id, version), document,
+                             lambda: self.model_file(model_id, version, sources=[file_from] if file_from else (),
+                                                     relayer=relayer),
+                             f"model {model_id} version {version}")
+
+    def _inputs(self) -> InputCheck:
+        if self._input_check is None:
+            files = self._model_files
+            store = files if isinstance(files, ModelStore) else ModelStore(
+                Path(files) if files is not None else default_cache_folder() / "models")
+            self._input_check = InputCheck(store)
+        return self._input_check
+
+    def _file_sources(self, relayer: Any = None) -> Iterator[str]:
+        """Relayer URLs to fetch model files from: `relayer`'s endpoint, then those of the
+        other registered relayers that are active."""
+        seen: set[str] = set()
+        first = [] if relayer is None else [_address(relayer)]
+        for address in dict.fromkeys(first + self.registered_relayers()):
+            info = self.relayer_info(address)
+            url = info.endpoint.rstrip("/")
+            if info.active and url.startswith(("http://", "https://")) and url not in seen:
+                seen.add(url)
+                yield url
 
     def version_digest(self, model_id: int, version: int) -> bytes:
         """The sha-256 of the file of `model_id` at `version`. Published versions never change,
@@ -814,8 +884,8 @@ class Hub:
             hint = ("get test tokens with Hub.faucet" if self.deployment.chain_id in DEV_CHAIN_IDS
                     else "transfer fee tokens to it first")
             raise e.InsufficientTokenBalanceError(
-                f"{self.address} holds {held} fee tokens but wants to {purpose} {amount}; {hint}"
-            )
+                f"{self.address} holds {held} fee tokens but wants to {purpose} {amount}; {hint}",
+                inputs={"account": self.address, "balance": held, "needed": amount})
         if self._call(token.allowance, self.address, spender.address) < amount:
             self._send(token.approve, spender.address, amount)
 
@@ -955,14 +1025,69 @@ class Hub:
         """The escrow's `event_name` logs for `request_id` (an indexed topic), oldest first."""
         return self._logs(self.contracts.escrow, event_name, {"requestId": request_id})
 
-    def _logs(self, contract: Any, event_name: str, topics: dict[str, Any] | None = None) -> list:
-        """`contract`'s `event_name` logs since the deployment's start block, filtered on the
-        indexed `topics`, oldest first."""
+    def caller_requests(self, caller: Any = None, model_id: int | None = None, limit: int | None = None,
+                        span: int = REQUEST_SCAN_SPAN) -> list[RequestRecord]:
+        """The on-chain calls `caller` (default: this account) requested, of `model_id` if
+        given, newest first, at most `limit`, each with how it ended (its events). Read from
+        the chain's logs, from the head back to the deployment's start block in spans of `span`
+        blocks until `limit` are found: a full scan on a long chain is slow (an index is the
+        tool there, `modelhub index`); on a dev chain it is quick."""
+        from ape import chain
+
+        escrow = self.contracts.escrow
+        topics = {"caller": self._who(caller), **({} if model_id is None else {"modelId": model_id})}
+        with chain_errors():
+            stop = chain.blocks.height
+        found: list = []
+        while stop >= self.deployment.start_block and (limit is None or len(found) < limit):
+            first = max(self.deployment.start_block, stop - span + 1)
+            found += reversed(self._logs(escrow, "InferenceRequested", topics, first, stop))
+            stop = first - 1
+        found = found[:limit]
+        if not found:
+            return []
+        since = min(log.block_number for log in found)
+        ends: dict[str, dict[int, Any]] = {}
+        for event_name in ("InferenceFulfilled", "InferenceRejected", "InferenceRefunded"):
+            ends[event_name] = {}
+            for chunk in range(0, len(found), 200):  # bounded topic lists: nodes refuse long ones
+                ids = [log.requestId for log in found[chunk:chunk + 200]]
+                for log in self._logs(escrow, event_name, {"requestId": ids}, since):
+                    ends[event_name][int(log.requestId)] = log
+        times: dict[int, int] = {}
+        records = []
+        for log in found:
+            request_id = int(log.requestId)
+            block = int(log.block_number)
+            if block not in times:
+                with chain_errors():
+                    times[block] = int(chain.blocks[block].timestamp)
+            record = RequestRecord(request_id, int(log.modelId), int(log.version), int(log.price),
+                                   RequestStatus.PENDING, block, times[block], str(log.transaction_hash))
+            if fulfilled := ends["InferenceFulfilled"].get(request_id):
+                record = replace(record, status=RequestStatus.FULFILLED, relayer=to_checksum_address(fulfilled.relayer),
+                                 output_hash=bytes(fulfilled.outputHash))
+            elif rejected := ends["InferenceRejected"].get(request_id):
+                record = replace(record, status=RequestStatus.REJECTED, relayer=to_checksum_address(rejected.relayer),
+                                 reason=int(rejected.reason))
+            elif request_id in ends["InferenceRefunded"]:
+                record = replace(record, status=RequestStatus.REFUNDED)
+            else:
+                record = replace(record, relayer=self.designated_relayer(request_id),
+                                 deadline=self.get_request(request_id).deadline)
+            records.append(record)
+        return records
+
+    def _logs(self, contract: Any, event_name: str, topics: dict[str, Any] | None = None,
+              start_block: int | None = None, stop_block: int | None = None) -> list:
+        """`contract`'s `event_name` logs from `start_block` (default: the deployment's start
+        block) to `stop_block` (default: the head), filtered on the indexed `topics`, oldest first."""
         from ape import chain
         from ape.types import LogFilter
 
+        start = self.deployment.start_block if start_block is None else start_block
         log_filter = LogFilter.from_event(event=getattr(contract, event_name).abi, search_topics=topics or {},
-                                          addresses=[contract.address], start_block=self.deployment.start_block)
+                                          addresses=[contract.address], start_block=start, stop_block=stop_block)
         with chain_errors():
             return list(chain.provider.get_contract_logs(log_filter))
 

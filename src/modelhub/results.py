@@ -14,7 +14,7 @@ from .typed_data import Attestation, Receipt
 __all__ = [
     "ChannelState", "FastCallResult", "FulfillOutcome", "InferenceResult", "ModelInfo", "ModelStats",
     "ModelVersion", "Payee", "PendingFees", "PendingMinBond", "PriceNotice", "Published", "ReceiptOutcome",
-    "ReceiptSigner", "ReceiptTerms", "RelayerChannel", "RelayerInfo", "RequestInfo", "RequestedCall",
+    "ReceiptSigner", "ReceiptTerms", "RelayerChannel", "RelayerInfo", "RequestInfo", "RequestRecord", "RequestedCall",
     "Reservation", "Upload", "VerifiedOutput",
 ]
 
@@ -99,6 +99,26 @@ class RequestedCall:
     input_hash: bytes
     input: bytes
     block_number: int
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One on-chain call as the escrow's events tell it: what was asked and paid, and how it
+    ended. `relayer` is the one that fulfilled or rejected it; for a pending call, the one it
+    was designated to (None: open to every relayer). `deadline` is known for pending calls."""
+
+    request_id: int
+    model_id: int
+    version: int
+    price: int
+    status: RequestStatus
+    block_number: int
+    requested_at: int  # unix time of the request's block
+    transaction: str
+    relayer: str | None = None
+    reason: int | None = None  # a rejection's reason code (errors.RejectReason)
+    output_hash: bytes | None = None  # a fulfilled call's settled outputHash
+    deadline: int = 0  # a pending call: refundable after it (unix time)
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ class FastSession:
         self._clock_skew = 0.0
         self._stale = False
         self._closed = False
+        self._in_doubt: Receipt | None = None
         try:
             self._open(relayer, max_price)
         except BaseException:
@@ -202,7 +203,9 @@ class FastSession:
                 f"{self._channel.unsettled_amount} unsettled on this channel; "
                 f"reserve more (Hub.reserve) or open the session with top_up=True",
                 "InferenceEscrow_InsufficientCredit",
-                {"account": self.caller, "credit": max(self._budget, 0), "required": needed})
+                {"account": self.caller, "credit": max(self._budget, 0), "required": needed,
+                 "reserved": held.reserved, "releasing": held.releasing,
+                 "unsettled": self._channel.unsettled_amount})
         credit = self.hub.balance()
         per_call = max(self.max_price, self.price)
         amount = self.reserve_amount or DEFAULT_RESERVE_CALLS * per_call
@@ -216,7 +219,8 @@ class FastSession:
                     "deposit more (Hub.deposit)" + ("" if held.releasing == 0 else
                                                     " or cancel the release (Hub.announce_release(relayer, 0))"),
                     "InferenceEscrow_InsufficientCredit",
-                    {"account": self.caller, "credit": credit, "required": amount})
+                    {"account": self.caller, "credit": credit, "required": amount,
+                     "reserved": held.reserved, "releasing": held.releasing})
             amount = credit  # all of it: more than the shortfall
         self._progress(f"Reserving {amount} base units of free credit for relayer {self.relayer} "
                        f"(one transaction): fast calls are paid from it; it comes back to free "
@@ -295,6 +299,13 @@ class FastSession:
     # ------------------------------------------------------------------ state
 
     @property
+    def receipt_in_doubt(self) -> Receipt | None:
+        """The receipt of the last call if it was sent but no answer came back (the connection
+        broke, or the caller was interrupted): the relayer may hold it, and settle it. None once
+        an answer has come."""
+        return self._in_doubt
+
+    @property
     def channel(self) -> ChannelState:
         """The channel's totals after the newest call (and what was settled, as last seen)."""
         return self._channel
@@ -335,7 +346,9 @@ class FastSession:
                 signature = self._sign(receipt)
                 # From here the relayer may hold this receipt, even if the answer gets lost.
                 self._known = max(self._known, (receipt.calls, receipt.amount))
+                self._in_doubt = receipt
                 status, answer = self._post(canonical, receipt, signature)
+                self._in_doubt = None
                 if status == 200:
                     # The relayer stores the receipt before answering: it is owed from now on,
                     # whatever the verification below finds.

@@ -4,6 +4,7 @@ are played by Foundry's `cast` and a small HTTP stand-in for GET /v1/requests/{i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -21,6 +22,7 @@ from tests.support.cast import DEV_KEYS
 from modelhub.cli.common import format_tokens
 from modelhub.codec import encode_output
 from modelhub.devchain import Anvil, free_port, rpc
+from modelhub.store import digest_to_cid
 from modelhub.typed_data import Attestation
 from modelhub.typed_data import sign as sign_attestation
 
@@ -28,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris" / "iris.onnx"
 IRIS_INPUT = '{"X": [[5.1, 3.5, 1.4, 0.2]]}'
 IRIS_INPUT_BYTES = b'{"X":[[5.1,3.5,1.4,0.2]]}'  # what the CLI sends: compact JSON
+IRIS_BYTES = IRIS.read_bytes()
+IRIS_CID = digest_to_cid(hashlib.sha256(IRIS_BYTES).digest())
 TOKEN = 10**18
 KEYS = DEV_KEYS  # anvil's dev accounts: TEST::<n> is KEYS[n]
 ADDRESSES = [Account.from_key(key).address for key in KEYS]
@@ -38,7 +42,9 @@ UPLOADER, CALLER, RELAYER, BROKE = 1, 2, 3, 5  # TEST::<n> accounts
 def hub_env(tmp_path_factory):
     """An anvil with Model Hub deployed; yields what commands need to reach it."""
     folder = tmp_path_factory.mktemp("deployments")
-    env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(folder)}
+    # The model files the CLI fetches to check inputs are cached in the module's own folder.
+    env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(folder),
+           "MODELHUB_CACHE": str(tmp_path_factory.mktemp("cache"))}
     env.pop("MODELHUB_NETWORK", None)
     env.pop("MODELHUB_ACCOUNT", None)
     with Anvil() as anvil:
@@ -128,7 +134,7 @@ def test_help_documents_exit_codes_amounts_and_every_command(hub_env):
 
 
 def test_bad_usage_exits_with_2(hub_env):
-    assert modelhub(hub_env, "models", "show", "first").returncode == 2
+    assert modelhub(hub_env, "models", "show", "0").returncode == 2  # ids start at 1
     assert modelhub(hub_env, "deposit", "lots").returncode == 2
     assert modelhub(hub_env, "infer", "1").returncode == 2  # no input given
 
@@ -216,8 +222,9 @@ def test_input_that_is_not_a_json_object_of_tensors_is_refused_before_paying(hub
 
 def test_an_unserved_call_times_out_with_exit_4_and_is_refunded_after_its_deadline(hub_env, iris_model):
     credit = int(ok_json(modelhub(hub_env, "balance", "--json", account=CALLER))["credit"])
+    # No relayer runs here to send the model file for the input check: pay without it.
     result = modelhub(hub_env, "infer", str(iris_model), IRIS_INPUT, "--timeout", "1", "--json",
-                      account=CALLER)
+                      "--no-check", account=CALLER)
     fails(result, 4, "still pending", "modelhub refund")
     error = json.loads(result.stdout)["error"]
     request_id = error["requestId"]
@@ -253,8 +260,9 @@ def _infer_in_background(hub_env, model_id: int, *extra: str) -> tuple[subproces
 
 def test_a_rejected_call_reports_the_reason_and_the_refund(hub_env, iris_model, bonded_relayer):
     credit = int(ok_json(modelhub(hub_env, "balance", "--json", account=CALLER))["credit"])
-    # Only the relayer a call is designated to may reject it.
-    process, request_id = _infer_in_background(hub_env, iris_model, "--relayer", bonded_relayer)
+    # Only the relayer a call is designated to may reject it. It is played by cast, which sends
+    # no model file for the input check: pay without it.
+    process, request_id = _infer_in_background(hub_env, iris_model, "--relayer", bonded_relayer, "--no-check")
     cast_send(hub_env, RELAYER, hub_env["deployment"]["InferenceEscrow"], "reject(uint256,uint8)",
               str(request_id), "1")
     stdout, stderr = process.communicate(timeout=60)
@@ -265,8 +273,9 @@ def test_a_rejected_call_reports_the_reason_and_the_refund(hub_env, iris_model, 
 
 
 class StandInRelayer:
-    """Serves GET /v1/requests/{id} from `answers` (request id -> JSON object), and a /healthz
-    naming TEST::3 (the bonded relayer) on chain 31337."""
+    """Serves GET /v1/requests/{id} from `answers` (request id -> JSON object), the iris file
+    at GET /v1/artifacts/{its cid}, and a /healthz naming TEST::3 (the bonded relayer) on chain
+    31337."""
 
     def __init__(self) -> None:
         self.answers: dict[int, dict] = {}
@@ -274,6 +283,12 @@ class StandInRelayer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                if self.path == f"/v1/artifacts/{IRIS_CID}":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(IRIS_BYTES)))
+                    self.end_headers()
+                    self.wfile.write(IRIS_BYTES)
+                    return
                 if self.path == "/healthz":
                     answer, found = {"status": "ok", "relayer": ADDRESSES[RELAYER], "chainId": 31337}, True
                 else:

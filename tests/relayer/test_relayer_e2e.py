@@ -83,9 +83,9 @@ def test_a_designated_call_whose_input_does_not_fit_is_rejected_and_refunded(sta
     credit = caller_hub.balance()
 
     paid = []
-    with pytest.raises(CallRejectedError) as rejected:  # 3 features, not 4
+    with pytest.raises(CallRejectedError) as rejected:  # 3 features, not 4; paid past the SDK's own check
         caller_hub.infer(model_id, {"X": [[5.1, 3.5, 1.4]]}, timeout=60, poll=0.2, relayer=active_relayer,
-                         on_requested=paid.append)
+                         on_requested=paid.append, check_input=False)
     request = paid[0]
     # The credit as the request's block left it: the relayer may refund the call before a read
     # made now would see the price held.
@@ -108,7 +108,8 @@ def test_an_open_call_it_cannot_serve_is_left_to_others_and_refunded_after_the_d
     model_id = upload_registered(uploader_hub, relayer.url, IRIS, "iris", PRICE)
     credit = caller_hub.balance()
 
-    request = caller_hub.request(model_id, {"X": [[5.1, 3.5, 1.4]]})  # open: nobody may reject it
+    # Open: nobody may reject it (paid past the SDK's own input check).
+    request = caller_hub.request(model_id, {"X": [[5.1, 3.5, 1.4]]}, check_input=False)
     wait_until(lambda: relayer_state(relayer, request.id) == "dropped", what="the relayer to leave the call")
     assert "left to other relayers" in relayer.result(request.id)["note"]
     assert caller_hub.get_request(request.id).status is RequestStatus.PENDING  # not rejected

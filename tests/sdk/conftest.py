@@ -18,9 +18,10 @@ from tests.support.sdk import IRIS, PRICE
 
 
 @pytest.fixture
-def hub_for(deployment):
-    """hub_for(account) -> a Hub acting as `account` on the session deployment."""
-    return lambda account: Hub(deployment, account)
+def hub_for(deployment, store):
+    """hub_for(account) -> a Hub acting as `account` on the session deployment. Model files for
+    its input checks come from the test's `store`, where the fixtures' uploads put them."""
+    return lambda account: Hub(deployment, account, model_files=store)
 
 
 @pytest.fixture
@@ -44,11 +45,11 @@ def stranger_hub(hub_for, stranger) -> Hub:
 
 
 @pytest.fixture
-def wallet_hub(project, deployment, caller) -> Hub:
+def wallet_hub(project, deployment, caller, store) -> Hub:
     """A TestWallet (ERC-1271, owned by the caller's key) with 10 calls of credit, as a Hub
     that acts as the wallet (transactions go through its `execute`)."""
     wallet = project.TestWallet.deploy(caller.address, sender=caller)
-    hub = Hub(deployment, caller, wallet=wallet.address)
+    hub = Hub(deployment, caller, wallet=wallet.address, model_files=store)
     assert hub.address == wallet.address != caller.address
     hub.faucet(10 * PRICE)
     hub.deposit(10 * PRICE)

@@ -12,7 +12,7 @@ from . import calls, credit, index
 from .demo import demo, up
 from .dev import dev
 from .hubweb import hub
-from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, deployment_option, report_error
+from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, MODELS_HELP, deployment_option, report_error
 from .models import models
 from .relayer import relayer
 from .sim import sim
@@ -20,7 +20,7 @@ from .sim import sim
 __all__ = ["cli", "main"]
 
 
-@click.group(epilog=AMOUNTS_HELP + "\n" + EXIT_CODES_HELP,
+@click.group(epilog=AMOUNTS_HELP + "\n" + MODELS_HELP + "\n" + EXIT_CODES_HELP,
              context_settings={"help_option_names": ["-h", "--help"]})
 @deployment_option
 def cli() -> None:
@@ -29,6 +29,8 @@ def cli() -> None:
     A call is paid on chain (`infer`: one transaction, served once a relayer sees it) or, with
     `infer --fast`, by a receipt your account signs, straight to a relayer over HTTP and paid
     from credit you reserve for that relayer (`reserve --help` says how it comes back).
+    `requests` lists your calls on chain and their state; `output ID` prints the verified
+    output of one, also after Ctrl-C or a timeout.
 
     Every command takes --network (an Ape network choice or a node URL; default: the local
     chain at 127.0.0.1:8545), --account (an Ape account alias or TEST::<n>; default on dev

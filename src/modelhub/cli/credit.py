@@ -4,13 +4,11 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from modelhub import errors as e
 
-from .common import AMOUNT, AMOUNTS_HELP, HubError, Session, hub_command
+from .common import AMOUNT, AMOUNTS_HELP, MODEL, HubError, Session, chain_now, hub_command, when
 
 RESERVE_HELP = """\b
 Fast calls (`modelhub infer --fast`) are paid by signed receipts, out of credit you reserve
@@ -41,7 +39,7 @@ def register(cli: click.Group) -> None:
         hub = session.hub
         credit, wallet = hub.balance(), hub.token_balance()
         reservations = [r for r in hub.reservations() if r.reserved or r.releasing]
-        now = _chain_now()
+        now = chain_now()
         data = {"account": hub.address, "credit": session.money_json(credit),
                 "wallet": session.money_json(wallet),
                 "reserved": session.money_json(sum(r.reserved for r in reservations)),
@@ -51,7 +49,7 @@ def register(cli: click.Group) -> None:
             lines.append(f"  reserved for relayer {held.relayer}  {session.money(held.reserved)}")
             if held.release_at:
                 lines.append(f"    release of {session.money(held.releasing)} announced, "
-                             + _when(held.release_at, now))
+                             + when(held.release_at, now))
         session.emit(data, "\n".join(lines))
 
     @hub_command(cli, epilog=AMOUNTS_HELP + "\n" + RESERVE_HELP)
@@ -61,16 +59,16 @@ def register(cli: click.Group) -> None:
         free: release it first (`modelhub release --help`)."""
         hub = session.hub
         base = session.base(amount)
+        if base <= 0:
+            raise HubError("the amount to withdraw is zero; give a positive amount")
         credit = hub.balance()
         if credit < base:
-            reserved = sum(r.reserved for r in hub.reservations())
-            where = (f"; {session.money(reserved)} more is reserved for relayers: "
-                     "`modelhub release --relayer ... --announce AMOUNT` brings it back after the "
-                     "withdrawal delay" if reserved else "")
-            raise e.InsufficientCreditError(
-                f"{hub.address} has {session.money(credit)} of free credit, less than the "
-                f"{session.money(base)} asked for{where}")
-        _moved(session, "withdrawn", base, "credit", hub.withdraw(base))
+            raise _short_to_withdraw(session, credit, base)
+        try:
+            left = hub.withdraw(base)
+        except e.InsufficientCreditError:  # spent meanwhile (say, by a call from another shell)
+            raise _short_to_withdraw(session, hub.balance(), base) from None
+        _moved(session, "withdrawn", base, "credit", left)
 
     @hub_command(cli, epilog=AMOUNTS_HELP + "\n" + RESERVE_HELP)
     @click.argument("amount", type=AMOUNT)
@@ -91,7 +89,7 @@ def register(cli: click.Group) -> None:
                 "first (`modelhub deposit`)")
         held = hub.reserve(address, base)
         session.emit({"account": hub.address, "relayer": address, "reservedNow": session.money_json(base),
-                      **_reservation_json(session, held, _chain_now()),
+                      **_reservation_json(session, held, chain_now()),
                       "credit": session.money_json(hub.balance())},
                      f"Reserved {session.money(base)} for relayer {address}: reservation now "
                      f"{session.money(held.reserved)}. Fast calls there are paid from it; it "
@@ -108,7 +106,7 @@ def register(cli: click.Group) -> None:
         hub = session.hub
         address = _relayer_address(session, relayer)
         held = hub.reservation(relayer=address)
-        now = _chain_now()
+        now = chain_now()
         if announce is not None:
             base = session.base(announce)
             if base and not held.reserved:
@@ -124,7 +122,7 @@ def register(cli: click.Group) -> None:
                 session.emit(data, f"Cancelled the release of the reservation for relayer {address}")
                 return
             session.emit(data, f"Announced the release of {session.money(base)} reserved for relayer "
-                               f"{address}: possible {_when(held.release_at, _chain_now())}; then run "
+                               f"{address}: possible {when(held.release_at, chain_now())}; then run "
                                f"`modelhub release --relayer {relayer}`. The relayer settles your "
                                "receipts meanwhile and serves only against the rest")
             return
@@ -137,7 +135,7 @@ def register(cli: click.Group) -> None:
         if now < held.release_at:
             raise e.ReleaseNotReadyError(
                 f"the release of {session.money(held.releasing)} reserved for relayer {address} is "
-                f"possible {_when(held.release_at, now)}; run `modelhub release --relayer "
+                f"possible {when(held.release_at, now)}; run `modelhub release --relayer "
                 f"{relayer}` again then")
         released = hub.release(address)
         credit = hub.balance()
@@ -182,6 +180,19 @@ def _moved(session: Session, moved: str, amount: int, held: str, balance: int) -
     balance ("credit", "wallet") they leave."""
     session.emit({"account": session.hub.address, moved: session.money_json(amount), held: session.money_json(balance)},
                  f"{_PAST[moved]} {session.money(amount)}; {held} now {session.money(balance)}")
+
+
+def _short_to_withdraw(session: Session, credit: int, amount: int) -> e.InsufficientCreditError:
+    """Free credit below what `withdraw` asked for: what there is, and where the rest is (it is
+    money to take back, so nothing about depositing)."""
+    hub = session.hub
+    reserved = sum(r.reserved for r in hub.reservations())
+    where = (f"; {session.money(reserved)} more is reserved for relayers: "
+             "`modelhub release --relayer ... --announce AMOUNT` brings it back after the "
+             "withdrawal delay" if reserved else "")
+    held = (f"has {session.money(credit)} of free credit, less than the {session.money(amount)} asked for"
+            if credit else f"has no free credit to withdraw (asked for {session.money(amount)})")
+    return e.InsufficientCreditError(f"{hub.address} {held}{where}")
 
 
 # --- relayers --------------------------------------------------------------------------------
@@ -237,8 +248,8 @@ def receipts() -> None:
 @hub_command(receipts)
 @click.option("--relayer", metavar="URL|ADDRESS",
               help="Show your reservation for this relayer and, with --model, your channel.")
-@click.option("--model", "model_id", type=click.IntRange(1),
-              help="The model of the channel to show (needs --relayer).")
+@click.option("--model", "model_id", type=MODEL,
+              help="The model of the channel to show, by id or OWNER/NAME (needs --relayer).")
 def status(session: Session, relayer: str | None, model_id: int | None) -> None:
     """Show your receipt signer key, your reservations and, with --relayer and --model, your
     channel: what the chain has settled and what the relayer holds."""
@@ -247,7 +258,7 @@ def status(session: Session, relayer: str | None, model_id: int | None) -> None:
     if model_id is not None and relayer is None:
         raise click.UsageError("--model needs --relayer: a channel is (you, a relayer, a model)")
     hub = session.hub
-    now = _chain_now()
+    now = chain_now()
     key = hub.receipt_signer()
     held_all = [r for r in hub.reservations() if r.reserved or r.releasing]
     data: dict = {"account": hub.address, "withdrawalDelay": hub.withdrawal_delay,
@@ -257,13 +268,13 @@ def status(session: Session, relayer: str | None, model_id: int | None) -> None:
     lines = [f"{hub.address}: receipts signed by its own key"
              + (f" or by {key.signer}" if key.signer else "")]
     if key.next_at:
-        lines.append(f"  receipt signer changes to {key.next_signer or 'none'} {_when(key.next_at, now)}")
+        lines.append(f"  receipt signer changes to {key.next_signer or 'none'} {when(key.next_at, now)}")
     if not held_all and relayer is None:
         lines.append("  no reservations: `modelhub reserve AMOUNT --relayer URL|ADDRESS` (or the "
                      "first `modelhub infer --fast`) makes one")
     for held in held_all:
         lines.append(f"  reserved for relayer {held.relayer}  {session.money(held.reserved)}"
-                     + (f"; release of {session.money(held.releasing)} {_when(held.release_at, now)}"
+                     + (f"; release of {session.money(held.releasing)} {when(held.release_at, now)}"
                         if held.release_at else ""))
     if relayer is not None:
         address = _relayer_address(session, relayer)
@@ -293,36 +304,3 @@ def status(session: Session, relayer: str | None, model_id: int | None) -> None:
                              f"{session.money(max(held_channel.amount - amount, 0))} not settled yet")
             data["channel"] = channel
     session.emit(data, "\n".join(lines))
-
-
-# --- time ------------------------------------------------------------------------------------
-
-
-def _chain_now() -> int:
-    """Now, as the next block will see it: the head's time, or later if no block came lately
-    (a dev chain whose clock was moved ahead keeps it)."""
-    from ape import chain
-
-    return max(int(chain.blocks.head.timestamp), int(time.time()))
-
-
-def _utc(timestamp: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
-
-
-def _duration(seconds: int) -> str:
-    seconds = max(int(seconds), 0)
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds >= 60:
-        return f"{seconds // 60} min" + (f" {seconds % 60} s" if seconds % 60 and seconds < 3600 else "")
-    return f"{seconds} s"
-
-
-def _until(timestamp: int, now: int) -> str:
-    return f"in {_duration(timestamp - now)}" if timestamp > now else "now"
-
-
-def _when(timestamp: int, now: int) -> str:
-    """`from 2025-01-01 12:00:00 UTC (in 1 h)`, or `now` once it has come."""
-    return "ready now" if now >= timestamp else f"from {_utc(timestamp)} ({_until(timestamp, now)})"

@@ -13,13 +13,13 @@ import click
 
 from .. import errors as e
 from ..indexer import SORT_KEYS, WINDOWS
-from .common import AMOUNT, AMOUNTS_HELP, HubError, Session, hub_command, print_table
+from .common import AMOUNT, AMOUNTS_HELP, MODEL, MODELS_HELP, Session, hub_command, print_table, short_address
 from .index import DEFAULT_DB
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
-@click.group(epilog=AMOUNTS_HELP)
+@click.group(epilog=AMOUNTS_HELP + "\n" + MODELS_HELP)
 def models() -> None:
     """Upload, list, show and manage models."""
 
@@ -89,9 +89,9 @@ def list_models(session: Session, sort: str | None, window: str, search: str | N
         if not found:
             click.echo("No models yet: register one with `modelhub models upload`.")
             return
-        table = [("ID", "NAME", "PRICE", "VERSION", "ACTIVE", "CALLS", "OWNER")]
-        table += [(str(m.id), m.name, session.money(m.price), str(m.latest_version),
-                   "yes" if m.active else "no", str(m.calls), m.owner) for m in found]
+        table = [("ID", "NAME", "OWNER", "PRICE", "VERSION", "ACTIVE", "CALLS")]
+        table += [(str(m.id), m.name, short_address(m.owner), session.money(m.price), str(m.latest_version),
+                   "yes" if m.active else "no", str(m.calls)) for m in found]
         print_table(table)
 
     session.emit({"models": rows}, human)
@@ -126,7 +126,7 @@ def _list_by_signals(session: Session, sort: str, window: str, search: str | Non
         table = [("ID", "NAME", "OWNER", "PRICE", "CALLS", "REVENUE", "CALLERS", "REPEAT", "ORGANIC", "RELAYERS")]
         for m in found:
             g = m.signals
-            table.append((str(m.model_id), m.name, m.owner, session.money(m.price), str(g.calls),
+            table.append((str(m.model_id), m.name, short_address(m.owner), session.money(m.price), str(g.calls),
                           session.money(g.revenue), str(g.callers), str(g.repeat_callers), str(g.organic_calls),
                           str(g.relayers)))
         click.echo(f"by {sort}, {'all time' if window == 'all' else 'last ' + window}, as of block {indexer.cursor}")
@@ -137,7 +137,7 @@ def _list_by_signals(session: Session, sort: str, window: str, search: str | Non
 
 
 @hub_command(models)
-@click.argument("model_id", type=click.IntRange(1))
+@click.argument("model_id", type=MODEL)
 @click.option("--signals", "with_signals", is_flag=True,
               help="Also show the hub's signals (all time, last 30 and 7 days) from the index, brought up to date.")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, envvar="MODELHUB_INDEX_DB",
@@ -335,7 +335,7 @@ def _push_targets(hub: Any, relayers: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 @hub_command(models)
-@click.argument("model_id", type=click.IntRange(1))
+@click.argument("model_id", type=MODEL)
 @click.argument("file", type=FILE)
 @click.option("--metadata-uri", default="", help="URI of this version's model card.")
 @_storage_options
@@ -352,7 +352,7 @@ def publish(session: Session, model_id: int, file: Path, metadata_uri: str,
 
 
 @hub_command(models, epilog=AMOUNTS_HELP)
-@click.argument("model_id", type=click.IntRange(1))
+@click.argument("model_id", type=MODEL)
 @click.argument("price", type=AMOUNT)
 def price(session: Session, model_id: int, price) -> None:
     """Set the price per call of model MODEL_ID (owner only); calls already paid keep theirs."""
@@ -363,7 +363,7 @@ def price(session: Session, model_id: int, price) -> None:
 
 
 @hub_command(models)
-@click.argument("model_id", type=click.IntRange(1))
+@click.argument("model_id", type=MODEL)
 @click.argument("payees", nargs=-1, required=True, metavar="ACCOUNT:BPS...")
 def payees(session: Session, model_id: int, payees: tuple[str, ...]) -> None:
     """Share the revenue of model MODEL_ID among 1 to 8 payees (owner only).
@@ -405,7 +405,7 @@ def _set_active(session: Session, model_id: int, active: bool) -> None:
 
 
 @hub_command(models)
-@click.argument("model_id", type=click.IntRange(1))
+@click.argument("model_id", type=MODEL)
 @click.option("--off", is_flag=True, help="Deactivate instead (same as `models deactivate`).")
 def activate(session: Session, model_id: int, off: bool) -> None:
     """Let model MODEL_ID take new calls again (owner only)."""
@@ -413,7 +413,7 @@ def activate(session: Session, model_id: int, off: bool) -> None:
 
 
 @hub_command(models)
-@click.argument("model_id", type=click.IntRange(1))
+@click.argument("model_id", type=MODEL)
 def deactivate(session: Session, model_id: int) -> None:
     """Stop model MODEL_ID from taking new calls (owner only); paid calls still settle."""
     _set_active(session, model_id, False)

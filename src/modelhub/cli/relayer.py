@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import click
 
 from ..relayer.settings import RelayerConfig, click_options
-from .common import AMOUNT, AMOUNTS_HELP, HubError, Session, format_tokens, hub_command, print_table
-from .credit import _chain_now, _duration, _when
+from .common import (AMOUNT, AMOUNTS_HELP, HubError, Session, chain_now, duration, format_tokens, hub_command,
+                     print_table, when)
 
 LIFECYCLE_HELP = """\b
 A relayer's life:
@@ -102,7 +102,7 @@ def add_bond(session: Session, amount) -> None:
     hub, info = _registration(session)
     if info.unbonding:
         raise HubError(f"{info.address} is unbonding and takes no more bond; withdraw it with `modelhub relayer "
-                       f"withdraw-bond` ({_when(info.unbond_at, _chain_now())}), then register again")
+                       f"withdraw-bond` ({when(info.unbond_at, chain_now())}), then register again")
     info = hub.relayer_add_bond(base)
     state = "active" if info.active else f"still inactive: the minimum is {session.money(hub.min_bond)}"
     session.emit(_status_json(session, info, hub),
@@ -121,11 +121,11 @@ def unbond(session: Session) -> None:
     hub, info = _registration(session)
     if info.unbonding:
         raise HubError(f"{info.address} is unbonding already; its bond can be withdrawn "
-                       f"{_when(info.unbond_at, _chain_now())} with `modelhub relayer withdraw-bond`")
+                       f"{when(info.unbond_at, chain_now())} with `modelhub relayer withdraw-bond`")
     info = hub.relayer_begin_unbond()
     session.emit(_status_json(session, info, hub),
                  f"Relayer {info.address} is unbonding: inactive now, it serves no more calls.\n"
-                 f"  Its bond of {session.money(info.bond)} can be withdrawn {_when(info.unbond_at, _chain_now())} "
+                 f"  Its bond of {session.money(info.bond)} can be withdrawn {when(info.unbond_at, chain_now())} "
                  "with `modelhub relayer withdraw-bond`")
 
 
@@ -139,10 +139,10 @@ def withdraw_bond(session: Session) -> None:
     hub, info = _registration(session)
     if not info.unbonding:
         raise HubError(f"{info.address} has not begun to unbond: run `modelhub relayer unbond` first (it stops "
-                       f"serving at once), then withdraw the bond {_duration(hub.unbond_delay)} later")
-    now = _chain_now()
+                       f"serving at once), then withdraw the bond {duration(hub.unbond_delay)} later")
+    now = chain_now()
     if now < info.unbond_at:
-        raise HubError(f"the bond of {info.address} can be withdrawn {_when(info.unbond_at, now)}; run "
+        raise HubError(f"the bond of {info.address} can be withdrawn {when(info.unbond_at, now)}; run "
                        "`modelhub relayer withdraw-bond` again then")
     amount = hub.relayer_withdraw_bond()
     session.emit({"relayer": info.address, "withdrawn": session.money_json(amount),
@@ -168,7 +168,7 @@ def status(session: Session, address: str | None) -> None:
     hub = session.hub
     info = hub.relayer_info(address)
     body = _status_json(session, info, hub)
-    now = _chain_now()
+    now = chain_now()
 
     def human() -> None:
         click.echo(f"Relayer {info.address}")
@@ -179,7 +179,7 @@ def status(session: Session, address: str | None) -> None:
             click.echo(f"  endpoint   {info.endpoint or '-'}")
             click.echo(f"  bond       {session.money(info.bond)} (minimum {session.money(hub.min_bond)})")
             click.echo(f"  active     {'yes' if info.active else 'no: ' + _why_inactive(session, info, hub)}")
-            click.echo("  unbonding  " + (f"yes: the bond can be withdrawn {_when(info.unbond_at, now)}"
+            click.echo("  unbonding  " + (f"yes: the bond can be withdrawn {when(info.unbond_at, now)}"
                                           if info.unbonding else "no"))
         earnings = int(body["earnings"])
         click.echo(f"  earnings   {session.money(earnings)}"
@@ -208,7 +208,7 @@ def list_relayers(session: Session) -> None:
 
 
 def _status_json(session: Session, info, hub) -> dict:
-    left = max(info.unbond_at - _chain_now(), 0) if info.unbonding else 0
+    left = max(info.unbond_at - chain_now(), 0) if info.unbonding else 0
     return {"relayer": info.address, "registered": info.registered, "endpoint": info.endpoint,
             "bond": session.money_json(info.bond), "minBond": session.money_json(hub.min_bond),
             "active": info.active, "unbonding": info.unbonding, "unbondAt": info.unbond_at,
@@ -248,7 +248,7 @@ def _refusal_to_run(session: Session, info, hub) -> HubError:
         return _not_registered(session, info)
     if info.unbonding:
         return HubError(f"{info.address} is unbonding and may serve no more; take the bond back with `modelhub "
-                        f"relayer withdraw-bond` ({_when(info.unbond_at, _chain_now())}) and register again with "
+                        f"relayer withdraw-bond` ({when(info.unbond_at, chain_now())}) and register again with "
                         "`modelhub relayer register --endpoint URL --bond AMOUNT` to serve")
     short = hub.min_bond - info.bond
     return HubError(f"{info.address} bonds {session.money(info.bond)}, below the minimum of "

@@ -119,7 +119,8 @@ class RelayerConfig:
     max_callers: int = setting(
         200_000, _FAST + "callers followed in memory at most (default 200,000, or $MODELHUB_RELAYER_MAX_CALLERS).",
         "--max-callers", click.IntRange(1), env="MODELHUB_RELAYER_MAX_CALLERS")
-    log_level: str = setting("info", "", "--log-level", click.Choice(["debug", "info", "warning", "error"]))
+    log_level: str = setting("info", "How much the relayer logs, on stderr.", "--log-level",
+                             click.Choice(["debug", "info", "warning", "error"]))
     # Without an option: for tests and code that embeds the relayer.
     max_scan_blocks: int = setting(2_000, "Blocks read per event query.")
     min_backoff: float = setting(0.5, "Seconds of the first wait after a failed round; doubles up to max_backoff.")
