@@ -21,10 +21,13 @@ from modelhub.typed_data import Attestation
 from modelhub.typed_data import sign as sign_attestation
 
 # The code under test also writes deployment files into the user's config folder (the deploy
-# script, `modelhub up`): this session's go to a folder of its own, never the real one.
-_CONFIG_HOME = tempfile.mkdtemp(prefix="modelhub-test-config-")
-os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
-atexit.register(shutil.rmtree, _CONFIG_HOME, ignore_errors=True)
+# script, `modelhub up`) and model files into the user's cache (the SDK's pre-flight check,
+# `models show`): this session's go to folders of its own, never the real ones.
+for _variable in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+    _folder = tempfile.mkdtemp(prefix=f"modelhub-test-{_variable.lower()}-")
+    os.environ[_variable] = _folder
+    atexit.register(shutil.rmtree, _folder, ignore_errors=True)
+os.environ.pop("MODELHUB_CACHE", None)
 
 TOKEN = 10**18
 PARAMS = DeployParams(

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -62,8 +61,10 @@ def registered_relayer(start_relayer, bond):
 
 
 def modelhub(chain, deployments_dir, *args: str) -> subprocess.CompletedProcess:
-    """The `modelhub` command as a user runs it, against the test chain."""
-    env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(deployments_dir)}
+    """The `modelhub` command as a user runs it, against the test chain, with a model-file
+    cache of this test's own (beside its deployments folder)."""
+    env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(deployments_dir),
+           "MODELHUB_CACHE": str(deployments_dir.parent / "cache")}
     return subprocess.run([sys.executable, "-m", "modelhub.cli", *args, "--network", chain.provider.http_uri],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 

@@ -13,7 +13,7 @@ import click
 
 from .. import errors as e
 from ..indexer import SORT_KEYS, WINDOWS
-from .common import AMOUNT, AMOUNTS_HELP, MODEL, MODELS_HELP, Session, hub_command, print_table, short_address
+from .common import AMOUNT, AMOUNTS_HELP, MODEL, MODELS_HELP, HubError, Session, hub_command, print_table, short_address
 from .index import DEFAULT_DB
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)

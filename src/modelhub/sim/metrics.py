@@ -83,7 +83,6 @@ def summary(market: Market) -> dict:
     days, u, s = market.days, market.u, market.s
     entered = u.entered >= 0
     good = u.quality >= s.uploaders.quality.good_threshold
-    top = u.quality >= market.top_quality
     w = window_days(len(days))
     last = days[-w:]
     earned = u.earned[entered]
