@@ -27,6 +27,7 @@ from .contracts import (
 )
 from .deployments import DEV_CHAIN_IDS, Deployment, locate_deployment
 from .errors import RejectReason
+from .fetch import Limits, Source, fetch_bytes, fetch_first
 from .preflight import InputCheck, default_cache_folder
 from .relayer_client import RelayerClient, post_artifact, resolve_relayer
 from .results import (
@@ -556,6 +557,11 @@ class Hub:
         return RequestInfo(request_id, caller, int(model_id), int(version), int(price),
                            bytes(input_hash), int(deadline), RequestStatus(status))
 
+    def request_statuses(self, request_ids: Sequence[int]) -> dict[int, RequestStatus]:
+        """The status of each request, read in one batch (see `_batch_call`)."""
+        rows = self._batch_call([(self.contracts.escrow.getRequest, (request_id,)) for request_id in request_ids])
+        return {request_id: RequestStatus(row[-1]) for request_id, row in zip(request_ids, rows)}
+
     def refund(self, request_id: int) -> RequestInfo:
         """Takes back the price of a call nobody served before its deadline."""
         self._send(self.contracts.escrow.refund, request_id)
@@ -599,7 +605,46 @@ class Hub:
         self._send(relayers.register, endpoint, bond)
         return self.relayer_info()
 
+    def relayer_add_bond(self, amount: int) -> RelayerInfo:
+        """Adds `amount` tokens to this relayer's bond (not while unbonding)."""
+        info = self.relayer_info()
+        if not info.registered:
+            raise refusal("RelayerRegistry_NotRegistered", relayer=info.address)
+        if info.unbonding:
+            raise refusal("RelayerRegistry_Unbonding", relayer=info.address, unbondAt=info.unbond_at)
+        relayers = self.contracts.relayers
+        self._spend_tokens(relayers, amount, "add to its bond")
+        self._send(relayers.addBond, amount)
+        return self.relayer_info()
+
+    def relayer_set_endpoint(self, endpoint: str) -> RelayerInfo:
+        """Changes the HTTP endpoint this relayer advertises."""
+        self._send(self.contracts.relayers.setEndpoint, endpoint)
+        return self.relayer_info()
+
+    def relayer_begin_unbond(self) -> RelayerInfo:
+        """Starts leaving: inactive at once (no more calls served or settled), the bond
+        withdrawable `unbond_delay` seconds later (`relayer_info().unbond_at`)."""
+        self._send(self.contracts.relayers.beginUnbond)
+        return self.relayer_info()
+
+    def relayer_withdraw_bond(self) -> int:
+        """Takes the whole bond back once the unbonding delay has passed, and ends the
+        registration; returns the amount. Refused before the delay, with when it ends."""
+        info = self.relayer_info()
+        if not info.registered:
+            raise refusal("RelayerRegistry_NotRegistered", relayer=info.address)
+        if not info.unbonding:
+            raise refusal("RelayerRegistry_NotUnbonding", relayer=info.address)
+        if _chain_time() < info.unbond_at:
+            raise refusal("RelayerRegistry_UnbondPending", relayer=info.address, unbondAt=info.unbond_at)
+        relayers = self.contracts.relayers
+        tx = self._send(relayers.withdrawBond)
+        return int(self._event(tx, relayers.BondWithdrawn).amount)
+
     min_bond = _parameter("relayers", "minBond", "The smallest bond that makes a relayer active.")
+
+    unbond_delay = _parameter("relayers", "unbondDelay", "Seconds from beginning to unbond to withdrawing the bond.")
 
     def relayer_info(self, account: Any = None) -> RelayerInfo:
         who = self._who(account)
@@ -718,48 +763,65 @@ class Hub:
         found = [(model_id, to_checksum_address(self._model_row(model_id)[0])) for model_id in ids]
         return [(model_id, now) for model_id, now in found if owner is None or now == _address(owner)]
 
-    def model_file(self, model_id: int, version: int = 0) -> bytes:
-        """The ONNX file of `model_id` at `version` (0: the latest), checked against its digest
-        on chain: from the local cache (`model_files`), else fetched from the registered
-        relayers (GET /v1/artifacts/{cid}) and kept there. ArtifactNotFoundError if none has it."""
+    def versions_with_file(self, digest: bytes) -> list[tuple[int, int]]:
+        """(model id, version) of every version whose file has `digest` (its sha-256), from the
+        registry's events, oldest first."""
+        registry = self.contracts.registry
+        found = [(int(log.modelId), 1, bytes(log.artifactDigest), log.block_number)
+                 for log in self._logs(registry, "ModelRegistered")]
+        found += [(int(log.modelId), int(log.version), bytes(log.artifactDigest), log.block_number)
+                  for log in self._logs(registry, "VersionPublished")]
+        return [(model, version) for model, version, file, _ in sorted(found, key=lambda row: row[3])
+                if file == bytes(digest)]
+
+    def model_file(self, model_id: int, version: int = 0, store: ModelStore | None = None,
+                   sources: Sequence[str] = (), limits: Limits | None = None) -> bytes:
+        """The file of `model_id` at `version` (0: the latest), checked against its digest on
+        chain: from `store` if it holds it, else fetched by CID from `sources` (relayer URLs or
+        URL templates with {cid}) and then every registered relayer (kept in `store` when given).
+        ArtifactNotFoundError says what each source did when none served it."""
         version = version or self._model_row(model_id)[2]
-        return self._inputs().model_file(self.version_digest(model_id, version), self._file_sources,
-                                         f"model {model_id} version {version}")
+        digest = self.version_digest(model_id, version)
+        if store is not None and store.has(digest_to_cid(digest)):
+            return store.get_verified(digest)
+        endpoints = [self.relayer_info(address).endpoint for address in self.registered_relayers()]
+        candidates = []
+        for text in [*sources, *endpoints]:
+            try:
+                candidates.append(Source.parse(text))
+            except ValueError:
+                continue  # an endpoint registered as something other than an http(s) URL
+        data, _ = fetch_first(list(dict.fromkeys(candidates)), digest,
+                              lambda source: fetch_bytes(source, digest, limits))
+        if store is not None:
+            store.put(data)
+        return data
 
     def check_input(self, model_id: int, version: int, inputs: Mapping[str, Any] | bytes,
                     relayer: Any = None, file_from: str | None = None) -> None:
         """Checks `inputs` against the file of `model_id` at `version` (0: the latest) as a
         relayer would before serving: raises InvalidInputError naming the tensors the model
         expects, ModelFileError for a file no relayer can run, InputCheckUnavailableError when
-        the file is not at hand (`model_file`; the relayer at URL `file_from`, then `relayer`'s
-        endpoint, are asked first)."""
+        the file is not at hand. The file comes from the local cache (`model_files`), else from
+        `model_file`, asking the relayer at URL `file_from`, then `relayer`'s endpoint, first."""
         version = version or self._model_row(model_id)[2]
         document = decode_input(encode_input(inputs))
-        self._inputs().check(self.version_digest(model_id, version), document,
-                             lambda: self._file_sources(relayer, file_from), f"model {model_id} version {version}")
+        store = self._inputs().store
+
+        def fetch() -> bytes:
+            first = [file_from, None if relayer is None else self.relayer_info(relayer).endpoint]
+            return self.model_file(model_id, version, store=store, sources=[url for url in first if url],
+                                   limits=Limits(max_size=store.max_size))
+
+        self._inputs().check(self.version_digest(model_id, version), document, fetch,
+                             f"model {model_id} version {version}")
 
     def _inputs(self) -> InputCheck:
         if self._input_check is None:
             files = self._model_files
-            store = files if isinstance(files, ModelStore) else ModelStore(
-                Path(files) if files is not None else default_cache_folder() / "models")
-            self._input_check = InputCheck(store)
+            self._input_check = InputCheck(files if isinstance(files, ModelStore) else ModelStore(
+                Path(files) if files is not None else default_cache_folder() / "models"))
         return self._input_check
-
-    def _file_sources(self, relayer: Any = None, url: str | None = None) -> Iterator[str]:
-        """Relayer URLs to fetch model files from: `url`, `relayer`'s endpoint, then those of
-        the other registered relayers that are active."""
-        seen: set[str] = set()
-        if url:
-            seen.add(url.rstrip("/"))
-            yield url.rstrip("/")
-        first = [] if relayer is None else [_address(relayer)]
-        for address in dict.fromkeys(first + self.registered_relayers()):
-            info = self.relayer_info(address)
-            url = info.endpoint.rstrip("/")
-            if info.active and url.startswith(("http://", "https://")) and url not in seen:
-                seen.add(url)
-                yield url
 
     def version_digest(self, model_id: int, version: int) -> bytes:
         """The sha-256 of the file of `model_id` at `version`. Published versions never change,

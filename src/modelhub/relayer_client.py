@@ -12,7 +12,7 @@ from eth_utils import is_address, to_checksum_address
 
 from . import errors as e
 from .results import ChannelState, RelayerChannel
-from .store import DEFAULT_MAX_SIZE, digest_to_cid, file_digest
+from .store import digest_to_cid, file_digest
 from .typed_data import Receipt
 
 if TYPE_CHECKING:
@@ -151,25 +151,6 @@ class RelayerClient:
                 f"file is {digest_to_cid(digest)} (0x{digest.hex()}); do not use that relayer"
             )
         return got_cid
-
-    def artifact(self, cid: str, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
-        """GET /v1/artifacts/{cid}: a model file's bytes, at most `max_size` of them. Not checked
-        against anything here: whoever asks compares their sha-256 with the digest on chain.
-        RelayerUnreachableError if nothing answers, ArtifactNotFoundError for any other answer."""
-        try:
-            with self.http.get(f"{self.url}/v1/artifacts/{cid}", timeout=self.timeout, stream=True) as reply:
-                if reply.status_code != 200:
-                    raise e.ArtifactNotFoundError(
-                        f"the relayer at {self.url} answered {reply.status_code} for the model file {cid}")
-                data = bytearray()
-                for chunk in reply.iter_content(1 << 16):
-                    data += chunk
-                    if len(data) > max_size:
-                        raise e.ArtifactTooLargeError(
-                            f"the relayer at {self.url} sent more than {max_size} bytes for the model file {cid}")
-                return bytes(data)
-        except requests.RequestException as error:
-            raise e.RelayerUnreachableError(f"cannot reach the relayer at {self.url} ({error})") from None
 
     def _not_stored(self, error: Exception) -> e.ArtifactUploadError:
         return e.ArtifactUploadError(f"the relayer at {self.url} did not store the model file ({error}); "

@@ -228,6 +228,16 @@ class RelayerInfo:
     active: bool
     unbond_at: int  # unix time the bond can be withdrawn; 0 while serving
 
+    @property
+    def registered(self) -> bool:
+        """Registered and not withdrawn yet: a registration bonds more than 0, and only
+        `withdrawBond` (which forgets the relayer) takes the bond back."""
+        return self.bond > 0
+
+    @property
+    def unbonding(self) -> bool:
+        return self.unbond_at != 0
+
 
 # --- fast calls ----------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ sha2-256) of their bytes, the same digest a model version carries on chain."""
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,8 +97,37 @@ class ModelStore:
         artifact = StoredArtifact(cid=digest_to_cid(digest), digest=digest, size=len(data))
         target = self.path(artifact.cid)
         if not self._holds_intact(target, digest):
-            self._write_atomically(target, data)
+            self._write_atomically(target, [data])
         return artifact
+
+    def receive(self, chunks: Iterable[bytes], digest: bytes) -> StoredArtifact:
+        """Stores a file arriving in `chunks` (a download, say) only if its bytes hash to `digest`:
+        written to a temporary file while hashed, never held whole in memory, refused as soon as
+        it passes `max_size`; a file that does not match is deleted and never filed
+        (DigestMismatchError, ArtifactTooLargeError)."""
+        digest = _checked_digest(digest)
+        cid = digest_to_cid(digest)
+        target = self.path(cid)
+        if self._holds_intact(target, digest):
+            return StoredArtifact(cid, digest, target.stat().st_size)
+        hasher, size = hashlib.sha256(), 0
+
+        def checked() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in chunks:
+                size += len(chunk)
+                if size > self.max_size:
+                    raise ArtifactTooLargeError(
+                        f"{cid} is more than {self.max_size} bytes, this store's limit; it was not stored")
+                hasher.update(chunk)
+                yield chunk
+            if hasher.digest() != digest:
+                raise DigestMismatchError(
+                    f"the bytes received for {cid} hash to 0x{hasher.hexdigest()}, not 0x{digest.hex()}: "
+                    "they are another file, and were not stored")
+
+        self._write_atomically(target, checked())
+        return StoredArtifact(cid, digest, size)
 
     def get(self, cid: str) -> bytes:
         """The bytes named by `cid`, checked against it."""
@@ -136,13 +166,15 @@ class ModelStore:
         except FileNotFoundError:
             return False
 
-    def _write_atomically(self, target: Path, data: bytes) -> None:
+    def _write_atomically(self, target: Path, chunks: Iterable[bytes]) -> None:
         # A temp file in the same folder, flushed to disk, then renamed over the target: readers
-        # see the whole old file or the whole new one, never a partial write.
+        # see the whole old file or the whole new one, never a partial write. An error raised
+        # by `chunks` leaves nothing behind.
         handle, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=self.root)
         try:
             with os.fdopen(handle, "wb") as temp:
-                temp.write(data)
+                for chunk in chunks:
+                    temp.write(chunk)
                 temp.flush()
                 os.fsync(temp.fileno())
             os.replace(temp_name, target)

@@ -18,7 +18,8 @@ OPERATOR = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # TEST::0, the default 
 EXPECTED = {
     "source tools/env.sh": ["iris-classifier", "diabetes-regressor", '"label"', "Verified: output hash",
                             f"{AUTHOR} has"],
-    "modelhub models upload": ["Registered model 3 (my-iris)", "version 2", "Withdrew"],
+    "modelhub models upload": ["Registered model 3 (my-iris)", "version 2", "is the file of model 1 version 1",
+                               "stored at", "X  tensor(float)  [N, 4]", "Withdrew"],
     "modelhub faucet 5": ["Minted 5 tOPG", '"label"', OPERATOR, "Withdrew 0.5 tOPG"],
     "modelhub faucet 2": ["Reserved 1 tOPG", "Announced the release of 0.5 tOPG", "Moved the chain's clock forward by 3600 s",
                           "Released 0.5 tOPG"],

@@ -92,15 +92,15 @@ def deployments_dir(deployment, tmp_path):
 
 @pytest.fixture
 def start_relayer(chain, deployments_dir, tmp_path):
-    """start_relayer(*extra, account="TEST::3", name="a", env=None) -> a running `modelhub relayer
-    run` process on the test chain; `extra` are command-line options, `env` environment
-    settings (MODELHUB_RELAYER_*). Killed after the test."""
+    """start_relayer(*extra, account="TEST::3", name="a", env=None, port=None) -> a running `modelhub
+    relayer run` process on the test chain; `extra` are command-line options, `env` environment
+    settings (MODELHUB_RELAYER_*), `port` the one its registered endpoint names. Killed after the test."""
     started: list[RelayerProcess] = []
 
     def start(*extra: str, account: str = "TEST::3", name: str = "a",
-              env: dict[str, str] | None = None) -> RelayerProcess:
+              env: dict[str, str] | None = None, port: int | None = None) -> RelayerProcess:
         process = RelayerProcess(chain.provider.http_uri, account, tmp_path / f"store-{name}", deployments_dir,
-                                 *extra, env=env).start()
+                                 *extra, env=env, port=port).start()
         started.append(process)
         return process
 

@@ -92,6 +92,10 @@ def test_one_reservation_cannot_pay_two_relayers(start_relayer, iris, caller_hub
     # A reservation for the second relayer: it serves up to that, and no further.
     caller_hub.reserve(second_relayer, 2 * PRICE)
     wait_known(second, at_second.caller, model_id, reserved=2 * PRICE)
+    # It lacks the model file: that call is refused (not charged) and the file fetched meanwhile.
+    missing = at_second.call(second.url)
+    assert missing.status_code == 503 and missing.json()["code"] == "model_unavailable", missing.text
+    wait_until(lambda: list((second.store / "artifacts").glob("bafk*")), what="the second relayer to fetch the file")
     assert at_second.call(second.url).status_code == 200
     assert at_second.call(second.url).status_code == 200
     short = at_second.call(second.url)
@@ -203,7 +207,7 @@ def test_an_output_is_not_published_before_it_is_paid_and_an_open_request_cannot
     assert escrow.earningsOf(second_relayer) == 0
 
 
-def test_an_upload_of_a_file_no_model_registered_is_refused(start_relayer, uploader_hub, tmp_path):
+def test_an_upload_of_a_file_no_model_registered_is_refused(start_relayer, active_relayer, uploader_hub, tmp_path):
     relayer = start_relayer()
     junk = os.urandom(2048)
     reply = requests.post(f"{relayer.url}/v1/artifacts", data=junk, timeout=10,

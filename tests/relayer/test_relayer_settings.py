@@ -20,6 +20,8 @@ PUBLIC = {
     "--batch-size": (100, None),
     "--poll-interval": (0.5, None),
     "--fetch-from": ([], None),
+    "--file-wait": (60.0, None),
+    "--fetch-timeout": (300.0, None),
     "--max-input-bytes": (64 * 1024, None),
     "--time-limit": (10.0, None),
     "--settle-threshold": (10**18, None),

@@ -308,6 +308,31 @@ def test_relayer_register_bonds_and_reports_the_relayer(bonded_relayer, relayer)
         bonded_relayer.relayer_register("http://elsewhere", bonded_relayer.min_bond)
 
 
+def test_a_relayer_adds_bond_unbonds_and_withdraws_only_after_the_delay(bonded_relayer, chain, relayers):
+    least = bonded_relayer.min_bond
+    bonded_relayer.faucet(7)
+    assert bonded_relayer.relayer_add_bond(7).bond == least + 7
+    assert bonded_relayer.relayer_set_endpoint("https://relayer.example").endpoint == "https://relayer.example"
+    wallet = bonded_relayer.token_balance()
+
+    leaving = bonded_relayer.relayer_begin_unbond()
+    assert not leaving.active and leaving.unbonding and leaving.registered
+    assert leaving.unbond_at == chain.blocks.head.timestamp + bonded_relayer.unbond_delay
+    with pytest.raises(errors.RelayerRegistrationError, match=f"can be withdrawn from {leaving.unbond_at}"):
+        bonded_relayer.relayer_withdraw_bond()  # too early: refused before sending anything
+    with pytest.raises(errors.RelayerRegistrationError, match="is unbonding"):
+        bonded_relayer.relayer_add_bond(1)
+    assert bonded_relayer.token_balance() == wallet and relayers.relayerInfo(bonded_relayer.address)[1] == least + 7
+
+    chain.mine(timestamp=leaving.unbond_at)
+    assert bonded_relayer.relayer_withdraw_bond() == least + 7
+    assert bonded_relayer.token_balance() == wallet + least + 7
+    gone = bonded_relayer.relayer_info()
+    assert not gone.registered and not gone.active and gone.endpoint == ""
+    with pytest.raises(errors.RelayerRegistrationError, match="is not a registered relayer"):
+        bonded_relayer.relayer_withdraw_bond()
+
+
 def test_a_bond_below_the_minimum_is_explained(relayer_hub):
     relayer_hub.faucet(5)
     with pytest.raises(errors.RelayerRegistrationError, match="below the minimum"):

@@ -21,11 +21,11 @@ class RelayerProcess:
     """One relayer daemon process; `start()` waits until /healthz answers."""
 
     def __init__(self, network: str, account: str, store: Path, deployments: Path, *extra: str,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, port: int | None = None):
         self.network, self.account, self.store, self.deployments = network, account, store, deployments
         self.extra = extra
         self.env = dict(env or {})
-        self.port = free_port()
+        self.port = port or free_port()  # a port of its own: the endpoint a test registered
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = store.parent / f"{store.name}.log"
         self.process: subprocess.Popen | None = None

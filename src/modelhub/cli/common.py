@@ -556,7 +556,7 @@ _CLI_HINTS = [
      "through `modelhub release --relayer ... --announce AMOUNT`, then `modelhub release`"),
     (re.compile(r"\(Hub\.announce_release\(relayer, 0\)\)"), "(`modelhub release --relayer ... --announce 0`)"),
     (re.compile(r"open the session with top_up=True"), "reserve more with `modelhub reserve`"),
-    (re.compile(r"\(relayer_register\)"), "(`modelhub relayer --help`)"),
+    (re.compile(r"\(relayer_register\)"), "(`modelhub relayer register --endpoint URL --bond AMOUNT`)"),
     (re.compile(r"\(check_input=False\)"), "(--no-check)"),
     (re.compile(r"give a positive amount in token base units"), "give a positive amount"),
 ]
@@ -616,7 +616,7 @@ def utc(timestamp: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
-def _duration(seconds: int) -> str:
+def duration(seconds: int) -> str:
     seconds = max(int(seconds), 0)
     if seconds >= 3600 and seconds % 3600 == 0:
         return f"{seconds // 3600} h"
@@ -626,7 +626,7 @@ def _duration(seconds: int) -> str:
 
 
 def _until(timestamp: int, now: int) -> str:
-    return f"in {_duration(timestamp - now)}" if timestamp > now else "now"
+    return f"in {duration(timestamp - now)}" if timestamp > now else "now"
 
 
 def when(timestamp: int, now: int) -> str:

@@ -1,16 +1,19 @@
-"""`modelhub models ...`: upload, list, show and manage models (price, versions, payees,
-active flag)."""
+"""`modelhub models ...`: upload, list, show (with the tensors of the model file), push the file to
+relayers, and manage models (price, versions, payees, active flag)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 import click
 
+from .. import errors as e
 from ..indexer import SORT_KEYS, WINDOWS
-from .common import AMOUNT, AMOUNTS_HELP, MODEL, MODELS_HELP, Session, hub_command, print_table, short_address
+from .common import AMOUNT, AMOUNTS_HELP, MODEL, MODELS_HELP, HubError, Session, hub_command, print_table, short_address
 from .index import DEFAULT_DB
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -139,9 +142,21 @@ def _list_by_signals(session: Session, sort: str, window: str, search: str | Non
               help="Also show the hub's signals (all time, last 30 and 7 days) from the index, brought up to date.")
 @click.option("--db", "db_url", default=DEFAULT_DB, show_default=True, envvar="MODELHUB_INDEX_DB",
               help="With --signals: the index database (see `modelhub index`).")
-def show(session: Session, model_id: int, with_signals: bool, db_url: str) -> None:
-    """Show one model: price, versions, payees and usage."""
+@click.option("--store", type=click.Path(file_okay=False, path_type=Path),
+              help="A local model store folder to read the model file from (and keep it in once fetched).")
+@click.option("--cards", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="The folder a file:// model card is read from, for its example input.")
+def show(session: Session, model_id: int, with_signals: bool, db_url: str, store: Path | None,
+         cards: Path) -> None:
+    """Show one model: its tensors, price, versions, payees and usage.
+
+    The input and output tensors (names, element types, shapes) are read from the ONNX file of
+    the latest version: from --store, or fetched by its content id from the registered relayers
+    and checked against the digest on chain. The example input is the model card's own (a
+    ```json block naming exactly the inputs), or one made from the input tensors.
+    """
     model = session.hub.get_model(model_id)
+    tensors = _tensors(session, model, _store(store), cards)
     found: dict = {}
     if with_signals:
         from dataclasses import asdict
@@ -159,6 +174,16 @@ def show(session: Session, model_id: int, with_signals: bool, db_url: str) -> No
         click.echo(f"  active    {'yes' if model.active else 'no'}")
         click.echo(f"  card      {model.metadata_uri or '-'}")
         click.echo(f"  usage     {model.calls} settled calls, revenue {session.money(model.revenue)}")
+        if tensors["fileProblem"]:
+            click.echo(f"  tensors   not at hand: {tensors['fileProblem']}")
+        else:
+            for kind in ("inputs", "outputs"):
+                click.echo(f"  {kind}")
+                for tensor in tensors[kind]:
+                    click.echo(f"    {tensor['name']}  {tensor['type']}{_shape_text(tensor)}")
+        if tensors["exampleInput"] is not None:
+            click.echo(f"  example   {json.dumps(tensors['exampleInput'])}")
+            click.echo(f"            modelhub infer {model.id} {shlex.quote(json.dumps(tensors['exampleInput']))}")
         click.echo("  versions")
         for v in model.versions:
             when = dt.datetime.fromtimestamp(v.published_at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -176,11 +201,138 @@ def show(session: Session, model_id: int, with_signals: bool, db_url: str) -> No
                 click.echo(f"    {window:<6}  {g['calls']}  {session.money(g['revenue'])}  {g['callers']}  "
                            f"{g['repeat_callers']}  {g['organic_calls']}  {rate}  {median}  {g['relayers']}")
 
-    body = _model_json(session, model, details=True)
+    body = {**_model_json(session, model, details=True), **tensors}
     if found:
         body["signals"] = {window: {k: (str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
                                     for k, v in g.items()} for window, g in found.items()}
     session.emit(body, human)
+
+
+def _tensors(session: Session, model: Any, store: Any, cards: Path) -> dict:
+    """The latest version's tensors and an example input, or why the file is not at hand."""
+    from dataclasses import asdict
+
+    from ..errors import ModelFileUnavailableError
+    from ..fetch import Limits
+    from ..runtime import ModelRuntime
+    from ..web.card import Cards, example_input, tensors
+
+    found: dict[str, Any] = {"inputs": [], "outputs": [], "exampleInput": None, "fileProblem": None}
+    version = model.versions[-1]
+    try:
+        data = session.hub.model_file(model.id, version.version, store=store,
+                                      limits=Limits(read_timeout=10.0, total_timeout=60.0))
+    except ModelFileUnavailableError as error:
+        found["fileProblem"] = (f"{error}; give a store holding it with --store, or upload it to a relayer with "
+                                "`modelhub models push FILE`")
+        return found
+    try:
+        loaded = ModelRuntime(max_sessions=1).load(version.digest, data)
+    except e.ModelHubError as error:
+        found["fileProblem"] = f"the model file {version.cid} cannot be read: {error}"
+        return found
+    inputs, outputs = tensors(loaded)
+    text, _ = Cards(cards_root=cards).card_text(model.metadata_uri)
+    found.update(inputs=[asdict(t) for t in inputs], outputs=[asdict(t) for t in outputs],
+                 exampleInput=example_input(text, list(loaded.inputs))[0])
+    return found
+
+
+def _shape_text(tensor: dict) -> str:
+    """`  [N, 4]` for a tensor (a named or `?` size is any size), nothing for sequences and maps."""
+    if not tensor["type"].startswith("tensor("):
+        return ""
+    if tensor["shape"] is None:
+        return "  any shape"
+    return "  [" + ", ".join("?" if dim is None else str(dim) for dim in tensor["shape"]) + "]"
+
+
+@hub_command(models)
+@click.argument("file", type=FILE)
+@click.option("--relayer", "relayers", multiple=True, metavar="URL|ADDRESS",
+              help="A relayer to upload to (repeatable; default: every active registered relayer).")
+@click.option("--model", "model_id", type=MODEL,
+              help="The model the file belongs to, by id or OWNER/NAME (default: any model with a version "
+                   "of this file).")
+@click.option("--version", "version", type=click.IntRange(1), help="With --model: the version the file is.")
+def push(session: Session, file: Path, relayers: tuple[str, ...], model_id: int | None,
+         version: int | None) -> None:
+    """Upload the file of an existing model version to relayers.
+
+    FILE's sha-256 is checked against the digests on chain first: it must be the file of a
+    version of --model (of that --version), or of some model. Relayers store only registered
+    files and fetch missing ones from each other, so one relayer holding it is enough for all.
+    """
+    from ..relayer_client import RelayerClient
+    from ..store import digest_to_cid, file_digest
+
+    if version is not None and model_id is None:
+        raise click.UsageError("--version needs --model: the model whose version FILE is")
+    hub = session.hub
+    data = file.read_bytes()
+    digest = file_digest(data)
+    what = f"{file.name} (sha-256 0x{digest.hex()}, {digest_to_cid(digest)})"
+    matches = _versions_of(hub, digest, what, model_id, version)
+    targets = _push_targets(hub, relayers)
+    results = []
+    for address, url in targets:
+        try:
+            RelayerClient(url).post_artifact(data)
+        except e.ModelHubError as error:
+            results.append({"relayer": address, "url": url, "stored": False, "error": str(error)})
+        else:
+            results.append({"relayer": address, "url": url, "stored": True})
+    failed = [r for r in results if not r["stored"]]
+    if len(failed) == len(results) or (relayers and failed):
+        raise HubError("; ".join(r["error"] for r in failed))
+    for result in failed:
+        session.note(f"warning: {result['error']}")
+    versions = ", ".join(f"model {m} version {v}" for m, v in matches)
+    session.emit(
+        {"digest": "0x" + digest.hex(), "cid": digest_to_cid(digest),
+         "versions": [{"modelId": m, "version": v} for m, v in matches], "relayers": results},
+        "\n".join([f"{file.name} is the file of {versions} ({digest_to_cid(digest)})"]
+                  + [f"  {'stored at' if r['stored'] else 'NOT stored at'} {r['relayer']} {r['url']}"
+                     for r in results]))
+
+
+def _versions_of(hub: Any, digest: bytes, what: str, model_id: int | None,
+                 version: int | None) -> list[tuple[int, int]]:
+    """The (model, version) pairs whose file has `digest`, as narrowed by --model/--version;
+    a HubError saying what FILE is not, when none."""
+    if model_id is None:
+        matches = hub.versions_with_file(digest)
+        if not matches:
+            raise HubError(f"{what} is the file of no model version on this deployment; register it with "
+                           "`modelhub models upload FILE` or publish it as a new version with `modelhub models "
+                           "publish ID FILE`")
+        return matches
+    model = hub.get_model(model_id)
+    if version is not None:
+        if version > model.latest_version:
+            raise HubError(f"model {model_id} has versions 1 to {model.latest_version}, not {version}")
+        file = model.versions[version - 1]
+        if file.digest != digest:
+            raise HubError(f"{what} is not version {version} of model {model_id}, whose file is {file.cid} "
+                           f"(sha-256 0x{file.digest.hex()}); push that file instead")
+        return [(model_id, version)]
+    matches = [(model_id, v.version) for v in model.versions if v.digest == digest]
+    if not matches:
+        listed = ", ".join(f"{v.version}: {v.cid}" for v in model.versions)
+        raise HubError(f"{what} is the file of no version of model {model_id} (versions {listed}); push one "
+                       "of those, or publish this file with `modelhub models publish`")
+    return matches
+
+
+def _push_targets(hub: Any, relayers: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(address, URL) of the relayers to upload to: those given (each checked active), else
+    every active registered relayer."""
+    if relayers:
+        return [hub.resolve_relayer(relayer) for relayer in relayers]
+    found = [info for info in (hub.relayer_info(a) for a in hub.registered_relayers()) if info.active and info.endpoint]
+    if not found:
+        raise HubError("no active relayer is registered on this deployment; pass one with --relayer URL")
+    return [(info.address, info.endpoint.rstrip("/")) for info in found]
 
 
 @hub_command(models)

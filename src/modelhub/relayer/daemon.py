@@ -5,10 +5,13 @@ The on-chain path runs each new call on its verified model file, signs and store
 and settles answers in batches; the fast path (relayer/fast/) answers over HTTP meanwhile.
 
 Open requests (requestInference) may be served by any active relayer and rejected by none: a
-call this relayer cannot serve (bad input, no model file...) is left to the others, and its
-caller takes a refund after the deadline. Requests designated to this relayer
-(requestInferenceVia, event RelayerDesignated) are served or rejected with a reason; requests
-designated to another relayer are ignored.
+call this relayer cannot serve (bad input...) is left to the others, and its caller takes a
+refund after the deadline. Requests designated to this relayer (requestInferenceVia, event
+RelayerDesignated) are served or rejected with a reason; requests designated to another relayer
+are ignored. A call whose model file the relayer lacks waits while the file is fetched in the
+background (relayer/file_fetcher.py) and is served once it is held, unless another relayer
+settled it meanwhile; a designated one is rejected (reason 3) only once no source has served
+the file for `file_wait` seconds (docs/model-files.md says why).
 
 One loop, one thread, at most one transaction in flight. Every step is driven by the state file
 (relayer/state.py), so the loop can be killed anywhere and resumed: it never runs again a call
@@ -20,13 +23,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import defaultdict
 
 import requests
 
 from .. import codec
 from ..contracts import ESCROW, REGISTRY, RELAYERS, RequestStatus, SkipReason
 from ..errors import (
-    ArtifactNotFoundError,
     ChainUnreachableError,
     InvalidInputError,
     ModelHubError,
@@ -36,12 +39,14 @@ from ..errors import (
     RequestNotPendingError,
     reject_reason_of,
 )
+from ..fetch import Limits, Source
 from ..hub import Hub
 from ..rpc import JsonRpc
 from ..runtime import ModelRuntime
-from ..store import ModelStore, digest_to_cid, file_digest
+from ..store import ModelStore, digest_to_cid
 from ..typed_data import Attestation
 from .chain_follower import ChainFollower
+from .file_fetcher import FileFetcher, shuffled
 from .fast.book import ReceiptBook
 from .fast.calls import FastCalls
 from .fast.chain_view import ChainView
@@ -49,6 +54,7 @@ from .fast.channels import ChannelStore
 from .fast.settlement import Settlement
 from .metrics import RelayerMetrics
 from .paid_requests import PaidRequests
+from .peers import RelayerEndpoints
 from .registered_files import RegisteredFiles
 from .settings import RelayerConfig
 from .signing import AttestationSigner
@@ -81,14 +87,22 @@ class Relayer:
         self.follower = ChainFollower(self.rpc, {ESCROW: hub.escrow_address, REGISTRY: hub.registry_address,
                                                  RELAYERS: hub.relayers_address}, hub.deployment.start_block,
                                       self.requests, config.confirmations, config.max_scan_blocks)
+        # Model files it lacks: fetched in the background from the other relayers and --fetch-from.
+        self.peers = RelayerEndpoints(hub.address)
+        self.configured_sources = config.file_sources()
+        self.fetcher = FileFetcher(self.store, self._file_sources, self.metrics,
+                                   Limits(config.max_upload_bytes, read_timeout=config.fetch_read_timeout,
+                                          total_timeout=config.fetch_timeout),
+                                   config.fetch_min_retry, config.fetch_max_retry)
         # The fast path: the book, its chain view, its calls and its settlements.
         self.files = RegisteredFiles(self.follower)
         self.book = ReceiptBook(self.channels.load(), config.max_callers)
         self.view = ChainView(hub, self.book, config.chain_refresh_interval)
-        self.fast = FastCalls(self.view, self.channels, self.files, self.runtime, self._ensure_artifact,
+        self.fast = FastCalls(self.view, self.channels, self.files, self.runtime, self.fetcher.want,
                               AttestationSigner(hub), self.metrics, config, self.rpc)
         self.settlement = Settlement(self.view, self.channels, self.metrics, config)
         # In order: a new model's files are known before the view reads the model.
+        self.follower.add(self.peers, in_memory=True)
         self.follower.add(self.files, in_memory=True)
         self.follower.add(self.view, in_memory=True)
         self.follower.add(self.requests)
@@ -141,11 +155,12 @@ class Relayer:
             self.recover()
             self._recovered = True
         seen = self.follow()
+        woken = self.wake_waiting()
         served = self.serve()
         rejected = self.reject_unservable()
         settled = self.settle()
         fast_settled = self.settle_receipts()
-        return bool(seen or served or rejected or settled or fast_settled)
+        return bool(seen or woken or served or rejected or settled or fast_settled)
 
     # ------------------------------------------------------------------ recovery
 
@@ -230,13 +245,19 @@ class Relayer:
         started = time.perf_counter()
         try:
             output = self._run(call)
+        except _FileMissing as missing:
+            self.state.mark_waiting([call.request_id], f"waiting for the model file {missing.cid}, which this relayer "
+                                    "is fetching")
+            log.info("request %s waits for the model file %s, which this relayer lacks and is fetching",
+                     _short(call.request_id), missing.cid)
+            return None
         except ModelHubError as exc:
             if exc.reject_reason is None:
                 raise  # not the call's fault (the chain is down, say): retried, never rejected
             reason = reject_reason_of(exc)
             if call.designated is None:
-                # Open to every relayer and rejectable by none: another relayer may hold the
-                # file or accept the input; otherwise the caller takes a refund after the deadline.
+                # Open to every relayer and rejectable by none: another relayer may accept the
+                # input; otherwise the caller takes a refund after the deadline.
                 self.metrics.requests_dropped.inc()
                 self.state.mark_ended([call.request_id], CallState.DROPPED,
                                       f"not servable here (reason {int(reason)}: {exc}); left to other relayers, "
@@ -253,40 +274,84 @@ class Relayer:
         return call.request_id, output, output_hash, signature
 
     def _run(self, call: StoredCall) -> bytes:
-        """The canonical output bytes of the call, or a ModelHubError carrying its reject reason."""
+        """The canonical output bytes of the call, or a ModelHubError carrying its reject reason;
+        _FileMissing when the model file is not held (its fetch is started)."""
         if len(call.input) > self.config.max_input_bytes:
             raise InvalidInputError(
                 f"the input is {len(call.input)} bytes; this relayer accepts at most {self.config.max_input_bytes}"
             )
         inputs = codec.decode_input(call.input)
-        digest = self.hub.version_digest(call.model_id, call.version)
-        self._ensure_artifact(digest)
+        digest = self._digest(call)
+        if not self.fetcher.want(digest).held:
+            raise _FileMissing(digest_to_cid(digest))
         outputs = self.runtime.run(digest, inputs)
         return codec.encode_output(outputs)
 
-    def _ensure_artifact(self, digest: bytes) -> None:
-        """Makes sure the store holds the file with `digest`, fetching it from peers if needed."""
-        cid = digest_to_cid(digest)
-        if self.store.has(cid):
-            return
-        for peer in self.config.fetch_from:
-            url = f"{peer.rstrip('/')}/v1/artifacts/{cid}"
+    def _digest(self, call: StoredCall) -> bytes:
+        return self.files.digest(call.model_id, call.version) or self.hub.version_digest(call.model_id, call.version)
+
+    def _file_sources(self) -> list[Source]:
+        """Where a missing file is asked for: the configured sources first (the operator's
+        choice), then every other registered relayer, in a random order."""
+        peers = []
+        for url in shuffled(self.peers.others()):
             try:
-                reply = requests.get(url, timeout=30)
-            except requests.RequestException as exc:
-                log.warning("could not fetch %s from %s: %s", cid, peer, exc)
+                peers.append(Source.parse(url))
+            except ValueError:
+                continue  # anyone may register any string as its endpoint
+        return list(dict.fromkeys(self.configured_sources + peers))
+
+    # ------------------------------------------------------------------ waiting for files
+
+    def wake_waiting(self) -> int:
+        """Looks at the calls waiting for a model file: those whose file is now held are served
+        (unless they ended on chain meanwhile: another relayer settled them, say); those past
+        their deadline are dropped; a designated one whose file no source served for
+        `file_wait` seconds is rejected (reason 3: the caller is refunded at once, and no other
+        relayer may serve it). Returns how many calls moved."""
+        calls = self.state.in_state(CallState.WAITING, limit=100_000)
+        if not calls:
+            return 0
+        by_digest: dict[bytes, list[StoredCall]] = defaultdict(list)
+        expired = []
+        for call in calls:
+            if self.chain_time > call.deadline:
+                expired.append(call.request_id)
+            else:
+                by_digest[self._digest(call)].append(call)
+        if expired:
+            self.metrics.requests_dropped.inc(len(expired))
+            self.state.mark_ended(expired, CallState.DROPPED, "deadline passed while waiting for the model file")
+        ready, rejecting, now = [], 0, time.monotonic()
+        for digest, waiting in by_digest.items():
+            fetch = self.fetcher.want(digest)
+            if fetch.held:
+                ready += waiting
                 continue
-            if reply.status_code != 200:
+            if not fetch.given_up_for(self.config.file_wait, now):
                 continue
-            if file_digest(reply.content) != digest:
-                log.warning("%s served bytes that do not match %s; ignored", peer, cid)
-                continue
-            self.store.put(reply.content)
-            log.info("fetched model file %s from %s", cid, peer)
-            return
-        raise ArtifactNotFoundError(
-            f"this relayer does not hold the model file {cid} (digest 0x{digest.hex()}) and no peer served it"
-        )
+            for call in waiting:
+                if call.designated is not None:
+                    rejecting += 1
+                    self.state.mark_rejecting(call.request_id, int(RejectReason.MODEL_FILE),
+                                              f"the model file {digest_to_cid(digest)} is not held here and no source "
+                                              f"served it for {self.config.file_wait:g} s: {fetch.problem}")
+        return len(expired) + rejecting + self._ready(ready)
+
+    def _ready(self, calls: list[StoredCall]) -> int:
+        """Waiting calls whose file is held: NEW again if still pending on chain, else dropped."""
+        if not calls:
+            return 0
+        statuses = self.hub.request_statuses([call.request_id for call in calls])
+        pending = [c.request_id for c in calls if statuses[c.request_id] is RequestStatus.PENDING]
+        self.state.mark_ready(pending)
+        for call in calls:
+            status = statuses[call.request_id]
+            if status is not RequestStatus.PENDING:
+                self.metrics.requests_dropped.inc()
+                self.state.mark_ended([call.request_id], CallState.DROPPED,
+                                      f"ended on chain as {status.name.lower()} while this relayer fetched the file")
+        return len(calls)
 
     # ------------------------------------------------------------------ reject
 
@@ -403,6 +468,14 @@ class Relayer:
             "calls": counts,
             "fast": self.fast.status(),
         }
+
+
+class _FileMissing(Exception):
+    """The call's model file is not held yet: the call waits while the file is fetched."""
+
+    def __init__(self, cid: str) -> None:
+        super().__init__(cid)
+        self.cid = cid
 
 
 def _block_time(number: int) -> int:

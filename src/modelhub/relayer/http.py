@@ -42,7 +42,8 @@ Choices a client can rely on:
   (registerModel / publishVersion first, then upload): nobody can fill the disk with files no
   model uses. The size limit is the store's `max_size`.
   Rejected calls (status "rejecting" or "rejected") add `rejectReason` (the on-chain reason code)
-  and `error` (why); dropped calls add `note` (how they ended without this relayer).
+  and `error` (why); dropped calls add `note` (how they ended without this relayer), and so do
+  calls waiting for a model file the relayer is fetching (status "waiting").
 """
 
 from __future__ import annotations

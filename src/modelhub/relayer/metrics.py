@@ -73,6 +73,13 @@ class RelayerMetrics:
         self.fast_chain_reads = Counter(
             "modelhub_fast_chain_reads", "Chain reads made while answering fast calls (a model's first call); "
             "callers are known from events, so a refused caller costs none", registry=r)
+        self.files_wanted = Counter("modelhub_model_files_wanted", "Rounds of fetching a model file this relayer "
+                                    "lacks (from the other relayers and --fetch-from)", registry=r)
+        self.files_fetched = Counter("modelhub_model_files_fetched", "Model files fetched and checked against "
+                                     "their digest", registry=r)
+        self.file_fetch_failures = Counter(
+            "modelhub_model_file_fetch_failures", "Downloads of a model file from one source that failed, by reason "
+            "(unavailable; digest_mismatch and too_large: discarded, never served)", ["reason"], registry=r)
         self.uploads_refused = Counter("modelhub_uploads_refused", "Model file uploads refused, by reason",
                                        ["reason"], registry=r)
 

@@ -72,9 +72,17 @@ class RelayerConfig:
                               click.IntRange(1, 500))
     poll_interval: float = setting(0.5, "Seconds between polls of the chain when idle.", "--poll-interval",
                                    click.FloatRange(0))
-    fetch_from: list[str] = setting(list, "Another relayer to fetch missing model files from (repeatable); files "
-                                    "are checked against their digest.", "--fetch-from", multiple=True,
-                                    metavar="URL", show_default=False)
+    fetch_from: list[str] = setting(list, "Where to fetch model files this relayer lacks, besides the other "
+                                    "registered relayers (repeatable): a relayer's URL, or a URL with {cid} such as "
+                                    "an IPFS gateway's https://GATEWAY/ipfs/{cid}. Every file is checked against "
+                                    "its digest on chain.", "--fetch-from", multiple=True, metavar="URL",
+                                    show_default=False)
+    file_wait: float = setting(60.0, "Seconds a call designated to this relayer waits for a model file it lacks "
+                               "while the file is fetched, before it is rejected (reason 3) and refunded; open "
+                               "calls are never rejected, only left to other relayers.", "--file-wait",
+                               click.FloatRange(0))
+    fetch_timeout: float = setting(300.0, "Seconds one download of a model file from one source may take in all "
+                                   "before the next source is asked.", "--fetch-timeout", click.FloatRange(1))
     max_input_bytes: int = setting(64 * 1024, "Larger inputs are rejected (reason 1) without being run.",
                                    "--max-input-bytes", click.IntRange(1))
     inference_time_limit: float = setting(10.0, "Seconds a model may run on one call before the call is rejected "
@@ -118,6 +126,10 @@ class RelayerConfig:
     min_backoff: float = setting(0.5, "Seconds of the first wait after a failed round; doubles up to max_backoff.")
     max_backoff: float = setting(30.0, "Longest wait between failed rounds, in seconds.")
     max_in_flight: int = setting(1_024, _FAST + "calls served at once at most; more are refused (busy).")
+    fetch_read_timeout: float = setting(30.0, "Seconds of silence from a source before its download is dropped.")
+    fetch_min_retry: float = setting(2.0, "Seconds before a model file no source served is asked for again; "
+                                     "doubles each round up to fetch_max_retry.")
+    fetch_max_retry: float = setting(60.0, "Longest wait between two rounds of fetching a missing model file.")
 
     @classmethod
     def from_options(cls, **given: Any) -> "RelayerConfig":
@@ -126,7 +138,18 @@ class RelayerConfig:
         values = {name: value for name, value in given.items() if value is not None}
         if "fetch_from" in values:
             values["fetch_from"] = list(values["fetch_from"])
-        return cls(**values)
+        config = cls(**values)
+        config.file_sources()  # a malformed --fetch-from is refused before the relayer starts
+        return config
+
+    def file_sources(self) -> list:
+        """The --fetch-from sources (modelhub.fetch.Source); click.BadParameter for a malformed one."""
+        from ..fetch import Source
+
+        try:
+            return [Source.parse(text) for text in self.fetch_from]
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--fetch-from") from None
 
 
 def settings() -> list[tuple[str, Setting, Any]]:

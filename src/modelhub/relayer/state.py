@@ -2,7 +2,8 @@
 call ended, in SQLite (WAL), so that a crash at any point loses nothing and repeats nothing.
 
 A call moves NEW -> ANSWERED -> SETTLED, or NEW -> REJECTING -> REJECTED, or to DROPPED when it
-ended without us (settled by another relayer, refunded, or past its deadline). An answer is
+ended without us (settled by another relayer, refunded, or past its deadline). A call whose model
+file the relayer lacks waits (NEW -> WAITING -> NEW) while the file is fetched. An answer is
 written before it is ever settled, and the chain cursor advances in the same transaction as the
 calls it covers.
 """
@@ -23,6 +24,7 @@ from ..typed_data import Attestation
 
 class CallState(str, Enum):
     NEW = "new"  # seen on chain, not run yet
+    WAITING = "waiting"  # the model file is being fetched; back to NEW once it is held
     ANSWERED = "answered"  # output and signed attestation stored, settlement pending
     REJECTING = "rejecting"  # unservable; the on-chain rejection is pending
     SETTLED = "settled"  # fulfilled on chain with our attestation
@@ -31,7 +33,7 @@ class CallState(str, Enum):
 
     @property
     def open(self) -> bool:
-        return self in (CallState.NEW, CallState.ANSWERED, CallState.REJECTING)
+        return self in (CallState.NEW, CallState.WAITING, CallState.ANSWERED, CallState.REJECTING)
 
 
 @dataclass(frozen=True)
@@ -208,9 +210,23 @@ class RelayerState:
     def mark_rejecting(self, request_id: int, reason: int, note: str) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE calls SET state = ?, reject_reason = ?, note = ? WHERE request_id = ? AND state = ?",
-                (CallState.REJECTING.value, reason, note, str(request_id), CallState.NEW.value),
+                "UPDATE calls SET state = ?, reject_reason = ?, note = ? WHERE request_id = ? AND state IN (?, ?)",
+                (CallState.REJECTING.value, reason, note, str(request_id), CallState.NEW.value,
+                 CallState.WAITING.value),
             )
+
+    def mark_waiting(self, request_ids: Iterable[int], note: str) -> None:
+        """NEW calls wait for their model file (they are not picked up as NEW meanwhile)."""
+        self._move(request_ids, CallState.NEW, CallState.WAITING, note)
+
+    def mark_ready(self, request_ids: Iterable[int]) -> None:
+        """Waiting calls whose file is held are NEW again, to be served."""
+        self._move(request_ids, CallState.WAITING, CallState.NEW, None)
+
+    def _move(self, request_ids: Iterable[int], old: CallState, new: CallState, note: str | None) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE calls SET state = ?, note = ? WHERE request_id = ? AND state = ?",
+                           [(new.value, note, str(request_id), old.value) for request_id in request_ids])
 
     def mark_ended(self, request_ids: Iterable[int], state: CallState, note: str | None = None) -> None:
         """Moves open calls to an end state (SETTLED, REJECTED or DROPPED)."""
@@ -219,7 +235,7 @@ class RelayerState:
         with self._tx() as db:
             db.executemany(
                 "UPDATE calls SET state = ?, note = COALESCE(?, note), ended_at = ? "
-                "WHERE request_id = ? AND state IN ('new', 'answered', 'rejecting')",
+                "WHERE request_id = ? AND state IN ('new', 'waiting', 'answered', 'rejecting')",
                 [(state.value, note, now, str(request_id)) for request_id in request_ids],
             )
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import requests
 from markdown_it import MarkdownIt
 
-from ..errors import ModelHubError
+from ..errors import ModelFileUnavailableError, ModelHubError
+from ..fetch import Limits, Source, fetch_first, fetch_into
 from ..store import ModelStore, digest_to_cid
 
 TOKEN_DECIMALS = 18  # the hub's fee token, tOPG, on dev networks; amounts are shown in its units
@@ -65,7 +65,7 @@ class Cards:
     def __init__(self, store: ModelStore | None = None, fetch_from: tuple[str, ...] = (),
                  cards_root: Path | None = None, chain_url: str | None = None) -> None:
         self.store = store
-        self.fetch_from = tuple(url.rstrip("/") for url in fetch_from)
+        self.fetch_from = tuple(Source.parse(url) for url in fetch_from)
         self.cards_root = cards_root.resolve() if cards_root else None
         self.chain_url = chain_url
         self._tensors: dict[str, tuple[float, Any]] = {}  # digest -> (when read, tensors or the problem)
@@ -84,10 +84,10 @@ class Cards:
             card.file_problem = found
         else:
             card.inputs, card.outputs, specs = found
-        text, card.card_problem = self._text_of(card.card_uri)
+        text, card.card_problem = self.card_text(card.card_uri)
         if text is not None:
             card.description_html = self._markdown.render(text)
-        card.example, card.example_source = _example(text, specs)
+        card.example, card.example_source = example_input(text, specs)
         self._calls(card, int(model["price"]))
         return card
 
@@ -121,34 +121,24 @@ class Cards:
             loaded = ModelRuntime(max_sessions=1, store=self.store).model(raw)
         except ModelHubError as error:
             return f"the model file {cid} cannot be read: {error}"
-        session = loaded.session
-        inputs = [Tensor(a.name, a.type, _shape(a.shape, spec.shape is None))
-                  for a, spec in zip(session.get_inputs(), loaded.inputs)]
-        outputs = [Tensor(a.name, a.type, _shape(a.shape, False)) for a in session.get_outputs()]
+        inputs, outputs = tensors(loaded)
         return inputs, outputs, list(loaded.inputs)
 
     def _fetch(self, cid: str, digest: bytes) -> str | None:
-        """Copies the file from the first relayer that has it into the store; None on success."""
-        tried = []
-        for url in self.fetch_from:
-            try:
-                response = requests.get(f"{url}/v1/artifacts/{cid}", timeout=10)
-            except requests.RequestException as error:
-                tried.append(f"{url}: {type(error).__name__}")
-                continue
-            if response.status_code != 200:
-                tried.append(f"{url}: HTTP {response.status_code}")
-                continue
-            stored = self.store.put(response.content)
-            if stored.digest == digest:
-                return None
-            tried.append(f"{url}: sent a file that does not match the digest")  # kept in the store by its own CID
-        where = f"; asked {', '.join(tried)}" if tried else ""
-        return f"the model file {cid} is not in this hub's model store ({self.store.root}){where}"
+        """Copies the file from the first relayer that has it into the store (only if it hashes to
+        `digest`); None on success."""
+        limits = Limits(self.store.max_size, read_timeout=10.0, total_timeout=60.0)
+        try:
+            fetch_first(self.fetch_from, digest, lambda source: fetch_into(self.store, source, digest, limits))
+        except ModelFileUnavailableError as error:
+            where = f"; {error}" if self.fetch_from else ""
+            return f"the model file {cid} is not in this hub's model store ({self.store.root}){where}"
+        return None
 
     # ------------------------------------------------------------ the card's text
 
-    def _text_of(self, uri: str) -> tuple[str | None, str | None]:
+    def card_text(self, uri: str) -> tuple[str | None, str | None]:
+        """(the card's text, or why it is not shown): read once per URI."""
         with self._lock:
             if uri in self._texts:
                 return self._texts[uri]
@@ -203,13 +193,22 @@ def _cid(digest: str) -> str:
         return f"(not a sha-256 digest: {digest})"
 
 
+def tensors(loaded: Any) -> tuple[list[Tensor], list[Tensor]]:
+    """The inputs and outputs a loaded model (runtime.LoadedModel) declares."""
+    session = loaded.session
+    inputs = [Tensor(a.name, a.type, _shape(a.shape, spec.shape is None))
+              for a, spec in zip(session.get_inputs(), loaded.inputs)]
+    outputs = [Tensor(a.name, a.type, _shape(a.shape, False)) for a in session.get_outputs()]
+    return inputs, outputs
+
+
 def _shape(dims: Any, unranked: bool) -> list[int | str | None] | None:
     if unranked or dims is None:
         return None
     return [d if isinstance(d, int | str) else None for d in dims]
 
 
-def _example(text: str | None, specs: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
+def example_input(text: str | None, specs: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The card's own example (its first JSON block naming exactly the model's inputs), else
     one made from the input specs (every symbolic size 1, zeros)."""
     names = {spec.name for spec in specs}

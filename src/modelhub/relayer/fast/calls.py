@@ -33,6 +33,7 @@ from ...errors import (
 from ...refusals import refuse
 from ...rpc import JsonRpc
 from ...runtime import ModelRuntime
+from ...store import digest_to_cid
 from ...typed_data import MIN_RECEIPT_PRICE, keccak, recover_digest_address
 from ..metrics import RelayerMetrics
 from ..registered_files import RegisteredFiles
@@ -51,11 +52,12 @@ class FastCalls:
     """The HTTP handlers' logic of one relayer's fast path, over its book and chain view."""
 
     def __init__(self, view: ChainView, store: ChannelStore, files: RegisteredFiles, runtime: ModelRuntime,
-                 ensure_artifact: Callable[[bytes], None], signer: AttestationSigner, metrics: RelayerMetrics,
+                 want_file: Callable[[bytes], Any], signer: AttestationSigner, metrics: RelayerMetrics,
                  config: RelayerConfig, rpc: JsonRpc) -> None:
         self.view, self.hub, self.book = view, view.hub, view.book
         self.store, self.files = store, files  # the receipts on disk; the registered model files
-        self.runtime, self.ensure_artifact, self.signer = runtime, ensure_artifact, signer
+        # want_file(digest): starts fetching a model file this relayer lacks (never blocks).
+        self.runtime, self.want_file, self.signer = runtime, want_file, signer
         self.metrics, self.config, self.rpc = metrics, config, rpc
         self.relayer = self.hub.address.lower()
         self.body = BodyReader(self.relayer, signer.domain)
@@ -229,20 +231,21 @@ class FastCalls:
         try:
             input_bytes = codec.encode_plain(call.inputs)  # parsed JSON: plain already
             started = time.perf_counter()
-            try:
-                outputs = self.runtime.run(digest, call.inputs)
-            except ArtifactNotFoundError:
-                self.ensure_artifact(digest)  # fetches it from peers, or raises
-                outputs = self.runtime.run(digest, call.inputs)
-            else:
-                # A running average of the model's time decides where its next calls run.
-                elapsed = time.perf_counter() - started
-                self._model_seconds[digest] = 0.9 * self._model_seconds.get(digest, elapsed) + 0.1 * elapsed
+            outputs = self.runtime.run(digest, call.inputs)
+            # A running average of the model's time decides where its next calls run.
+            elapsed = time.perf_counter() - started
+            self._model_seconds[digest] = 0.9 * self._model_seconds.get(digest, elapsed) + 0.1 * elapsed
             output = codec.encode_plain(outputs)  # runtime.run returns plain Python
         except (InvalidInputError, ModelExecutionError, InferenceTimeoutError, OutputEncodingError) as error:
             raise refuse("bad_input", str(error)) from None
-        except (ArtifactNotFoundError, DigestMismatchError, ModelFileError) as error:
-            raise refuse("model_unavailable", f"{error}; try another relayer") from None
+        except ArtifactNotFoundError:
+            # Not held here: this one call is refused (not charged), the file fetched meanwhile.
+            fetch = self.want_file(digest)
+            retry = max(1, round(fetch.retry_in)) if fetch.rounds else 1
+            raise refuse("model_unavailable", f"the model file {digest_to_cid(digest)} is not here yet and is being "
+                         f"fetched; call another relayer, or this one again in {retry} s", retryAfter=retry) from None
+        except (DigestMismatchError, ModelFileError) as error:
+            raise refuse("model_unavailable", f"{error}; call another relayer") from None
         return output, keccak(output), keccak(input_bytes)
 
     async def _commit(self, channel: Channel, call: ReceiptCall) -> None:
