@@ -755,6 +755,14 @@ class Hub:
                          tuple(Payee(a, int(s)) for a, s in zip(accounts, shares)),
                          stats.calls, stats.revenue)
 
+    def models_named(self, name: str, owner: Any = None) -> list[tuple[int, str]]:
+        """(model id, owner now) of the models registered under `name` (names are not unique:
+        anyone may register any name), only those `owner` owns now if given; oldest first."""
+        ids = [int(log.modelId) for log in self._logs(self.contracts.registry, "ModelRegistered")
+               if log.name == name]
+        found = [(model_id, to_checksum_address(self._model_row(model_id)[0])) for model_id in ids]
+        return [(model_id, now) for model_id, now in found if owner is None or now == _address(owner)]
+
     def versions_with_file(self, digest: bytes) -> list[tuple[int, int]]:
         """(model id, version) of every version whose file has `digest` (its sha-256), from the
         registry's events, oldest first."""
@@ -766,39 +774,27 @@ class Hub:
         return [(model, version) for model, version, file, _ in sorted(found, key=lambda row: row[3])
                 if file == bytes(digest)]
 
-    def models_named(self, name: str, owner: Any = None) -> list[tuple[int, str]]:
-        """(model id, owner now) of the models registered under `name` (names are not unique:
-        anyone may register any name), only those `owner` owns now if given; oldest first."""
-        ids = [int(log.modelId) for log in self._logs(self.contracts.registry, "ModelRegistered")
-               if log.name == name]
-        found = [(model_id, to_checksum_address(self._model_row(model_id)[0])) for model_id in ids]
-        return [(model_id, now) for model_id, now in found if owner is None or now == _address(owner)]
-
     def model_file(self, model_id: int, version: int = 0, store: ModelStore | None = None,
-                   sources: Sequence[str] = (), limits: Limits | None = None, relayer: Any = None) -> bytes:
+                   sources: Sequence[str] = (), limits: Limits | None = None) -> bytes:
         """The file of `model_id` at `version` (0: the latest), checked against its digest on
-        chain: from `store` (default: the SDK's cache, `model_files`) if it holds it intact, else
-        fetched by CID from `sources` (relayer URLs or URL templates with {cid}), `relayer`'s
-        endpoint, then every other active registered relayer, and kept in the store.
+        chain: from `store` if it holds it, else fetched by CID from `sources` (relayer URLs or
+        URL templates with {cid}) and then every registered relayer (kept in `store` when given).
         ArtifactNotFoundError says what each source did when none served it."""
         version = version or self._model_row(model_id)[2]
         digest = self.version_digest(model_id, version)
-        store = store if store is not None else self._inputs().store
-        if store.has(digest_to_cid(digest)):
-            try:
-                return store.get_verified(digest)
-            except e.ModelFileUnavailableError:
-                pass  # damaged in the store: fetched again below
+        if store is not None and store.has(digest_to_cid(digest)):
+            return store.get_verified(digest)
+        endpoints = [self.relayer_info(address).endpoint for address in self.registered_relayers()]
         candidates = []
-        for text in [*sources, *self._file_sources(relayer)]:
+        for text in [*sources, *endpoints]:
             try:
                 candidates.append(Source.parse(text))
             except ValueError:
                 continue  # an endpoint registered as something other than an http(s) URL
-        limits = limits or Limits(max_size=store.max_size)
         data, _ = fetch_first(list(dict.fromkeys(candidates)), digest,
                               lambda source: fetch_bytes(source, digest, limits))
-        store.put(data)
+        if store is not None:
+            store.put(data)
         return data
 
     def check_input(self, model_id: int, version: int, inputs: Mapping[str, Any] | bytes,
@@ -806,34 +802,26 @@ class Hub:
         """Checks `inputs` against the file of `model_id` at `version` (0: the latest) as a
         relayer would before serving: raises InvalidInputError naming the tensors the model
         expects, ModelFileError for a file no relayer can run, InputCheckUnavailableError when
-        the file is not at hand (`model_file`; the relayer at URL `file_from`, then `relayer`'s
-        endpoint, are asked first)."""
+        the file is not at hand. The file comes from the local cache (`model_files`), else from
+        `model_file`, asking the relayer at URL `file_from`, then `relayer`'s endpoint, first."""
         version = version or self._model_row(model_id)[2]
         document = decode_input(encode_input(inputs))
-        self._inputs().check(self.version_digest(model_id, version), document,
-                             lambda: self.model_file(model_id, version, sources=[file_from] if file_from else (),
-                                                     relayer=relayer),
+        store = self._inputs().store
+
+        def fetch() -> bytes:
+            first = [file_from, None if relayer is None else self.relayer_info(relayer).endpoint]
+            return self.model_file(model_id, version, store=store, sources=[url for url in first if url],
+                                   limits=Limits(max_size=store.max_size))
+
+        self._inputs().check(self.version_digest(model_id, version), document, fetch,
                              f"model {model_id} version {version}")
 
     def _inputs(self) -> InputCheck:
         if self._input_check is None:
             files = self._model_files
-            store = files if isinstance(files, ModelStore) else ModelStore(
-                Path(files) if files is not None else default_cache_folder() / "models")
-            self._input_check = InputCheck(store)
+            self._input_check = InputCheck(files if isinstance(files, ModelStore) else ModelStore(
+                Path(files) if files is not None else default_cache_folder() / "models"))
         return self._input_check
-
-    def _file_sources(self, relayer: Any = None) -> Iterator[str]:
-        """Relayer URLs to fetch model files from: `relayer`'s endpoint, then those of the
-        other registered relayers that are active."""
-        seen: set[str] = set()
-        first = [] if relayer is None else [_address(relayer)]
-        for address in dict.fromkeys(first + self.registered_relayers()):
-            info = self.relayer_info(address)
-            url = info.endpoint.rstrip("/")
-            if info.active and url.startswith(("http://", "https://")) and url not in seen:
-                seen.add(url)
-                yield url
 
     def version_digest(self, model_id: int, version: int) -> bytes:
         """The sha-256 of the file of `model_id` at `version`. Published versions never change,

@@ -1,6 +1,6 @@
 """The check of a call's input against its model before the call is paid for: the model file by
-its on-chain digest (from a local cache, else fetched from relayers and checked), then the same
-input check relayers run before they serve (`runtime.check_inputs`)."""
+its on-chain digest (from a local cache, else fetched through `Hub.model_file` and kept), then
+the same input check relayers run before they serve (`runtime.check_inputs`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from . import errors as e
 from .runtime import ModelRuntime, check_inputs
-from .store import ModelStore
+from .store import ModelStore, digest_to_cid
 
 __all__ = ["CACHE_ENV", "InputCheck", "default_cache_folder"]
 
@@ -28,8 +28,8 @@ def default_cache_folder() -> Path:
 
 
 class InputCheck:
-    """Fits call inputs to model files. `store` is the SDK's local cache of model files (filled
-    by Hub.model_file with digest-checked files only); loaded models stay in memory for the next
+    """Fits call inputs to model files kept in `store` (a local cache, re-hashed on every read;
+    a damaged file is dropped and fetched again). Loaded models stay in memory for the next
     check."""
 
     def __init__(self, store: ModelStore) -> None:
@@ -38,11 +38,15 @@ class InputCheck:
 
     def check(self, digest: bytes, inputs: Mapping[str, Any], fetch: Callable[[], bytes], what: str) -> None:
         """Raises InvalidInputError, naming the tensors the model expects, unless `inputs` fit
-        the model file with sha-256 `digest` (loaded before, else `fetch()`ed: Hub.model_file,
-        digest-checked); ModelFileError if relayers could not run that file."""
+        the model file with sha-256 `digest` (the file of `what`, "model 1 version 2"); `fetch`
+        brings the checked file when the store lacks it. ModelFileError if relayers could not
+        run that file, InputCheckUnavailableError if it cannot be had."""
         try:
             try:
                 model = self._runtime.model(digest)
+            except e.DigestMismatchError:
+                self.store.path(digest_to_cid(digest)).unlink(missing_ok=True)
+                model = self._runtime.load(digest, fetch())
             except e.ModelFileUnavailableError:
                 model = self._runtime.load(digest, fetch())
         except e.ModelFileUnavailableError as error:

@@ -113,7 +113,7 @@ def test_ctrl_c_a_timeout_and_a_relayer_down_leave_the_output_reachable(hub_env,
         # No relayer answers and the cache is empty: the check cannot run, and nothing is paid.
         empty = {"MODELHUB_CACHE": str(tmp_path / "empty-cache")}
         fails(modelhub(hub_env, "infer", str(iris), IRIS_INPUT, env=empty, account=CALLER), 1,
-              "cannot check the input", "does not answer", "nothing was paid", "--no-check")
+              "cannot check the input", "did not answer", "nothing was paid", "--no-check")
         assert credit_of(hub_env, CALLER) == credit
 
         # Ctrl-C once the request is on chain: exit 130, the id and how to get the output.

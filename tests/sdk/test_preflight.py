@@ -1,7 +1,7 @@
 """The SDK's check of an on-chain call's input before paying (`Hub.request`, preflight.py): the
-model file fetched by its content id from the registered relayers over real HTTP, kept only if
-its sha-256 is the digest on chain, cached, and the runtime's own input check on the real ONNX
-file. Relayers that send another file, too much, or nothing are not trusted."""
+model file fetched by its content id from the registered relayers over real HTTP (fetch.py),
+kept only if its sha-256 is the digest on chain, cached, and the runtime's own input check on
+the real ONNX file. Relayers that send another file, too much, or nothing are not trusted."""
 
 from __future__ import annotations
 

@@ -251,8 +251,9 @@ def _shape_text(tensor: dict) -> str:
 @click.argument("file", type=FILE)
 @click.option("--relayer", "relayers", multiple=True, metavar="URL|ADDRESS",
               help="A relayer to upload to (repeatable; default: every active registered relayer).")
-@click.option("--model", "model_id", type=click.IntRange(1),
-              help="The model the file belongs to (default: any model with a version of this file).")
+@click.option("--model", "model_id", type=MODEL,
+              help="The model the file belongs to, by id or OWNER/NAME (default: any model with a version "
+                   "of this file).")
 @click.option("--version", "version", type=click.IntRange(1), help="With --model: the version the file is.")
 def push(session: Session, file: Path, relayers: tuple[str, ...], model_id: int | None,
          version: int | None) -> None:

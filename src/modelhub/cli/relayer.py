@@ -9,8 +9,18 @@ from urllib.parse import urlparse
 import click
 
 from ..relayer.settings import RelayerConfig, click_options
-from .common import (AMOUNT, AMOUNTS_HELP, HubError, Session, chain_now, duration, format_tokens, hub_command,
-                     print_table, when)
+from .common import (
+    AMOUNT,
+    AMOUNTS_HELP,
+    HubError,
+    Session,
+    chain_now,
+    duration,
+    format_tokens,
+    hub_command,
+    print_table,
+    when,
+)
 
 LIFECYCLE_HELP = """\b
 A relayer's life:
