@@ -39,6 +39,23 @@ abstract contract EscrowChannels is EscrowBase {
         return (settled.calls, settled.amount);
     }
 
+    /// @notice What has been settled of the channel (caller, relayer, model), and when it last
+    /// settled: the anchor of the dispute window of its calls (a relayer settles only while active).
+    /// @param caller The channel's caller.
+    /// @param relayer The channel's relayer.
+    /// @param modelId The channel's model.
+    /// @return calls The settled receipt's call count.
+    /// @return amount The settled receipt's amount.
+    /// @return settledAt When it settled (0: never).
+    function channelState(address caller, address relayer, uint256 modelId)
+        external
+        view
+        returns (uint256 calls, uint256 amount, uint64 settledAt)
+    {
+        Channel storage settled = _channels[_channelKey(caller, relayer, modelId)];
+        return (settled.calls, settled.amount, settled.settledAt);
+    }
+
     // ------------------------------------------------------------------ internal
 
     function _channelKey(address caller, address relayer, uint256 modelId) internal pure returns (bytes32) {

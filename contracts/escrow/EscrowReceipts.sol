@@ -94,6 +94,15 @@ abstract contract EscrowReceipts is
         );
     }
 
+    /// @notice Whether `signature` signs `receipt` by its caller's key or the caller's receipt
+    /// signer in force now (what settlement accepts).
+    /// @param receipt The receipt.
+    /// @param signature Its 65-byte signature.
+    /// @return Whether settlement would take the signature.
+    function isReceiptSigned(Receipt calldata receipt, bytes calldata signature) external view returns (bool) {
+        return _signedBy(receipt.caller, hashReceipt(receipt), signature);
+    }
+
     // ------------------------------------------------------------------ internal
 
     /// @dev Checks one receipt naming the submitting (active) relayer and, if it holds, pays its

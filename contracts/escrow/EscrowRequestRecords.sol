@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {SettlementRecord} from "../libraries/SettlementRecord.sol";
 import {EscrowCredit} from "./EscrowCredit.sol";
 
 /// @title EscrowRequestRecords: what the escrow keeps of each on-chain request
 /// @notice A request's id, locked price, model, input hash, deadline and status; when it ends,
-/// only its status is kept (and its caller, which is part of the id).
+/// only its status is kept (and its caller, which is part of the id), and for a settled request
+/// the record of its settlement (SettlementRecord), which the dispute court checks challenges by.
 abstract contract EscrowRequestRecords is EscrowCredit {
     // ------------------------------------------------------------------ storage
 
     /// @dev One call. Slot 0 and the input hash are all that settlement reads; the caller is the
     /// high 160 bits of the request id. `relayer` is written only for designated requests. When a
-    /// request ends, slot 0 keeps only the status and the rest is cleared, for the storage refund.
+    /// request ends, slot 0 keeps only the status and the rest is cleared, for the storage refund;
+    /// a settled request's slot 0 holds its settlement record in the 240 bits below the status
+    /// (price, modelId, version and deadline then read as that record: `getRequest` masks them).
     struct Request {
         uint128 price;
         uint48 modelId;
@@ -63,8 +67,28 @@ abstract contract EscrowRequestRecords is EscrowCredit {
         )
     {
         Request storage r = _requests[requestId];
-        if (r.status == 0) revert InferenceEscrow_UnknownRequest(requestId);
-        return (_callerOf(requestId), r.modelId, r.version, r.price, r.inputHash, r.deadline, r.status);
+        status = r.status;
+        if (status == 0) revert InferenceEscrow_UnknownRequest(requestId);
+        caller = _callerOf(requestId);
+        if (status != STATUS_PENDING) return (caller, 0, 0, 0, bytes32(0), 0, status);
+        return (caller, r.modelId, r.version, r.price, r.inputHash, r.deadline, status);
+    }
+
+    /// @notice A request's status and, once settled, the record of its settlement: the top 240
+    /// bits of keccak256(abi.encode(requestId, modelId, version, price, inputHash, outputHash,
+    /// relayer, settledAt)), as a number (0 unless settled).
+    /// @param requestId Any request id.
+    /// @return status 0 unknown, 1 pending, 2 fulfilled, 3 rejected, 4 refunded.
+    /// @return record The settlement record (SettlementRecord.hash).
+    function settlementRecord(uint256 requestId) external view returns (uint8 status, uint256 record) {
+        Request storage r = _requests[requestId];
+        status = r.status;
+        if (status != STATUS_FULFILLED) return (status, 0);
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(r.slot)
+        }
+        record = word & SettlementRecord.MASK;
     }
 
     /// @notice The relayer a pending request was designated to (address(0): any active relayer).
@@ -94,6 +118,19 @@ abstract contract EscrowRequestRecords is EscrowCredit {
         request.deadline = 0;
         request.status = newStatus;
         request.designated = false;
+        request.inputHash = bytes32(0);
+        if (designated) request.relayer = address(0);
+    }
+
+    /// @dev Ends a request as settled: slot 0 becomes its status above `record` (a 240-bit
+    /// SettlementRecord), in one write; the input hash and a designated relayer are freed.
+    function _endSettled(Request storage request, uint256 record) internal returns (uint256 price) {
+        price = request.price;
+        bool designated = request.designated;
+        uint256 word = uint256(STATUS_FULFILLED) << 240 | record;
+        assembly ("memory-safe") {
+            sstore(request.slot, word)
+        }
         request.inputHash = bytes32(0);
         if (designated) request.relayer = address(0);
     }

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {SettlementRecord} from "../libraries/SettlementRecord.sol";
 import {EscrowCredit} from "./EscrowCredit.sol";
 import {EscrowEarnings} from "./EscrowEarnings.sol";
 import {EscrowModelStats} from "./EscrowModelStats.sol";
@@ -112,8 +113,11 @@ abstract contract EscrowRequests is EscrowTerms, EscrowCredit, EscrowEarnings, E
     /// @notice Returns the price of a call nobody served in time to its caller's credit.
     /// @param requestId A pending call past its deadline; anyone may ask.
     function refund(uint256 requestId) external {
-        uint64 deadline = _requests[requestId].deadline;
-        if (block.timestamp <= deadline) revert InferenceEscrow_DeadlineNotPassed(requestId, deadline);
+        Request storage request = _requests[requestId];
+        // Only a pending request has a deadline (a settled one's slot holds its record).
+        if (request.status == STATUS_PENDING && block.timestamp <= request.deadline) {
+            revert InferenceEscrow_DeadlineNotPassed(requestId, request.deadline);
+        }
         _returnToCaller(requestId, STATUS_REFUNDED);
         emit InferenceRefunded(requestId);
     }
@@ -189,8 +193,16 @@ abstract contract EscrowRequests is EscrowTerms, EscrowCredit, EscrowEarnings, E
             run.activeRelayer = signer;
         }
 
-        // Effects: end the request before booking the money.
-        uint256 price = _end(request, STATUS_FULFILLED);
+        // Effects: end the request, keeping the record of its settlement, before booking the money.
+        uint256 price = _endSettled(
+            request,
+            SettlementRecord.hash(
+                SettlementRecord.Facts(
+                    att.requestId, modelId, att.version, request.price, att.inputHash, att.outputHash, signer,
+                    uint64(block.timestamp)
+                )
+            )
+        );
 
         ModelStats storage stats = _stats[modelId];
         stats.calls += 1;
