@@ -18,6 +18,8 @@ interface Vm {
     function startPrank(address sender) external;
     function stopPrank() external;
     function warp(uint256 timestamp) external;
+    function roll(uint256 newHeight) external;
+    function prevrandao(bytes32 newPrevrandao) external;
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory);
     function label(address account, string calldata name) external;
