@@ -51,9 +51,11 @@ class Deployment(BaseModel):
     relayer_registry: str = Field(alias="RelayerRegistry")
     inference_escrow: str = Field(alias="InferenceEscrow")
     start_block: int = Field(alias="startBlock")
+    # Deployments made before disputes existed have no court.
+    dispute_court: str | None = Field(default=None, alias="DisputeCourt")
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(by_alias=True), indent=2) + "\n"
+        return json.dumps(self.model_dump(by_alias=True, exclude_none=True), indent=2) + "\n"
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,56 @@ class DeployParams:
     protocol_fee_bps: int = 500  # 5% to the treasury
     relayer_fee_bps: int = 1_000  # 10% to the relayer that served the call
     min_bond: int = 100 * 10**18
-    unbond_delay: int = 86_400
+    # Longer than a whole dispute (window, draw, commit, reveal), so no relayer unbonds its way out.
+    unbond_delay: int = 172_800
     request_timeout: int = 600
     # Receipts (off-chain calls): how long a price rise waits before it binds receipts, and how
     # long an account that signs receipts waits between announcing and making a withdrawal.
     # Both must leave relayers ample time to settle; relayers settle every minute by default.
     price_notice_period: int = 3_600
     withdrawal_delay: int = 3_600
+    # Disputes (DisputeCourt, docs/disputes.md): a settled call may be challenged for
+    # `dispute_window` seconds; the jury is drawn `draw_delay` blocks later, commits for
+    # `commit_period` and reveals for `reveal_period` seconds.
+    dispute_window: int = 86_400
+    challenge_bond: int = 10 * 10**18
+    slash_amount: int = 50 * 10**18  # on top of the call's price, which refunds the caller
+    challenger_reward: int = 10 * 10**18
+    juror_reward: int = 5 * 10**18  # shared by the jurors in the majority
+    juror_penalty: int = 10**18  # per juror who does not reveal or votes against the majority
+    jury_size: int = 5
+    commit_period: int = 3_600
+    reveal_period: int = 3_600
+    draw_delay: int = 5
+
+    def dispute_terms(self) -> tuple:
+        """The DisputeCourt's `Terms` struct, in field order."""
+        return (self.challenge_bond, self.slash_amount, self.challenger_reward, self.juror_reward,
+                self.juror_penalty, self.dispute_window, self.commit_period, self.reveal_period,
+                self.draw_delay, self.jury_size)
+
+    def dispute_terms_problem(self) -> str | None:
+        """Why the court would refuse these terms (DisputeCourt._checkTerms), or None: checked
+        before anything is deployed."""
+        if self.jury_size < 3 or self.jury_size > 31 or self.jury_size % 2 == 0:
+            return f"the jury size must be odd, from 3 to 31, not {self.jury_size}"
+        if self.draw_delay < 2:
+            return f"the draw delay must be at least 2 blocks (the randomness of the next block is known), not {self.draw_delay}"
+        if min(self.dispute_window, self.commit_period, self.reveal_period) <= 0:
+            return "the dispute window, commit period and reveal period must be positive"
+        if self.challenge_bond <= 0 or self.challenge_bond < self.juror_reward:
+            return (f"the challenge bond ({self.challenge_bond}) must be positive and at least the juror reward "
+                    f"({self.juror_reward}), which a failed challenge pays")
+        if self.slash_amount <= self.challenger_reward + self.juror_reward:
+            return (f"the slash amount ({self.slash_amount}) must exceed the challenger's and jurors' rewards "
+                    f"({self.challenger_reward + self.juror_reward}): otherwise a liar challenging itself gains")
+        if self.slash_amount > self.min_bond:
+            return f"the slash amount ({self.slash_amount}) must not exceed the minimum bond ({self.min_bond})"
+        dispute = self.dispute_window + self.draw_delay * 12 + self.commit_period + self.reveal_period
+        if self.unbond_delay <= dispute:
+            return (f"the unbond delay ({self.unbond_delay} s) must exceed a whole dispute: window + draw delay "
+                    f"x 12 s + commit + reveal = {dispute} s, so that no relayer unbonds its way out")
+        return None
 
 
 def checkout_root(start: Path | None = None) -> Path | None:
@@ -200,7 +245,8 @@ def deploy(
     params: DeployParams = DeployParams(),
     progress: Any = None,
 ) -> Deployment:
-    """Deploys the registries and the escrow (and, on dev chains without `token`, HubToken).
+    """Deploys the registries, the escrow and the dispute court (and, on dev chains without
+    `token`, HubToken).
 
     `deployer` is an Ape account on the connected network; `progress` an optional callable
     given one line per contract deployed.
@@ -213,6 +259,10 @@ def deploy(
             f"chain {chain_id} is not a dev network: refusing to deploy the open-mint test token. "
             "Pass the fee token of this network with --token <address>."
         )
+
+    problem = params.dispute_terms_problem()
+    if problem:
+        raise DeploymentRefusedError(f"refusing to deploy: {problem}; change the parameters")
 
     say = progress or (lambda line: None)
     start_block = chain.blocks.head.number + 1
@@ -236,6 +286,9 @@ def deploy(
         params.withdrawal_delay,
     )
     say(f"InferenceEscrow   {escrow.address}")
+    court = deployer.deploy(project.DisputeCourt, escrow.address, params.dispute_terms())
+    relayers.setCourt(court.address, sender=deployer)
+    say(f"DisputeCourt      {court.address}")
     return Deployment(
         chainId=chain_id,
         token=str(token),
@@ -243,4 +296,5 @@ def deploy(
         RelayerRegistry=relayers.address,
         InferenceEscrow=escrow.address,
         startBlock=start_block,
+        DisputeCourt=court.address,
     )

@@ -33,7 +33,8 @@ def test_deploying_on_a_dev_chain_writes_the_deployment_file_and_the_test_token(
         deployment = json.loads((deployments_dir / "31337.json").read_text())
         # The same file in the user's config folder: the SDK and the CLI find it from any folder.
         assert json.loads((config / "modelhub" / "deployments" / "31337.json").read_text()) == deployment
-        assert set(deployment) == {"chainId", "token", "ModelRegistry", "RelayerRegistry", "InferenceEscrow", "startBlock"}
+        assert set(deployment) == {"chainId", "token", "ModelRegistry", "RelayerRegistry", "InferenceEscrow",
+                                   "DisputeCourt", "startBlock"}
         assert deployment["chainId"] == 31337
         assert deployment["startBlock"] == 1
         assert cast("call", deployment["token"], "symbol()(string)", rpc_url=anvil.url) == '"tOPG"'
@@ -41,6 +42,26 @@ def test_deploying_on_a_dev_chain_writes_the_deployment_file_and_the_test_token(
         assert cast("call", escrow, "token()(address)", rpc_url=anvil.url).lower() == deployment["token"].lower()
         assert cast("call", escrow, "registry()(address)", rpc_url=anvil.url).lower() == deployment["ModelRegistry"].lower()
         assert "InferenceEscrow" in result.stdout and "Wrote" in result.stdout
+        court = deployment["DisputeCourt"]
+        assert cast("call", court, "escrow()(address)", rpc_url=anvil.url).lower() == escrow.lower()
+        assert cast("call", deployment["RelayerRegistry"], "court()(address)", rpc_url=anvil.url).lower() == court.lower()
+        assert "Disputes: window 86400s" in result.stdout
+
+
+@pytest.mark.parametrize("option,value,says", [
+    ("--jury-size", "4", "jury size must be odd"),
+    ("--unbond-delay", "86400", "unbond delay (86400 s) must exceed a whole dispute"),
+    ("--slash-amount", str(15 * 10**18), "must exceed the challenger's and jurors' rewards"),
+])
+def test_dispute_terms_that_would_let_lying_pay_are_refused_before_anything_is_deployed(
+    deployments_dir, option, value, says
+):
+    with Anvil() as anvil:
+        result = run_deploy("--network", anvil.url, option, value, env={"MODELHUB_DEPLOYMENTS": str(deployments_dir)})
+        assert result.returncode != 0
+        assert says in result.stdout + result.stderr
+        assert not (deployments_dir / "31337.json").exists()
+        assert cast("block-number", rpc_url=anvil.url) == "0"  # not one transaction sent
 
 
 def test_the_sepolia_entry_refuses_the_test_token_and_deploys_with_a_given_token(deployments_dir, project, accounts):
