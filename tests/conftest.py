@@ -36,6 +36,11 @@ PARAMS = DeployParams(
     min_bond=100 * TOKEN,
     unbond_delay=86_400,
     request_timeout=600,
+    # Disputes that fit in the unbond delay above (a whole dispute must be shorter).
+    dispute_window=3_600,
+    commit_period=600,
+    reveal_period=600,
+    draw_delay=2,
 )
 IRIS_INPUT = b'{"X":[[5.1,3.5,1.4,0.2]]}'
 

@@ -23,7 +23,8 @@ from . import errors as e
 from .deployments import Deployment
 
 TOKEN, REGISTRY, RELAYERS, ESCROW = "HubToken", "ModelRegistry", "RelayerRegistry", "InferenceEscrow"
-CONTRACT_NAMES = (TOKEN, REGISTRY, RELAYERS, ESCROW)
+COURT = "DisputeCourt"
+CONTRACT_NAMES = (TOKEN, REGISTRY, RELAYERS, ESCROW, COURT)
 # Contracts the hub may meet around its own: the test smart account that forwards calls.
 _OPTIONAL_CONTRACTS = ("TestWallet",)
 
@@ -39,6 +40,24 @@ class RequestStatus(IntEnum):
     @property
     def ended(self) -> bool:
         return self is not RequestStatus.PENDING
+
+
+class DisputePhase(IntEnum):
+    """`DisputeCourt.Phase`."""
+
+    NONE = 0
+    AWAITING_DRAW = 1
+    VOTING = 2
+    RESOLVED = 3
+
+
+class DisputeOutcome(IntEnum):
+    """`DisputeCourt.Outcome`: what the jury found."""
+
+    NONE = 0  # not resolved yet
+    OUTPUT_WRONG = 1  # a majority of the seats: not what the model gives; the accused was slashed
+    OUTPUT_RIGHT = 2  # a majority of the seats: it is; the challenge failed
+    NO_DECISION = 3  # no majority of the seats either way (too few jurors or votes)
 
 
 class SkipReason(IntEnum):
@@ -75,6 +94,7 @@ class HubContracts:
     registry: Any
     relayers: Any
     escrow: Any
+    court: Any = None  # None for a deployment made before disputes existed
 
 
 def contract_type(name: str) -> Any:
@@ -103,7 +123,7 @@ def contract_type(name: str) -> Any:
 # from any folder, with no checkout and no compiler.
 
 PACKAGED_ABIS = "abi"
-# The contracts whose ABIs ship: the hub's four and the test smart account (`Hub(wallet=...)`).
+# The contracts whose ABIs ship: the hub's five and the test smart account (`Hub(wallet=...)`).
 PACKAGED_CONTRACTS = (*CONTRACT_NAMES, *_OPTIONAL_CONTRACTS)
 
 
@@ -149,8 +169,11 @@ def load_contracts(deployment: Deployment) -> HubContracts:
             )
         addresses = {TOKEN: deployment.token, REGISTRY: deployment.model_registry,
                      RELAYERS: deployment.relayer_registry, ESCROW: deployment.inference_escrow}
+        if deployment.dispute_court is not None:
+            addresses[COURT] = deployment.dispute_court
         instances = {name: _instance(name, address) for name, address in addresses.items()}
-    return HubContracts(instances[TOKEN], instances[REGISTRY], instances[RELAYERS], instances[ESCROW])
+    return HubContracts(instances[TOKEN], instances[REGISTRY], instances[RELAYERS], instances[ESCROW],
+                        instances.get(COURT))
 
 
 def _instance(name: str, address: str) -> Any:
@@ -340,6 +363,74 @@ _MESSAGES: dict[str, tuple[type[e.ContractRevertError], str]] = {
         "a fee of {bps} bps is above the maximum of {maxBps} bps"),
     "InferenceEscrow_ZeroAddress": (e.ContractRevertError,
         "the zero address was given; give a real account"),
+    "RelayerRegistry_BondHeld": (e.RelayerRegistrationError,
+        "{relayer}'s bond is held by {holds} open dispute(s) (as the accused or a juror); it can "
+        "be withdrawn once they are resolved"),
+    "RelayerRegistry_NotCourt": (e.ContractRevertError,
+        "{account} is not the dispute court; only the court holds, releases and slashes bonds"),
+    "DisputeCourt_UnknownRequest": (e.ChallengeRefusedError,
+        "no request has id {requestId}; challenge a call by the id its request returned"),
+    "DisputeCourt_NotSettled": (e.ChallengeRefusedError,
+        "request {requestId} has not settled ({status}): only a settled call's attestation can be "
+        "challenged"),
+    "DisputeCourt_RecordMismatch": (e.ChallengeRefusedError,
+        "the facts given for request {requestId} are not those it settled with (model, version, "
+        "price, input or output hash, relayer or settlement time); read them from its events "
+        "(Hub.settled_call)"),
+    "DisputeCourt_InputMismatch": (e.ChallengeRefusedError,
+        "the input bytes given hash to {inputGiven}, not to the call's input hash {inputHash}; "
+        "give the exact bytes the call ran on"),
+    "DisputeCourt_OutputMismatch": (e.ChallengeRefusedError,
+        "the output bytes given hash to {outputGiven}, not to the attested output hash "
+        "{outputHash}; give the exact bytes the relayer delivered"),
+    "DisputeCourt_WindowClosed": (e.ChallengeRefusedError,
+        "the dispute window of call {requestId} closed at {closedAt} (unix time); it can no "
+        "longer be challenged"),
+    "DisputeCourt_AlreadyDisputed": (e.ChallengeRefusedError,
+        "this attestation ({attestation}) is already disputed in dispute {disputeId}; an "
+        "attestation is disputed once, ever"),
+    "DisputeCourt_ReceiptMismatch": (e.ChallengeRefusedError,
+        "the attestation (request id {requestId}) is not of this receipt: its request id must be "
+        "the receipt's digest and its model the receipt's"),
+    "DisputeCourt_InvalidReceiptSignature": (e.ChallengeRefusedError,
+        "the receipt of call {requestId} is not signed by its caller's key or receipt signer in force"),
+    "DisputeCourt_InvalidAttestationSignature": (e.ChallengeRefusedError,
+        "the attestation of call {requestId} is not signed by the receipt's relayer"),
+    "DisputeCourt_ReceiptNotSettled": (e.ChallengeRefusedError,
+        "the receipt of call {requestId} pays {calls} calls but its channel has settled "
+        "{settledCalls}: a fast call can be challenged once its receipt is settled"),
+    "DisputeCourt_UnknownDispute": (e.DisputeStateError, "no dispute has id {disputeId}"),
+    "DisputeCourt_WrongPhase": (e.DisputeStateError,
+        "dispute {disputeId} is in phase {phase} (1 awaiting its draw, 2 voting, 3 resolved), not "
+        "the one this needs"),
+    "DisputeCourt_DrawTooEarly": (e.DisputeStateError,
+        "the jury of dispute {disputeId} can be drawn from block {drawBlock} on; wait for it"),
+    "DisputeCourt_NotJuror": (e.NotJurorError,
+        "{account} was not drawn to the jury of dispute {disputeId}"),
+    "DisputeCourt_CommitClosed": (e.DisputeStateError,
+        "the commit period of dispute {disputeId} ended at {commitDeadline} (unix time)"),
+    "DisputeCourt_AlreadyCommitted": (e.VoteRefusedError,
+        "{juror} has already committed its vote in dispute {disputeId}; a juror commits once"),
+    "DisputeCourt_ZeroCommitment": (e.VoteRefusedError,
+        "a zero commitment commits to nothing; commit to voteCommitment(dispute, juror, vote, salt)"),
+    "DisputeCourt_RevealNotOpen": (e.DisputeStateError,
+        "votes of dispute {disputeId} are revealed after its commit deadline ({commitDeadline}, "
+        "unix time); wait for it"),
+    "DisputeCourt_RevealClosed": (e.DisputeStateError,
+        "the reveal period of dispute {disputeId} ended at {revealDeadline} (unix time)"),
+    "DisputeCourt_NotCommitted": (e.VoteRefusedError,
+        "{juror} committed no vote in dispute {disputeId}, so it has nothing to reveal"),
+    "DisputeCourt_AlreadyRevealed": (e.VoteRefusedError,
+        "{juror} has already revealed its vote in dispute {disputeId}"),
+    "DisputeCourt_InvalidVote": (e.VoteRefusedError,
+        "vote {vote} is neither 1 (the output is what the model gives) nor 2 (it is not)"),
+    "DisputeCourt_CommitmentMismatch": (e.VoteRefusedError,
+        "the vote and salt {juror} revealed in dispute {disputeId} are not those it committed to"),
+    "DisputeCourt_TooEarlyToResolve": (e.DisputeStateError,
+        "dispute {disputeId} can be resolved after its reveal deadline ({revealDeadline}, unix "
+        "time), or once every juror has revealed"),
+    "DisputeCourt_NothingToClaim": (e.NothingToWithdrawError,
+        "{account} has nothing to claim from the dispute court"),
     "EnforcedPause": (e.HubPausedError,
         "Model Hub is paused by its operator: no new requests or registrations for now "
         "(withdrawals and refunds still work)"),

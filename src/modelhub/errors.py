@@ -309,3 +309,27 @@ class OutputVerificationError(ModelHubError):
 class ChannelStateError(ModelHubError):
     """A relayer's view of a channel cannot be true: below what the chain settled, or above what
     this caller signed. Signing on top of it could pay for calls never made."""
+
+
+# --- disputes (DisputeCourt) ---------------------------------------------------------------
+
+
+class NoDisputeCourtError(ModelHubError):
+    """The deployment has no DisputeCourt (made before disputes existed): nothing can be challenged."""
+
+
+class ChallengeRefusedError(ContractRevertError):
+    """The court refuses a challenge: unknown, unsettled, expired or already disputed call,
+    facts that do not match its record, a forged receipt or attestation, wrong input bytes."""
+
+
+class DisputeStateError(ContractRevertError):
+    """The dispute is not in the phase this needs, or its deadline has not come or has passed."""
+
+
+class NotJurorError(ContractRevertError):
+    """The account was not drawn to the dispute's jury."""
+
+
+class VoteRefusedError(ContractRevertError):
+    """A juror's commit or reveal is refused: twice, no commitment, or a reveal not matching it."""

@@ -26,6 +26,7 @@ from .contracts import (
     refusal,
 )
 from .deployments import DEV_CHAIN_IDS, Deployment, locate_deployment
+from .disputes import DisputeMethods
 from .errors import RejectReason
 from .fetch import Limits, Source, fetch_bytes, fetch_first
 from .preflight import InputCheck, default_cache_folder
@@ -77,9 +78,10 @@ def _contract_address(contract: str, doc: str) -> property:
 # --- the hub -----------------------------------------------------------------------------------
 
 
-class Hub:
+class Hub(DisputeMethods):
     """Model Hub on one deployment, acting as `account` (an Ape account: it signs every
-    transaction and attestation). Amounts are fee-token base units.
+    transaction and attestation). Amounts are fee-token base units. Disputes (challenges, the
+    jury's votes, payouts) are the methods of `modelhub.disputes.DisputeMethods`.
 
     With `wallet` (the address of a contract wallet `account` owns), the hub acts as that
     wallet: `address` is the wallet's, and every transaction is sent through the wallet's
@@ -880,13 +882,18 @@ class Hub:
     def _who(self, account: Any) -> str:
         return self.address if account is None else _address(account)
 
-    def _send(self, method: Any, *args: Any) -> Any:
+    def _send(self, method: Any, *args: Any, gas_margin: float = 0.0) -> Any:
+        """Sends `method(*args)` as this hub; with `gas_margin`, the gas limit is the estimate
+        plus that share (for calls whose gas depends on the block they land in)."""
         with chain_errors():
+            call, call_args = method, args
             if self.wallet is not None:
                 # The wallet makes the call: msg.sender is the wallet, the owner pays the gas.
-                data = method.encode_input(*args)
-                return self.wallet.execute(method.contract.address, data, sender=self.account)
-            return method(*args, sender=self.account)
+                call, call_args = self.wallet.execute, (method.contract.address, method.encode_input(*args))
+            txn = {}
+            if gas_margin:
+                txn["gas"] = int(call.estimate_gas_cost(*call_args, sender=self.account) * (1 + gas_margin))
+            return call(*call_args, sender=self.account, **txn)
 
     def _batch(self, function: str, items: Sequence[tuple[Any, bytes]], events: tuple[str, str],
                outcome: Callable[[Any, bool], Any]) -> list:

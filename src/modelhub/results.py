@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .contracts import ReceiptSkipReason, RequestStatus, SkipReason
+from .contracts import DisputeOutcome, DisputePhase, ReceiptSkipReason, RequestStatus, SkipReason
 from .typed_data import Attestation, Receipt
 
 __all__ = [
-    "ChannelState", "FastCallResult", "FulfillOutcome", "InferenceResult", "ModelInfo", "ModelStats",
+    "Ballot", "ChannelState", "DisputeCase", "DisputeInfo", "DisputeTerms", "FastCallResult", "FulfillOutcome", "InferenceResult", "ModelInfo", "ModelStats",
     "ModelVersion", "Payee", "PendingFees", "PendingMinBond", "PriceNotice", "Published", "ReceiptOutcome",
     "ReceiptSigner", "ReceiptTerms", "RelayerChannel", "RelayerInfo", "RequestInfo", "RequestRecord", "RequestedCall",
     "Reservation", "Upload", "VerifiedOutput",
@@ -337,3 +337,76 @@ class InferenceResult:
     @property
     def transaction(self) -> str | None:
         return self.request.transaction
+
+
+# --- disputes ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DisputeTerms:
+    """The DisputeCourt's terms (token base units, seconds; `draw_delay` in blocks)."""
+
+    challenge_bond: int
+    slash_amount: int  # taken from a relayer found lying, on top of the call's price
+    challenger_reward: int
+    juror_reward: int  # shared by the jurors in the majority
+    juror_penalty: int  # per juror who does not reveal or votes against the majority
+    dispute_window: int
+    commit_period: int
+    reveal_period: int
+    draw_delay: int
+    jury_size: int
+
+
+@dataclass(frozen=True)
+class DisputeCase:
+    """What a dispute is about (its `DisputeOpened` event): the attestation that `accused` ran
+    `version` of `model_id` on `input` for call `request_id` and got `output` (hashing to
+    `output_hash`). Jurors re-run exactly that and compare."""
+
+    dispute_id: int
+    request_id: int  # an on-chain request id, or a fast call's receipt digest
+    attestation: bytes  # the attestation's EIP-712 digest
+    accused: str
+    challenger: str
+    caller: str
+    model_id: int
+    version: int
+    input_hash: bytes
+    output_hash: bytes
+    refund: int  # the caller's refund if the output is found wrong
+    terms_id: int
+    draw_block: int
+    input: bytes
+    output: bytes  # the output bytes the relayer delivered, as the challenger showed them
+    block_number: int
+
+
+@dataclass(frozen=True)
+class DisputeInfo:
+    """A dispute as the court holds it now."""
+
+    id: int
+    request_id: int
+    accused: str
+    challenger: str
+    caller: str
+    refund: int
+    terms_id: int
+    phase: DisputePhase
+    outcome: DisputeOutcome
+    draw_block: int  # the first block the jury may be drawn in
+    commit_deadline: int  # unix time; 0 until drawn
+    reveal_deadline: int
+    jurors: tuple[str, ...]
+    revealed: int
+    votes_match: int  # revealed votes: the output is what the model gives
+    votes_wrong: int  # revealed votes: it is not
+
+
+class Ballot(NamedTuple):
+    """A juror's seat (1-based; 0: not drawn), commitment (zero bytes: none) and vote (0: none)."""
+
+    seat: int
+    commitment: bytes
+    vote: int

@@ -1,5 +1,6 @@
 """The protocol's EIP-712 typed data: the escrow's domain, the Receipt and Attestation structs,
-their digests, signing (eth_account or libsecp256k1) and recovery, all from one definition.
+their digests, signing (eth_account or libsecp256k1) and recovery, all from one definition; and
+the disputes' hashed messages: a settled call's record and a juror's vote commitment.
 
 Each struct's fields are written once, as the dataclass's fields with their Solidity types; the
 type string, the typehash and eth_account's types dict are derived from them. Every field is one
@@ -24,7 +25,8 @@ from eth_utils import to_checksum_address
 __all__ = [
     "ATTESTATION", "ATTESTATION_TYPEHASH", "ATTESTATION_TYPES", "Attestation", "DOMAIN_NAME",
     "DOMAIN_VERSION", "Domain", "KeySigner", "MAX_AMOUNT", "MAX_CALLS", "MIN_RECEIPT_PRICE", "RECEIPT", "RECEIPT_TYPEHASH", "RECEIPT_TYPES",
-    "Receipt", "StructType", "call_id", "digest", "domain", "domain_separator", "keccak",
+    "Receipt", "SettledCall", "StructType", "VOTE_OUTPUT_MATCHES", "VOTE_OUTPUT_WRONG", "call_id", "digest",
+    "domain", "domain_separator", "keccak", "vote_commitment",
     "opening_receipt", "recover_digest_address", "recover_digest_signer", "recover_signer",
     "recover_valid_signer", "sign", "signable_message", "struct_hash",
 ]
@@ -291,6 +293,54 @@ def signable_message(item: _Struct, chain_id: int, escrow: str) -> SignableMessa
 def call_id(receipt: Receipt, chain_id: int, escrow: str) -> int:
     """`Domain.call_id`: the request id of the attestation of the call `receipt` paid for."""
     return _domain(chain_id, escrow).call_id(receipt)
+
+
+# --- disputes: settlement records and vote commitments -------------------------------------
+
+
+@dataclass(frozen=True)
+class SettledCall:
+    """The facts of a settled on-chain call (DisputeCourt's `challengeRequest` argument, the
+    struct SettlementRecord.Facts): its request, locked price, input and output hashes, the
+    relayer whose attestation settled it and the settlement block's time."""
+
+    request_id: int
+    model_id: int
+    version: int
+    price: int
+    input_hash: bytes
+    output_hash: bytes
+    relayer: str
+    settled_at: int
+
+    def as_tuple(self) -> tuple:
+        """The struct as the court's ABI takes it."""
+        return (self.request_id, self.model_id, self.version, self.price, self.input_hash, self.output_hash,
+                to_checksum_address(self.relayer), self.settled_at)
+
+    def record(self) -> int:
+        """The escrow's 240-bit settlement record of these facts (`settlementRecord`): the top
+        240 bits of keccak256(abi.encode(every field, in order))."""
+        words = (_uint_word(self.request_id) + _uint_word(self.model_id) + _uint_word(self.version)
+                 + _uint_word(self.price) + _bytes32_word(self.input_hash) + _bytes32_word(self.output_hash)
+                 + _address_word(self.relayer) + _uint_word(self.settled_at))
+        return int.from_bytes(keccak(words), "big") >> 16
+
+    def attestation(self) -> Attestation:
+        """The attestation that settled the call."""
+        return Attestation(self.request_id, self.model_id, self.version, self.input_hash, self.output_hash)
+
+
+# A juror's vote (DisputeCourt.VOTE_OUTPUT_MATCHES / VOTE_OUTPUT_WRONG): whether the attested
+# output is what the model version gives on the input.
+VOTE_OUTPUT_MATCHES = 1
+VOTE_OUTPUT_WRONG = 2
+
+
+def vote_commitment(dispute_id: int, juror: str, vote: int, salt: bytes) -> bytes:
+    """What a juror commits to (DisputeCourt.voteCommitment): keccak256(abi.encode(disputeId,
+    juror, vote, salt)). Naming the juror stops another juror from copying the commitment."""
+    return keccak(_uint_word(dispute_id) + _address_word(juror) + _uint_word(vote) + _bytes32_word(salt))
 
 
 # --- signing and recovery ------------------------------------------------------------------

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from modelhub.deployments import DeployParams, deploy
+from modelhub.deployments import deploy
 from modelhub.typed_data import Receipt
 from modelhub.typed_data import sign as sign_receipt_with_key
+
+from tests.conftest import PARAMS
+from tests.support.disputes import court, juror_accounts, jury_pool, kit  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +39,8 @@ def settle(escrow, sign):
 def fot_stack(project, deployer, treasury, relayers, escrow):
     """A second escrow and relayer registry wired to a token that burns 1% of each transfer,
     with the same parameters as the session deployment."""
-    params = DeployParams(
+    params = replace(
+        PARAMS,
         protocol_fee_bps=escrow.protocolFeeBps(),
         relayer_fee_bps=escrow.relayerFeeBps(),
         min_bond=relayers.minBond(),

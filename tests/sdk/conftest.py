@@ -15,6 +15,7 @@ from modelhub.hub import Hub, Upload
 from modelhub.store import ModelStore
 
 from tests.support.sdk import IRIS, PRICE
+from tests.support.disputes import court, juror_accounts, jury_pool, kit  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
