@@ -14,12 +14,13 @@ from ape import accounts, chain, networks
 
 from modelhub.deployments import DeployParams, deploy
 from modelhub.devchain import Anvil
-from modelhub.typed_data import Attestation
+from modelhub.typed_data import VOTE_OUTPUT_WRONG, Attestation, Receipt, SettledCall, vote_commitment
 from modelhub.typed_data import sign as sign_attestation
 
 TOKEN = 10**18
 PRICE = 10**15
 SMALL_INPUT = b'{"X":[[5.1,3.5,1.4,0.2]]}'  # the iris example's input: 26 bytes
+LIE = b'{"label":[2]}'  # a made-up output of that call (the iris model says 0)
 # requestInference: under 110,000 in the first version, under 90,000 since the caller's slot went
 # (it is part of the request id); the physical floor is two fresh slots.
 TARGETS = {"requestInference": 90_000, "fulfillBatch, per item (100 items)": 20_000}
@@ -118,6 +119,8 @@ def main() -> int:
         tx = escrow.withdrawEarnings(sender=uploader)
         record("withdrawEarnings", tx.gas_used, "payee pulls all earnings")
 
+        _disputes(record, anvil, project, d, token, relayers, escrow, model_id, caller, relayer, uploader)
+
     print("| transaction | gas | note |")
     print("|---|---:|---|")
     for name, gas, note in rows:
@@ -133,6 +136,60 @@ def main() -> int:
     if missed:
         print(f"\nabove target: {', '.join(missed)}", file=sys.stderr)
     return 0
+
+
+def _disputes(record, anvil, project, d, token, relayers, escrow, model_id, caller, relayer, challenger) -> None:
+    """The dispute game's transactions: a lie caught on chain and by receipt, a jury of five."""
+    court = project.DisputeCourt.at(d.dispute_court)
+    params = DeployParams()
+    jurors = accounts.test_accounts[5:10]
+    for juror in jurors:
+        token.mint(juror, params.min_bond, sender=juror)
+        token.approve(relayers, params.min_bond, sender=juror)
+        tx = relayers.register("http://127.0.0.1:8701", params.min_bond, sender=juror)
+    record("RelayerRegistry.register (6th relayer)", tx.gas_used, "bond and a slot in the jury pool")
+
+    request_id = escrow.requestInference(model_id, 0, SMALL_INPUT, PRICE, sender=caller).return_value
+    att = Attestation(request_id, model_id, 1, _keccak(SMALL_INPUT), _keccak(LIE))
+    tx = escrow.fulfill(att.as_tuple(), sign_attestation(relayer.private_key, att, chain.chain_id, escrow.address),
+                        sender=relayer)
+    facts = SettledCall(request_id, model_id, 1, PRICE, att.input_hash, att.output_hash, relayer.address, tx.timestamp)
+    token.mint(challenger, 10 * params.challenge_bond, sender=challenger)
+    token.approve(court, 10 * params.challenge_bond, sender=challenger)
+    tx = court.challengeRequest(facts.as_tuple(), SMALL_INPUT, LIE, sender=challenger)
+    record("DisputeCourt.challengeRequest", tx.gas_used, f"an on-chain call; {len(SMALL_INPUT)}-byte input in the event")
+    dispute_id = tx.events.filter(court.DisputeOpened)[0].disputeId
+
+    receipt = Receipt(caller.address, relayer.address, model_id, 1, PRICE, chain.pending_timestamp + 86_400)
+    receipt_signature = sign_attestation(caller.private_key, receipt, chain.chain_id, escrow.address)
+    escrow.reserve(relayer, PRICE, sender=caller)
+    escrow.settleReceipts([receipt.as_tuple()], [receipt_signature], sender=relayer)
+    fast = Attestation(int.from_bytes(escrow.hashReceipt(receipt.as_tuple()), "big"), model_id, 1,
+                       _keccak(SMALL_INPUT), _keccak(LIE))
+    tx = court.challengeReceipt(receipt.as_tuple(), receipt_signature, fast.as_tuple(),
+                                sign_attestation(relayer.private_key, fast, chain.chain_id, escrow.address),
+                                SMALL_INPUT, LIE, sender=challenger)
+    record("DisputeCourt.challengeReceipt", tx.gas_used, "a fast call: two signatures checked")
+
+    for _ in range(params.draw_delay):
+        anvil.advance_time(1)  # a block each
+    tx = court.drawJury(dispute_id, sender=challenger, gas=1_000_000)  # its gas depends on the block's randomness
+    record("DisputeCourt.drawJury", tx.gas_used, f"{params.jury_size} jurors drawn from the 5 eligible relayers, their bonds held")
+    salt = b"\x01" * 32
+    by_address = {a.address: a for a in jurors}
+    drawn = [by_address[j] for j in court.getDispute(dispute_id).jurors]
+    for juror in drawn:
+        tx = court.commitVote(dispute_id, vote_commitment(dispute_id, juror.address, VOTE_OUTPUT_WRONG, salt),
+                              sender=juror)
+    record("DisputeCourt.commitVote", tx.gas_used, "")
+    anvil.advance_time(params.commit_period + 1)
+    for juror in drawn:
+        tx = court.revealVote(dispute_id, VOTE_OUTPUT_WRONG, salt, sender=juror)
+    record("DisputeCourt.revealVote", tx.gas_used, "")
+    tx = court.resolve(dispute_id, sender=challenger)
+    record("DisputeCourt.resolve (slashed)", tx.gas_used, "5 of 5 against the output: slash, refund, rewards, holds released")
+    tx = court.claim(sender=challenger)
+    record("DisputeCourt.claim", tx.gas_used, "bond and reward back")
 
 
 def _keccak(data: bytes) -> bytes:
