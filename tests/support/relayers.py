@@ -91,21 +91,20 @@ class RelayerProcess:
 
     def calls(self) -> dict[int, tuple]:
         """request id -> (state, answered_at, output_hash), read straight from the state file."""
-        db = sqlite3.connect(self.store / "relayer.sqlite")
-        try:
-            rows = db.execute("SELECT request_id, state, answered_at, output_hash FROM calls").fetchall()
-        finally:
-            db.close()
+        rows = self._state_rows("SELECT request_id, state, answered_at, output_hash FROM calls")
         return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
 
     def disputes(self) -> dict[int, tuple]:
         """dispute id -> (its part on the jury, vote, salt), read straight from the state file."""
+        rows = self._state_rows("SELECT dispute_id, part, vote, salt FROM disputes")
+        return {r[0]: (r[1], r[2], bytes(r[3]) if r[3] is not None else None) for r in rows}
+
+    def _state_rows(self, query: str) -> list[tuple]:
         db = sqlite3.connect(self.store / "relayer.sqlite")
         try:
-            rows = db.execute("SELECT dispute_id, part, vote, salt FROM disputes").fetchall()
+            return db.execute(query).fetchall()
         finally:
             db.close()
-        return {r[0]: (r[1], r[2], bytes(r[3]) if r[3] is not None else None) for r in rows}
 
     def metric(self, name: str) -> float:
         """The value of an unlabelled metric (e.g. modelhub_juror_reveals_total), from /metrics."""
