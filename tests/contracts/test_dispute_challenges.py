@@ -279,6 +279,7 @@ def test_two_attestations_of_one_fast_call_are_two_disputes_but_one_refund(
     first = kit.challenge_fast(call, stranger)
     other = Attestation(call.attestation.request_id, model, 1, call.attestation.input_hash, keccak(b"another"))
     call.attestation, call.attestation_signature = other, sign(active_relayer.private_key, other, chain.chain_id, escrow.address)
+    call.output = b"another"
     second = kit.challenge_fast(call, stranger)
     assert (first, second) == (1, 2)
     assert not court.refunded(other.request_id)

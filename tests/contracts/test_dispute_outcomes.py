@@ -188,6 +188,7 @@ def test_a_fast_calls_caller_is_refunded_once_however_many_lies_about_it_are_cau
         att = Attestation(call.attestation.request_id, model, 1, call.attestation.input_hash, keccak(output))
         call.attestation, call.attestation_signature = att, sign(active_relayer.private_key, att, chain.chain_id,
                                                                  escrow.address)
+        call.output = output
         dispute = kit.challenge_fast(call, stranger)
         jurors = [pool[j] for j in kit.draw(dispute, stranger)]
         kit.vote(dispute, {j: VOTE_OUTPUT_WRONG for j in jurors})

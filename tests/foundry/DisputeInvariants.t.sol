@@ -138,7 +138,10 @@ contract DisputeInvariants is WithVm {
     /// every open dispute is drawn and resolved: each ends exactly once.
     function test_randomWalkReachesOutcomesAndEveryDisputeEnds() public {
         bytes4[] memory actions = targetSelectors()[0].selectors;
-        uint256 seed = 0xD15B07E;
+        // A walk that reaches them all (the rarest: a held bond's withdrawal refused, a slash).
+        // Any change to the handler's actions changes the walk: if an outcome is no longer
+        // reached, pick the next seed that reaches every one (most seeds miss one or two).
+        uint256 seed = 0xD15B088;
         for (uint256 i; i < 1500; ++i) {
             seed = uint256(keccak256(abi.encode(seed, i)));
             (bool ok,) = address(handler).call(

@@ -1,4 +1,5 @@
-"""Runs `modelhub relayer run` as a real process against the test chain, for end-to-end tests."""
+"""Runs `modelhub relayer run` as a real process against the test chain, for end-to-end tests;
+several at once (`start_all`), and started again on the same store and port after a kill."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class RelayerProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "RelayerProcess":
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "RelayerProcess":
+        """Starts the process without waiting for it to answer (see `wait_ready`); after a kill
+        or a stop, a new process of the same relayer, on the same store and port."""
+        assert self.process is None or self.process.poll() is not None, "it is running: stop or kill it first"
         command = [
             sys.executable, "-m", "modelhub.cli", "relayer", "run",
             "--network", self.network, "--account", self.account,
@@ -40,6 +47,12 @@ class RelayerProcess:
         env = {**os.environ, "MODELHUB_DEPLOYMENTS": str(self.deployments), **self.env}
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()  # the child has its own copy
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> "RelayerProcess":
+        """Waits until /healthz answers."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -78,12 +91,41 @@ class RelayerProcess:
 
     def calls(self) -> dict[int, tuple]:
         """request id -> (state, answered_at, output_hash), read straight from the state file."""
+        rows = self._state_rows("SELECT request_id, state, answered_at, output_hash FROM calls")
+        return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
+
+    def disputes(self) -> dict[int, tuple]:
+        """dispute id -> (its part on the jury, vote, salt), read straight from the state file."""
+        rows = self._state_rows("SELECT dispute_id, part, vote, salt FROM disputes")
+        return {r[0]: (r[1], r[2], bytes(r[3]) if r[3] is not None else None) for r in rows}
+
+    def _state_rows(self, query: str) -> list[tuple]:
         db = sqlite3.connect(self.store / "relayer.sqlite")
         try:
-            rows = db.execute("SELECT request_id, state, answered_at, output_hash FROM calls").fetchall()
+            return db.execute(query).fetchall()
         finally:
             db.close()
-        return {int(r[0]): (r[1], r[2], r[3]) for r in rows}
+
+    def metric(self, name: str) -> float:
+        """The value of an unlabelled metric (e.g. modelhub_juror_reveals_total), from /metrics."""
+        for line in requests.get(f"{self.url}/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"{self.url}/metrics has no {name}")
+
+
+def start_all(processes: list[RelayerProcess], timeout: float = 90) -> list[RelayerProcess]:
+    """Starts every process at once (they load in parallel), then waits for each to answer."""
+    for process in processes:
+        process.launch()
+    try:
+        for process in processes:
+            process.wait_ready(timeout)
+    except BaseException:
+        for process in processes:
+            process.kill()
+        raise
+    return processes
 
 
 def upload_registered(hub, relayer_url: str, path: Path, name: str, price: int) -> int:

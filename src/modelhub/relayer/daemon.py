@@ -1,5 +1,6 @@
 """The relayer's main loop: each round follows the chain (once, for both paths), serves, rejects
-and settles the on-chain calls, then settles the fast path's receipts that are due.
+and settles the on-chain calls, settles the fast path's receipts that are due, then does a few
+steps of jury duty on the deployment's dispute court (relayer/juror.py), if it has one.
 
 The on-chain path runs each new call on its verified model file, signs and stores the answer
 and settles answers in batches; the fast path (relayer/fast/) answers over HTTP meanwhile.
@@ -28,7 +29,7 @@ from collections import defaultdict
 import requests
 
 from .. import codec
-from ..contracts import ESCROW, REGISTRY, RELAYERS, RequestStatus, SkipReason
+from ..contracts import COURT, ESCROW, REGISTRY, RELAYERS, RequestStatus, SkipReason
 from ..errors import (
     ChainUnreachableError,
     InvalidInputError,
@@ -46,12 +47,14 @@ from ..runtime import ModelRuntime
 from ..store import ModelStore, digest_to_cid
 from ..typed_data import Attestation
 from .chain_follower import ChainFollower
+from .court_events import CourtEvents
 from .file_fetcher import FileFetcher, shuffled
 from .fast.book import ReceiptBook
 from .fast.calls import FastCalls
 from .fast.chain_view import ChainView
 from .fast.channels import ChannelStore
 from .fast.settlement import Settlement
+from .juror import Juror
 from .metrics import RelayerMetrics
 from .paid_requests import PaidRequests
 from .peers import RelayerEndpoints
@@ -84,9 +87,12 @@ class Relayer:
         self.channels.bind(hub.deployment.chain_id, hub.deployment.inference_escrow, hub.address)
         self.rpc = JsonRpc()
         self.requests = PaidRequests(self.state, hub.address, lambda: hub.request_timeout, _block_time, self.metrics)
-        self.follower = ChainFollower(self.rpc, {ESCROW: hub.escrow_address, REGISTRY: hub.registry_address,
-                                                 RELAYERS: hub.relayers_address}, hub.deployment.start_block,
-                                      self.requests, config.confirmations, config.max_scan_blocks)
+        addresses = {ESCROW: hub.escrow_address, REGISTRY: hub.registry_address, RELAYERS: hub.relayers_address}
+        court = hub.deployment.dispute_court  # None: a deployment from before disputes, with no juror
+        if court is not None:
+            addresses[COURT] = court
+        self.follower = ChainFollower(self.rpc, addresses, hub.deployment.start_block, self.requests,
+                                      config.confirmations, config.max_scan_blocks)
         # Model files it lacks: fetched in the background from the other relayers and --fetch-from.
         self.peers = RelayerEndpoints(hub.address)
         self.configured_sources = config.file_sources()
@@ -106,6 +112,11 @@ class Relayer:
         self.follower.add(self.files, in_memory=True)
         self.follower.add(self.view, in_memory=True)
         self.follower.add(self.requests)
+        self.juror: Juror | None = None
+        if court is not None:
+            self.court_events = self.follower.add(CourtEvents(self.state, hub.address, self.metrics))
+            self.juror = Juror(hub, self.state, self.court_events, self.runtime, self.fetcher, self.files,
+                               self.metrics, config.jury_actions_per_round, lambda: self.stopping)
         # Request ids in a fulfillBatch in flight: GET /v1/requests/{id} waits for their outcome
         # instead of answering "settling" to a caller who saw the settlement on chain first.
         self.settling: set[int] = set()
@@ -150,7 +161,7 @@ class Relayer:
 
     def step(self) -> bool:
         """One round: recover (first time), follow, serve, reject, settle, then the fast path's
-        recovery (first time) and settlements. True if it did work."""
+        recovery (first time) and settlements, then jury duty. True if it did work."""
         if not self._recovered:
             self.recover()
             self._recovered = True
@@ -160,7 +171,8 @@ class Relayer:
         rejected = self.reject_unservable()
         settled = self.settle()
         fast_settled = self.settle_receipts()
-        return bool(seen or woken or served or rejected or settled or fast_settled)
+        jury = self.juror.step(self.chain_head, self.chain_time) if self.juror and not self.stopping else 0
+        return bool(seen or woken or served or rejected or settled or fast_settled or jury)
 
     # ------------------------------------------------------------------ recovery
 
@@ -467,6 +479,7 @@ class Relayer:
             "pending": sum(counts[s.value] for s in CallState if s.open),
             "calls": counts,
             "fast": self.fast.status(),
+            "disputes": self.state.dispute_counts() if self.juror else None,
         }
 
 

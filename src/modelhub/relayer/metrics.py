@@ -1,5 +1,5 @@
 """The relayer's Prometheus metrics: on-chain calls seen, served, rejected and dropped, fast calls
-accepted, refused and settled, settlement batches, latencies, and fees earned.
+accepted, refused and settled, settlement batches, latencies, fees earned, and jury duty.
 """
 
 from __future__ import annotations
@@ -82,6 +82,24 @@ class RelayerMetrics:
             "(unavailable; digest_mismatch and too_large: discarded, never served)", ["reason"], registry=r)
         self.uploads_refused = Counter("modelhub_uploads_refused", "Model file uploads refused, by reason",
                                        ["reason"], registry=r)
+
+        # Jury duty on the dispute court (relayer/juror.py).
+        self.disputes_seen = Counter("modelhub_disputes_seen", "Disputes opened on chain", registry=r)
+        self.jury_draws = Counter("modelhub_jury_draws", "Jury draws this relayer sent (first of the race)",
+                                  registry=r)
+        self.jury_seats = Counter("modelhub_jury_seats", "Juries this relayer was drawn to", registry=r)
+        self.juror_verdicts = Counter("modelhub_juror_verdicts", "Verdicts reached as a juror, by vote (matches: "
+                                      "the attested output is what the model gives; wrong: it is not)", ["vote"],
+                                      registry=r)
+        self.juror_commits = Counter("modelhub_juror_commits", "Vote commitments sent", registry=r)
+        self.juror_reveals = Counter("modelhub_juror_reveals", "Votes revealed", registry=r)
+        self.juror_abstentions = Counter(
+            "modelhub_juror_abstentions", "Jury seats on which this relayer did not vote, by reason (no_verdict: the "
+            "model ran out of time; missed: a deadline passed first)", ["reason"], registry=r)
+        self.disputes_resolved = Counter("modelhub_disputes_resolved", "Disputes this relayer resolved (first of "
+                                         "the race)", registry=r)
+        self.dispute_payouts = Counter("modelhub_dispute_payouts_base_units", "Dispute payouts claimed from the "
+                                       "court (rewards, awards), in token base units", registry=r)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

@@ -130,6 +130,9 @@ class RelayerConfig:
     fetch_min_retry: float = setting(2.0, "Seconds before a model file no source served is asked for again; "
                                      "doubles each round up to fetch_max_retry.")
     fetch_max_retry: float = setting(60.0, "Longest wait between two rounds of fetching a missing model file.")
+    jury_actions_per_round: int = setting(
+        4, "Jury duty per round, after the calls are served, at most: verdicts (a model run each) and dispute "
+        "transactions (draws, commits, reveals, resolutions, claims); the rest wait for the next rounds.")
 
     @classmethod
     def from_options(cls, **given: Any) -> "RelayerConfig":
