@@ -298,6 +298,12 @@ class DisputeRules:
         if d is not None:
             self.notes[d.dispute_id] = DisputeNote(lie)
 
+    @precondition(lambda self: self.submitted)
+    @rule(pick=PICK, who=ACTOR)
+    def two_lies_about_one_call_2(self, pick, who):
+        """More weight on the two lies (a call's price refunded twice shows only there)."""
+        self.two_lies_about_one_call(pick=pick, who=who, resolve=True)
+
     # ------------------------------------------------------------ the jury
 
     def pick_dispute(self, pick: int, phase: int) -> int:
