@@ -669,13 +669,14 @@ class DisputeRules:
     @rule(
         actor=ACTOR, model=PICK, data=st.binary(max_size=8), signer=PICK, lie=st.booleans(), who=ACTOR,
         stop=st.sampled_from(["resolve", "resolve", "draw", "draw", "challenge"]), eager=st.booleans(),
-        meddle=st.one_of(st.none(), VOTE_ERROR),
+        meddle=st.one_of(st.none(), VOTE_ERROR), frozen=st.booleans(), again=st.booleans(),
     )  # fmt: skip
-    def serve_and_challenge(self, actor, model, data, signer, lie, who, stop, eager, meddle):
-        """A call served (a lie half the time, never by an honest relayer), challenged at once,
-        its jury drawn (an eager juror trying to reveal at once; someone meddling with the
-        votes) and the dispute resolved after the reveal deadline, or left after the challenge
-        or the draw for later steps."""
+    def serve_and_challenge(self, actor, model, data, signer, lie, who, stop, eager, meddle, frozen=False, again=False):
+        """A call served (a lie half the time, never by an honest relayer), challenged at once
+        (a juror adding bond while the pool is frozen), its jury drawn (an eager juror trying to
+        reveal at once; someone meddling with the votes) and the dispute resolved after the
+        reveal deadline (and resolved again, refused), or left after the challenge or the draw
+        for later steps."""
         before = len(self.court.disputes)
         signer = signer - signer % 4 if lie else signer | 1  # see attested_output
         self.call_and_serve(actor=actor, model=model, data=data, signer=signer, batch=False, others=[])
@@ -686,6 +687,8 @@ class DisputeRules:
         if len(self.court.disputes) == before or stop == "challenge":
             return
         dispute_id = len(self.court.disputes)
+        if frozen:
+            self.juror_bond(pick=who + signer, how="top_up", amount=TOKEN + signer)
         self.to_draw_block(dispute_id)
         self.draw(dispute_id, self.actor(who), eager=eager)
         d = self.court.disputes[dispute_id]
@@ -694,11 +697,15 @@ class DisputeRules:
         if stop == "resolve" and d.phase == court_ref.VOTING:
             self.next_ts = max(self.next_ts, d.reveal_deadline + 1)
             self.resolve(dispute_id, self.actor(actor))
+        if again and d.phase == court_ref.RESOLVED:
+            self.resolve(dispute_id, self.actor(who))
 
     @precondition(lambda self: self.hub.models)
     @rule(actor=ACTOR, model=PICK, data=st.binary(max_size=8), signer=PICK, who=ACTOR, meddle=VOTE_ERROR)
     def serve_and_challenge_2(self, actor, model, data, signer, who, meddle):
-        """More weight on the whole game (a lie, always; votes meddled with)."""
+        """More weight on the whole game (a lie, always; votes meddled with; a frozen pool; an
+        ended dispute resolved again)."""
         self.serve_and_challenge(
-            actor=actor, model=model, data=data, signer=signer, lie=True, who=who, stop="resolve", eager=True, meddle=meddle
+            actor=actor, model=model, data=data, signer=signer, lie=True, who=who, stop="resolve", eager=True,
+            meddle=meddle, frozen=True, again=True,
         )  # fmt: skip
