@@ -13,8 +13,8 @@ from .typed_data import Attestation, Receipt
 
 __all__ = [
     "Ballot", "ChannelState", "DisputeCase", "DisputeInfo", "DisputeTerms", "FastCallResult", "FulfillOutcome", "InferenceResult", "ModelInfo", "ModelStats",
-    "ModelVersion", "Payee", "PendingFees", "PendingMinBond", "PriceNotice", "Published", "ReceiptOutcome",
-    "ReceiptSigner", "ReceiptTerms", "RelayerChannel", "RelayerInfo", "RequestInfo", "RequestRecord", "RequestedCall",
+    "ModelVersion", "Payee", "PendingFees", "PendingMinBond", "PoolWeight", "PriceNotice", "Published",
+    "ReceiptOutcome", "ReceiptSigner", "ReceiptTerms", "RelayerChannel", "RelayerInfo", "RequestInfo", "RequestRecord", "RequestedCall",
     "Reservation", "Upload", "VerifiedOutput",
 ]
 
@@ -410,3 +410,24 @@ class Ballot(NamedTuple):
     seat: int
     commitment: bytes
     vote: int
+
+
+@dataclass(frozen=True)
+class PoolWeight:
+    """A relayer's weight in the jury pool (a juror is drawn with probability proportional to
+    it), the weight the registry's rule gives it now (its bond while active, else 0), and the
+    jury draws pending: while any is, weights are frozen and a bond change waits for a sync."""
+
+    relayer: str
+    weight: int
+    due: int
+    draws_pending: int
+
+    @property
+    def stale(self) -> bool:
+        """The weight is not what the rule gives (a sync would change it)."""
+        return self.weight != self.due
+
+    @property
+    def frozen(self) -> bool:
+        return self.draws_pending > 0
