@@ -153,15 +153,8 @@ def test_a_false_challenge_of_an_honest_daemons_call_loses_its_bond(daemons, hub
     tokens = caller_hub.token_balance()
 
     case = caller_hub.challenge_request(served.request_id)  # the output as the honest relayer serves it
-    chain.mine(case.draw_block - chain.blocks.head.number)
-    drawn = wait_until(lambda: caller_hub.get_dispute(case.dispute_id).jurors, timeout=60, what="the jury's draw")
-    assert set(drawn) == {address_of(p) for p in jurors}
-    wait_until(lambda: all(caller_hub.ballot(case.dispute_id, juror).commitment != bytes(32) for juror in drawn),
-               what="the jurors' commitments")
-    dispute = caller_hub.get_dispute(case.dispute_id)
-    advance_time(chain.provider.http_uri, dispute.commit_deadline + 1 - chain.blocks.head.timestamp)
-
-    resolved = wait_until(lambda: _resolved(caller_hub, case.dispute_id), timeout=60, what="the resolution")
+    resolved = _judged_by(jurors, caller_hub, chain, case.dispute_id)
+    drawn = resolved.jurors
     assert (resolved.outcome, resolved.votes_match, resolved.votes_wrong) == (DisputeOutcome.OUTPUT_RIGHT, 3, 0)
     assert all(p.disputes()[case.dispute_id][1] == VOTE_OUTPUT_MATCHES for p in jurors)
     terms = caller_hub.dispute_terms()
@@ -192,15 +185,7 @@ def test_a_looser_tolerance_its_content_addressed_card_declares_is_honoured_by_t
     attested = Attestation(request.id, model_id, call.version, keccak(call.input), keccak(output))
     relayer_hub.fulfill(attested, relayer_hub.sign_attestation(attested))
     case = caller_hub.challenge_request(request.id, output=output)
-    chain.mine(case.draw_block - chain.blocks.head.number)
-    jurors = wait_until(lambda: caller_hub.get_dispute(case.dispute_id).jurors, timeout=60, what="the jury's draw")
-    assert set(jurors) == {address_of(first), address_of(second)}
-    wait_until(lambda: all(caller_hub.ballot(case.dispute_id, juror).commitment != bytes(32) for juror in jurors),
-               what="the jurors' commitments")
-    dispute = caller_hub.get_dispute(case.dispute_id)
-    advance_time(chain.provider.http_uri, dispute.commit_deadline + 1 - chain.blocks.head.timestamp)
-
-    resolved = wait_until(lambda: _resolved(caller_hub, case.dispute_id), timeout=60, what="the resolution")
+    resolved = _judged_by([first, second], caller_hub, chain, case.dispute_id)
     assert (resolved.outcome, resolved.votes_match, resolved.votes_wrong) == (DisputeOutcome.OUTPUT_RIGHT, 2, 0)
     assert relayer_hub.relayer_info().bond == BOND
     card_cid = CARD_URI.removeprefix("ipfs://")
@@ -232,6 +217,19 @@ def _off_by(share: float) -> bytes:
     outputs = ModelRuntime(store=store).run(digest, codec.decode_input(json.dumps(DIABETES_INPUT).encode()))
     return json.dumps({name: [[value * (1 + share) for value in row] for row in rows]
                        for name, rows in outputs.items()}).encode()
+
+
+def _judged_by(processes: list[RelayerProcess], hub: Hub, chain, dispute_id: int):
+    """The dispute once the juror daemons `processes` (all of the pool but the parties) drew its
+    jury, committed, revealed after the test moved the clock past the commit deadline, and resolved."""
+    chain.mine(hub.get_dispute(dispute_id).draw_block - chain.blocks.head.number)
+    jurors = wait_until(lambda: hub.get_dispute(dispute_id).jurors, timeout=60, what="the jury's draw")
+    assert set(jurors) == {address_of(p) for p in processes}
+    wait_until(lambda: all(hub.ballot(dispute_id, juror).commitment != bytes(32) for juror in jurors),
+               what="the jurors' commitments")
+    dispute = hub.get_dispute(dispute_id)
+    advance_time(chain.provider.http_uri, dispute.commit_deadline + 1 - chain.blocks.head.timestamp)
+    return wait_until(lambda: _resolved(hub, dispute_id), timeout=60, what="the resolution")
 
 
 def _resolved(hub: Hub, dispute_id: int):
