@@ -12,7 +12,6 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from . import errors as e
-from .contracts import chain_errors
 from .kept import KeptCall, KeptCallError
 from .results import DisputeCase
 
@@ -58,8 +57,7 @@ def _rehearse(hub: Any, method: Any, *args: Any) -> None:
     The court takes the bond last, so a revert for want of tokens or allowance (not approved
     yet) means every check passed; the hub then approves the bond, or says it is short."""
     try:
-        with chain_errors():
-            method.call(*args, sender=hub.address)
+        hub._simulate(method, *args)
     except e.ContractRevertError as error:
         if not error.error_name.startswith(("ERC20", "ExactTransfer_")):
             raise

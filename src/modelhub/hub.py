@@ -932,6 +932,12 @@ class Hub(DisputeMethods):
         with chain_errors():
             return method(*args)
 
+    def _simulate(self, method: Any, *args: Any) -> Any:
+        """`method(*args)` run as an eth_call from this hub's address: what sending it would do,
+        without sending (a revert is the SDK's error, and costs nothing)."""
+        with chain_errors():
+            return method.call(*args, sender=self.address)
+
     def _batch_call(self, calls: Sequence[tuple[Any, tuple]]) -> list[tuple]:
         """Each (view method, arguments) read at the latest block: in one JSON-RPC batch when
         the node speaks HTTP; one call each otherwise, and for an item the batch did not answer."""

@@ -158,38 +158,55 @@ def default_kept_folder() -> Path:
 
 
 class KeptCalls:
-    """The kept calls of one deployment: `<folder>/<chainId>-<escrow>/<call id>.json`."""
+    """The kept calls of one deployment: `<folder>/<chainId>-<escrow>/<call id>.json`, and those
+    still to be challenged (found wrong, no dispute yet) in its `waiting/`, so that finding
+    them does not read every call ever kept."""
 
     def __init__(self, chain_id: int, escrow: str, folder: str | Path | None = None) -> None:
         self.chain_id = int(chain_id)
         self.escrow = to_checksum_address(escrow)
         root = Path(folder) if folder is not None else default_kept_folder()
         self.folder = root / f"{self.chain_id}-{self.escrow.lower()}"
+        self.waiting_folder = self.folder / "waiting"
 
     @classmethod
     def of(cls, hub: Any, folder: str | Path | None = None) -> "KeptCalls":
         return cls(hub.deployment.chain_id, hub.deployment.inference_escrow, folder)
 
     def path(self, call_id: int) -> Path:
-        return self.folder / f"{call_id:064x}.json"
+        """The file of call `call_id` (whether it exists or not)."""
+        name = f"{call_id:064x}.json"
+        waiting = self.waiting_folder / name
+        return waiting if waiting.exists() else self.folder / name
 
     def save(self, kept: KeptCall) -> Path:
         if (kept.chain_id, kept.escrow) != (self.chain_id, self.escrow):
             raise KeptCallError(f"call {kept.call_hex} belongs to chain {kept.chain_id}, escrow {kept.escrow}, "
                                 f"not to this deployment's (chain {self.chain_id}, escrow {self.escrow})")
-        return kept.write(self.path(kept.call_id))
+        name = f"{kept.call_id:064x}.json"
+        waits = bool(kept.wrong) and not kept.dispute_id and not kept.refused
+        path, other = ((self.waiting_folder / name, self.folder / name) if waits
+                       else (self.folder / name, self.waiting_folder / name))
+        kept.write(path)
+        other.unlink(missing_ok=True)
+        return path
 
-    def __iter__(self) -> Iterator[KeptCall]:
-        """Every kept call of the deployment, oldest first (unreadable files are skipped)."""
-        if not self.folder.is_dir():
-            return
+    def _files(self, pattern: str = "*.json", waiting_only: bool = False) -> list[Path]:
+        folders = [self.waiting_folder] if waiting_only else [self.folder, self.waiting_folder]
+        return sorted(path for folder in folders if folder.is_dir() for path in folder.glob(pattern))
+
+    def _read_all(self, paths: list[Path]) -> list[KeptCall]:
         calls = []
-        for path in self.folder.glob("*.json"):
+        for path in paths:
             try:
                 calls.append(KeptCall.read(path))
             except KeptCallError:
-                continue
-        yield from sorted(calls, key=lambda kept: (kept.kept_at, kept.receipt.calls))
+                continue  # not a kept call (a stray file): nothing to challenge
+        return sorted(calls, key=lambda kept: (kept.kept_at, kept.receipt.calls))
+
+    def __iter__(self) -> Iterator[KeptCall]:
+        """Every kept call of the deployment, oldest first."""
+        yield from self._read_all(self._files())
 
     def find(self, text: str) -> KeptCall:
         """The kept call a user names: a file's path, its call id (decimal or 0x-hex), or the
@@ -202,7 +219,7 @@ class KeptCalls:
             digits = f"{int(text):064x}"  # a decimal id, as --json prints it
         if not digits or any(c not in "0123456789abcdef" for c in digits) or len(digits) > 64:
             raise KeptCallError(f"{text!r} is neither a kept call's file nor a call id (0x + up to 64 hex digits)")
-        matches = sorted(self.folder.glob(f"{digits}*.json")) if self.folder.is_dir() else []
+        matches = self._files(f"{digits}*.json")
         if len(matches) == 1:
             return KeptCall.read(matches[0])
         if not matches:
@@ -213,5 +230,6 @@ class KeptCalls:
     def pending(self, caller: str | None = None) -> list[KeptCall]:
         """Calls a spot check found wrong that are still to be challenged (of `caller` if given)."""
         who = None if caller is None else to_checksum_address(caller)
-        return [kept for kept in self if kept.wrong and not kept.dispute_id and not kept.refused
+        return [kept for kept in self._read_all(self._files(waiting_only=True))
+                if kept.wrong and not kept.dispute_id and not kept.refused
                 and (who is None or kept.receipt.caller == who)]
