@@ -129,6 +129,8 @@ class FastSession:
         self.kept = _kept_store(hub, keep)
         self.spot_checks = (spot_check if isinstance(spot_check, SpotChecker) or spot_check is None
                             else SpotChecker(hub, spot_check, kept=self.kept))
+        if self.spot_checks is not None and self.spot_checks.kept is None:
+            self.spot_checks.kept = self.kept  # wrong calls are kept where the calls are
         try:
             self._open(relayer, max_price)
         except BaseException:
@@ -407,7 +409,15 @@ class FastSession:
         chain is read only then; the court checks it all the same)."""
         first = self.spot_checks.first_waiting_calls() if self.spot_checks is not None else None
         if first is not None and self._channel.settled_calls >= first:
+            self._try_challenges()
+
+    def _try_challenges(self) -> None:
+        """Challenges the waiting calls the chain has settled; a chain that does not answer
+        stops neither the calls nor closing (the calls wait, kept)."""
+        try:
             self.spot_checks.challenge_settled()
+        except e.ModelHubError as error:
+            self.spot_checks.counts.note(f"the waiting calls were not challenged: {error}")
 
     def challenge_waiting(self, timeout: float = 0.0, poll: float = 1.0) -> list[DisputeCase]:
         """Challenges the wrong calls whose receipts the chain has settled, waiting up to
@@ -560,7 +570,7 @@ class FastSession:
     # ------------------------------------------------------------------ closing
 
     def close(self) -> None:
-        """Closes the HTTP connection, after challenging the wrong calls whose receipts have
+        """Closes the HTTP connection and challenges the wrong calls whose receipts have
         settled (a failure to is in `spot_checks.counts.problems`); the channel lives on at
         the relayer and on chain."""
         with self._lock:
@@ -569,10 +579,7 @@ class FastSession:
             self._closed = True
             self._http.close()
             if self.spot_checks is not None and self.spot_checks.waiting:
-                try:
-                    self.spot_checks.challenge_settled()
-                except e.ModelHubError as error:  # the chain is gone: the kept calls remain
-                    self.spot_checks.counts.note(f"the waiting calls were not challenged: {error}")
+                self._try_challenges()
 
     def __enter__(self) -> "FastSession":
         return self

@@ -12,14 +12,14 @@ from typing import Any
 
 from . import errors as e
 from .challenges import challenge_kept, challenge_request
-from .kept import KeptCall, KeptCalls
+from .kept import KeptCall, KeptCallError, KeptCalls
 from .results import DisputeCase
 from .verdict import TolerancePolicy, Verdict, judge
 
 __all__ = ["SpotCheck", "SpotCheckCounts", "SpotChecker"]
 
-# Refusals after which a wrong call is no longer worth challenging (the others, such as a bond
-# the challenger cannot pay yet or a receipt not settled yet, are tried again later).
+# Refusals after which a wrong call is no longer worth challenging, besides a kept call the court
+# would refuse (the others, such as a bond the challenger cannot pay yet, are tried again later).
 _FINAL_REFUSALS = ("DisputeCourt_AlreadyDisputed", "DisputeCourt_WindowClosed", "DisputeCourt_ReceiptMismatch",
                    "DisputeCourt_InvalidReceiptSignature", "DisputeCourt_InvalidAttestationSignature",
                    "DisputeCourt_InputMismatch", "DisputeCourt_OutputMismatch")
@@ -196,7 +196,7 @@ class SpotChecker:
             try:
                 case = challenge_kept(self.hub, kept)
             except e.ModelHubError as error:
-                if getattr(error, "error_name", "") in _FINAL_REFUSALS:
+                if isinstance(error, KeptCallError) or getattr(error, "error_name", "") in _FINAL_REFUSALS:
                     self._done(kept, kept.with_changes(refused=str(error)))
                     self.counts.note(f"call {kept.call_hex} cannot be challenged: {error}")
                 else:

@@ -12,7 +12,8 @@ import click
 from modelhub import errors as e
 
 from .calls import REQUEST_ID, _full_id
-from .common import HubError, Session, chain_now, hub_command, local_time, print_table, relative, short_address
+from .common import (HubError, Session, chain_now, cli_wording, hub_command, local_time, print_table, relative,
+                     short_address)
 
 DISPUTES_HELP = """\b
 A settled call's attestation can be challenged for the dispute window (1 day by default)
@@ -178,6 +179,8 @@ def _open_waiting(session: Session) -> None:
     for kept in checker.waiting:
         lines.append(f"Call {kept.call_hex} waits for relayer {kept.receipt.relayer} to settle its receipt "
                      f"({kept.receipt.calls} calls of model {kept.receipt.model_id}); run this again later")
+    lines += [cli_wording(problem[:1].upper() + problem[1:]) for problem in checker.counts.problems
+              if "cannot be challenged" in problem]
     session.emit({"opened": rows, "waiting": left, "problems": checker.counts.problems}, "\n".join(lines))
 
 
