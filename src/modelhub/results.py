@@ -282,7 +282,7 @@ class RelayerChannel:
 @dataclass(frozen=True)
 class FastCallResult:
     """One fast call, verified: its outputs, the relayer's signed attestation and the receipt
-    that paid for it."""
+    that paid for it; with the input bytes as sent, all a challenge of it needs (`kept.KeptCall`)."""
 
     outputs: dict
     output_bytes: bytes  # canonical encoding of `outputs`; keccak-256 is `output_hash`
@@ -297,6 +297,8 @@ class FastCallResult:
     relayer: str
     relayer_url: str
     channel: ChannelState  # totals after this call; settled part as the relayer reported it
+    input_bytes: bytes = b""  # the input's canonical JSON, exactly as sent (hashing to input_hash)
+    spot_check: Any = None  # a spotcheck.SpotCheck when this call was spot-checked
 
     @property
     def call_id(self) -> int:
@@ -329,6 +331,7 @@ class InferenceResult:
     outputs: dict
     request: RequestInfo
     verified: VerifiedOutput
+    spot_check: Any = None  # a spotcheck.SpotCheck when this call was spot-checked
 
     @property
     def request_id(self) -> int:
