@@ -553,7 +553,10 @@ contract DisputeCourt is Ownable2Step, ReentrancyGuardTransient {
         d.challenger = msg.sender;
         d.drawBlock = drawBlock;
         d.caller = caller;
-        // A price fits 128 bits (the registry's cap); a fast call's average is at most its amount.
+        // A price fits 128 bits (the registry's cap), but a fast call's average per call may not
+        // (one receipt pays up to 2**160 - 1). Capped, not cut to its low bits (which turned
+        // 2**128 + 5 into 5): no bond holds more than 2**128 - 1, so the cap refunds the same.
+        if (refund > type(uint128).max) refund = type(uint128).max;
         d.refund = uint128(refund);
         d.requestId = att.requestId;
         bondsHeld += bond;

@@ -9,6 +9,7 @@ from hypothesis.stateful import invariant
 from . import reference as ref
 from .chain_driver import RpcError
 from .machine_base import ZERO_ADDRESS
+from .reference_court import RESOLVED
 
 
 class Invariants:
@@ -29,6 +30,8 @@ class Invariants:
     def _check_chain_matches_model(self):
         w, hub, E, R, L, T = self.w, self.hub, self.E, self.R, self.L, self.T
         people = w.everyone
+        # Jurors hold tokens, bonds and court payouts, never credit, earnings, requests or keys.
+        clients = w.clients
         # Accounts nobody acts as, which no credit or earning may ever reach: counted in the
         # conservation check and expected to stay at zero.
         nobody = [ZERO_ADDRESS, w.escrow, w.registry, w.relayers, w.token]
@@ -38,11 +41,11 @@ class Invariants:
         pairs = sorted(self.reserved_pairs | set(hub.reservations), key=str)
         calls = [(w.token, T["balanceOf"], (w.escrow,)), (w.token, T["balanceOf"], (w.relayers,))]
         calls += [(w.token, T["balanceOf"], (a,)) for a in people]
-        calls += [(w.escrow, E["balanceOf"], (a,)) for a in people]
-        calls += [(w.escrow, E["earningsOf"], (a,)) for a in people]
-        calls += [(w.escrow, E["nextRequestId"], (a,)) for a in people]
+        calls += [(w.escrow, E["balanceOf"], (a,)) for a in clients]
+        calls += [(w.escrow, E["earningsOf"], (a,)) for a in clients]
+        calls += [(w.escrow, E["nextRequestId"], (a,)) for a in clients]
         calls += [(w.relayers, L["relayerInfo"], (a,)) for a in people]
-        calls += [(w.escrow, E["receiptSigner"], (a,)) for a in people]
+        calls += [(w.escrow, E["receiptSigner"], (a,)) for a in clients]
         calls += [(w.escrow, E["getRequest"], (rid,)) for rid in request_ids]
         calls += [(w.escrow, E["designatedRelayer"], (rid,)) for rid in request_ids]
         calls += [(w.escrow, E["modelStats"], (m,)) for m in model_ids]
@@ -68,6 +71,28 @@ class Invariants:
             (w.relayers, L["minBond"], ()),
             (w.relayers, L["pendingMinBond"], ()),
         ]
+        # Disputes: the court's balance and books, the jury pool, holds, every dispute and ballot.
+        # A dispute that ended is read once more after it ended, then never changes.
+        C, court = w.abi["court"], self.court
+        disputes = [d for _, d in sorted(court.disputes.items()) if d.dispute_id not in self.sealed]
+        ballots = [(d.dispute_id, j) for d in disputes for j in d.jurors]
+        pool_members = list(hub.slots)
+        calls += [(w.token, T["balanceOf"], (w.court,))]
+        calls += [(w.court, C["claimable"], (a,)) for a in [*people, *nobody, w.court]]
+        calls += [(w.relayers, L["poolWeight"], (a,)) for a in pool_members]
+        calls += [(w.relayers, L["bondHolds"], (a,)) for a in pool_members]
+        calls += [(w.court, C["getDispute"], (d.dispute_id,)) for d in disputes]
+        calls += [(w.court, C["disputeOf"], (d.attestation,)) for d in disputes]
+        calls += [(w.court, C["refunded"], (d.request_id,)) for d in disputes]
+        calls += [(w.court, C["ballotOf"], b) for b in ballots]
+        calls += [
+            (w.relayers, L["poolState"], ()),
+            (w.court, C["bondsHeld"], ()),
+            (w.court, C["disputeCount"], ()),
+            (w.court, C["termsIdInForce"], ()),
+            (w.court, C["terms"], ()),
+            (w.court, C["pendingTerms"], ()),
+        ]
         out = iter(self.rpc.view_many(calls))
 
         def take(n):
@@ -77,14 +102,14 @@ class Invariants:
                     raise AssertionError(f"a view reverted: {v}")
             return values
 
-        n = len(people)
+        n, nc = len(people), len(clients)
         (escrow_tokens,), (registry_tokens,) = take(2)
         tokens = [v[0] for v in take(n)]
-        credit = [v[0] for v in take(n)]
-        earnings = [v[0] for v in take(n)]
-        next_ids = [v[0] for v in take(n)]
+        credit = [v[0] for v in take(nc)]
+        earnings = [v[0] for v in take(nc)]
+        next_ids = [v[0] for v in take(nc)]
         infos = take(n)
-        signer_keys = take(n)
+        signer_keys = take(nc)
         requests = take(len(request_ids))
         designated = [v[0] for v in take(len(request_ids))]
         stats = take(len(model_ids))
@@ -101,6 +126,15 @@ class Invariants:
             (count,), (protocol_bps,), (relayer_bps,), pending_fees, (treasury,), (escrow_paused,), (registry_paused,),
             (relayers_paused,), (min_bond,), pending_min_bond,
         ) = take(10)  # fmt: skip
+        ((court_tokens,),) = take(1)
+        claimable = [v[0] for v in take(len(people) + len(nobody) + 1)]
+        weights = [v[0] for v in take(len(pool_members))]
+        holds = [v[0] for v in take(len(pool_members))]
+        dispute_infos = [v[0] for v in take(len(disputes))]
+        dispute_of = [v[0] for v in take(len(disputes))]
+        refunded = [v[0] for v in take(len(disputes))]
+        ballot_views = take(len(ballots))
+        pool_state, (bonds_held,), (dispute_count,), (terms_id,), (court_terms,), pending_terms = take(6)
         now = self.head_ts  # views run at the latest block's time
 
         # Conservation, from the chain's own state: every account that can hold credit or
@@ -116,19 +150,35 @@ class Invariants:
         assert registry_tokens == sum(info[1] for info in infos), "relayer registry's balance != sum of bonds"
         assert escrow_tokens == hub.tokens[w.escrow] == hub.escrow_liabilities()
         assert registry_tokens == hub.tokens[w.relayers] == hub.total_bonds()
+        # The court holds exactly what it owes: every payout not yet claimed and the challenge
+        # bonds of open disputes (so challenge bonds, slashes and rewards are all accounted for).
+        assert not any(claimable[n:]), f"court payouts booked to {nobody} or the court: {claimable[n:]}"
+        assert court_tokens == sum(claimable) + bonds_held, (
+            f"court holds {court_tokens}, owes claimable {sum(claimable)} + challenge bonds {bonds_held}"
+            f" (difference {court_tokens - sum(claimable) - bonds_held})"
+        )
+        assert court_tokens == hub.tokens[w.court] == court.liabilities(), f"court balance {court_tokens}, model {hub.tokens[w.court]}"
+        assert bonds_held == court.bonds_held, f"bondsHeld: chain {bonds_held}, model {court.bonds_held}"
 
         # Every balance, credit, earning, signer key and relayer equals the model's.
         for i, a in enumerate(people):
             assert tokens[i] == hub.tokens[a], f"token balance of {a}: chain {tokens[i]}, model {hub.tokens[a]}"
-            assert credit[i] == hub.credit[a], f"credit of {a}: chain {credit[i]}, model {hub.credit[a]}"
-            assert earnings[i] == hub.earnings[a], f"earnings of {a}: chain {earnings[i]}, model {hub.earnings[a]}"
-            assert next_ids[i] == hub.next_request_id(a), f"nextRequestId of {a}"
             _, bond, active, unbond_at = infos[i]
             r = hub.relayers.get(a)
             want = (r.bond, hub.is_active(a, now), r.unbond_at) if r else (0, False, 0)
             assert (bond, active, unbond_at) == want, f"relayer {a} at {now}: chain {(bond, active, unbond_at)}, model {want}"
+            assert claimable[i] == court.claimable[a], f"claimable({a}): chain {claimable[i]}, model {court.claimable[a]}"
+        for i, a in enumerate(clients):
+            assert credit[i] == hub.credit[a], f"credit of {a}: chain {credit[i]}, model {hub.credit[a]}"
+            assert earnings[i] == hub.earnings[a], f"earnings of {a}: chain {earnings[i]}, model {hub.earnings[a]}"
+            assert next_ids[i] == hub.next_request_id(a), f"nextRequestId of {a}"
             got_key = (to_checksum_address(signer_keys[i][0]), to_checksum_address(signer_keys[i][1]), signer_keys[i][2])
             assert got_key == hub.receipt_signer(a, now), f"receiptSigner({a}) at {now}: chain {got_key}, model {hub.receipt_signer(a, now)}"
+        # The jury pool (a slot per address that ever registered; the total catches any other weight) and holds.
+        for a, weight, held in zip(pool_members, weights, holds):
+            assert weight == hub.pool_weight(a), f"poolWeight({a}): chain {weight}, model {hub.pool_weight(a)}"
+            assert held == hub.holds[a], f"bondHolds({a}): chain {held}, model {hub.holds[a]}"
+        assert tuple(pool_state) == (hub.pool_total(), hub.draws_pending), f"poolState: chain {pool_state}, model {(hub.pool_total(), hub.draws_pending)}"
         for pair, got in zip(pairs, reservations):
             assert tuple(got) == hub.reservation(*pair), f"reservation{pair}: chain {got}, model {hub.reservation(*pair)}"
 
@@ -147,6 +197,25 @@ class Invariants:
                 assert rid not in self.terminal_events, f"pending request {rid:#x} has a terminal event"
             else:
                 assert self.terminal_events.get(rid) == status, f"request {rid:#x} ended without its one event"
+
+        # Disputes: each as the model has it; each ended exactly when the model says, with its
+        # one DisputeResolved event; one dispute per attestation; a call refunded at most once.
+        assert dispute_count == len(court.disputes), f"disputeCount: chain {dispute_count}, model {len(court.disputes)}"
+        for d, got, of, was_refunded in zip(disputes, dispute_infos, dispute_of, refunded):
+            got = tuple(to_checksum_address(v) if isinstance(v, str) else v for v in got[:11]) + (
+                tuple(to_checksum_address(j) for j in got[11]), *got[12:])
+            assert got == d.info(), f"dispute {d.dispute_id}: chain {got}, model {d.info()}"
+            assert (d.phase == RESOLVED) == (self.endings.get(d.dispute_id) == 1), f"dispute {d.dispute_id} in phase {d.phase}, endings {self.endings.get(d.dispute_id)}"
+            assert of == d.dispute_id, f"disputeOf({d.attestation.hex()}) = {of}, not {d.dispute_id}"
+            assert was_refunded == (d.request_id in court.refunded), f"refunded({d.request_id:#x}) = {was_refunded}"
+            if d.phase == RESOLVED:
+                self.sealed.add(d.dispute_id)
+        for (dispute_id, juror), got in zip(ballots, ballot_views):
+            b = court.disputes[dispute_id].ballots[juror]
+            assert tuple(got) == (b.seat, b.commitment, b.vote), f"ballotOf({dispute_id}, {juror}): chain {got}, model {b}"
+        assert terms_id == court.terms_id_in_force(now), f"termsIdInForce at {now}: chain {terms_id}, model {court.terms_id_in_force(now)}"
+        assert tuple(court_terms) == court.terms(now).as_tuple(), f"terms at {now}: chain {court_terms}, model {court.terms(now)}"
+        assert tuple(pending_terms) == court.pending_terms(now), f"pendingTerms at {now}: chain {pending_terms}, model {court.pending_terms(now)}"
 
         # Models, their stats and payee schedules.
         assert count == len(hub.models)

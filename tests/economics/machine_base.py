@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize
 
 from . import reference as ref
+from . import reference_court as court_ref
 from .chain_driver import Abi, Rpc
 from .signing import Signer
 
@@ -28,6 +29,9 @@ TOPIC_RECEIPT_SETTLED = "0x" + keccak(text="ReceiptSettled(address,address,uint2
 TOPIC_RECEIPT_SKIPPED = "0x" + keccak(text="ReceiptSkipped(address,address,uint256,uint256,uint8)").hex()
 TOPIC_RESERVED = "0x" + keccak(text="Reserved(address,address,uint256,uint256)").hex()
 TOPIC_DESIGNATED = "0x" + keccak(text="RelayerDesignated(uint256,address)").hex()
+TOPIC_DISPUTE_RESOLVED = "0x" + keccak(text="DisputeResolved(uint256,uint8,uint256,uint256,uint256)").hex()
+TOPIC_CREDITED = "0x" + keccak(text="Credited(uint256,address,uint256,uint8)").hex()
+TOPIC_JUROR_PENALIZED = "0x" + keccak(text="JurorPenalized(uint256,address,uint256)").hex()
 
 
 # ---------------------------------------------------------------- the chain side
@@ -44,12 +48,14 @@ class World:
     registry: str
     relayers: str
     escrow: str
+    court: str
     owner: str
     actors: list[str]
     keys: dict[str, object]
     signers: dict[str, Signer]  # every dev account's key, for receipts and attestations
     abi: dict[str, Abi]
     wallets: dict[str, str]  # contract wallet (TestWallet) -> its owner, an actor
+    jurors: list[tuple[str, int]]  # relayers bonded in the base state that only sit on juries, and their bonds
     chain_id: int
     params: dict
     base_tokens: dict[str, int]
@@ -71,8 +77,14 @@ class World:
             print(f"\neconomics: {self.first_failure}", flush=True)  # before shrinking, which can take minutes
 
     @property
-    def everyone(self) -> list[str]:
+    def clients(self) -> list[str]:
+        """Every account that can hold credit, earnings, requests or a receipt signer key."""
         return [self.owner, *self.actors, *self.wallets]
+
+    @property
+    def everyone(self) -> list[str]:
+        """Every account that can hold tokens, a bond or a court payout: the clients and the jurors."""
+        return [*self.clients, *(j for j, _ in self.jurors)]
 
     def fresh(self) -> None:
         """Back to the base state for a new example."""
@@ -189,8 +201,20 @@ class MachineBase(RuleBasedStateMachine):
         )
         for account, amount in w.base_tokens.items():
             self.hub.tokens[account] = amount
+        # The court, and the jurors bonded in the base state (slots 1.. of the jury pool).
+        self.hub.court = w.court
+        terms, next_at = p["court_terms"]
+        self.court = court_ref.Court(
+            self.hub, w.court, w.owner, {i: court_ref.Terms(*t) for i, t in enumerate(terms, 1)},
+            terms_id=1, next_terms_id=len(terms), next_terms_at=next_at,
+        )  # fmt: skip
+        for juror, bond in w.jurors:
+            self.hub.relayers[juror] = ref.Relayer(bond=bond)
+            self.hub.pool.append([juror, min(bond, ref.MAX_POOL_WEIGHT)])
+            self.hub.slots[juror] = len(self.hub.pool)
         self.head_ts = w.head_timestamp()  # the latest block's time: what views run at
         self.next_ts = self.head_ts + 1
+        self.head_block = int(w.rpc.call_raw("eth_blockNumber", []), 16)  # each transaction mines one block
         # Receipts: every one submitted (the model's view, the ABI tuple, the signature), for
         # replays; per channel, the caller's newest validly signed receipt (its off-chain state);
         # per channel, the ReceiptSettled events seen (calls, amount, paid) and the settled totals
@@ -208,6 +232,14 @@ class MachineBase(RuleBasedStateMachine):
         self.honest: list[str] = []
         self.held: dict[tuple, list[Accepted]] = {}
         self.in_duty = False
+        # Disputes: the output bytes of every attestation made (a challenge shows them), what the
+        # test knows of each dispute (rules_disputes.DisputeNote), the DisputeResolved events seen
+        # per dispute, and whether jurors are revealing (their duty, see juror_duties).
+        self.outputs: dict[bytes, bytes] = {}
+        self.notes: dict = {}
+        self.endings: dict[int, int] = {}
+        self.sealed: set[int] = set()  # disputes read once after they ended (they never change again)
+        self.in_juror_duty = False
 
     # ------------------------------------------------------------ plumbing
 
@@ -228,6 +260,8 @@ class MachineBase(RuleBasedStateMachine):
         time; both must agree on success, and on failure the chain's error must be one of the
         rules the model says are broken. A contract wallet's transaction is sent by its owner
         through `execute`. Before it, honest relayers settle what they must settle by then."""
+        if not self.in_duty and not self.in_juror_duty:
+            self.juror_duties()
         if not self.in_duty:
             self.honest_duties()
         ts = self.tick()
@@ -247,6 +281,7 @@ class MachineBase(RuleBasedStateMachine):
             if receipt.error == "TestWallet_CallFailed":
                 receipt.error, receipt.error_args = self.rpc.decode_error(receipt.error_args["reason"])
         self.head_ts = ts
+        self.head_block = receipt.block_number
         self.w.steps += 1
         key = (fn, "ok" if receipt.ok else receipt.error)
         self.w.outcomes[key] = self.w.outcomes.get(key, 0) + 1
@@ -275,6 +310,11 @@ class MachineBase(RuleBasedStateMachine):
 
     def record_terminal_events(self, receipt) -> None:
         for log in receipt.logs:
+            if log["address"].lower() == self.w.court.lower() and log["topics"][0] == TOPIC_DISPUTE_RESOLVED:
+                dispute_id = int(log["topics"][1], 16)
+                self.check(dispute_id not in self.endings, f"dispute {dispute_id} ended twice")
+                self.endings[dispute_id] = 1
+                continue
             if log["address"].lower() != self.w.escrow.lower():
                 continue
             if log["topics"][0] == TOPIC_RESERVED:
@@ -347,9 +387,11 @@ class MachineBase(RuleBasedStateMachine):
     # ------------------------------------------------------------ the end of an example
 
     def teardown(self):
-        """Nobody who followed the rules loses: honest relayers settle all they hold, and every
-        call still pending is refunded in full to its caller once its deadline has passed."""
+        """Every dispute ends, once; nobody who followed the rules loses: honest relayers settle
+        all they hold, and every call still pending is refunded in full to its caller once its
+        deadline has passed."""
         try:
+            self.finish_disputes()
             for relayer in list(self.honest):
                 self.honest_settle(relayer)
             pending = [r for r in self.hub.requests.values() if r.status == ref.PENDING]

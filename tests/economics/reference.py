@@ -33,6 +33,8 @@ import copy
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from tests.support.disputes import reference_draw
+
 BPS = 10_000
 MAX_PRICE = 2**128 - 1  # LIMIT: the registry caps prices (ModelRegistry.MAX_PRICE)
 MAX_BOND = 2**128 - 1  # LIMIT: bonds are stored in 128 bits
@@ -72,6 +74,7 @@ RECEIPT_REASON_NAMES = {
 }
 MIN_RECEIPT_PRICE = 1  # InferenceEscrow.MIN_RECEIPT_PRICE: every receipt call pays at least this
 MAX_MIN_BOND = 2**112 - 1  # LIMIT: the relayer registry stores the minimum bond in 112 bits
+MAX_POOL_WEIGHT = 2**96 - 1  # LIMIT: a bond counts in the jury pool up to this much
 ZERO_ADDRESS = "0x" + "00" * 20
 PANIC_OVERFLOW = "Panic(0x11)"
 
@@ -197,6 +200,15 @@ class Request:
     paid_at: int = 0
     fee_schedule: tuple = ()  # Hub.fee_schedule() when it was paid for
     payee_schedule: tuple = ()  # Model.payee_schedule() when it was paid for
+    # What the settlement record holds besides the above (set when it settles).
+    output_hash: bytes = bytes(32)
+    settled_by: str | None = None
+    settled_at: int = 0
+
+    def facts(self) -> tuple:
+        """The settled call's facts, as SettlementRecord.Facts (what a challenge must show)."""
+        return (self.request_id, self.model_id, self.version, self.price, self.input_hash, self.output_hash,
+                self.settled_by, self.settled_at)
 
 
 @dataclass
@@ -279,6 +291,7 @@ class Signed:
     version: int
     input_hash: bytes
     signer: str | None
+    output_hash: bytes = bytes(32)
 
 
 @dataclass
@@ -321,6 +334,14 @@ class Hub:
     registry_paused: bool = False
     relayers: dict[str, Relayer] = field(default_factory=dict)
     relayers_paused: bool = False
+    # The relayer registry's part in disputes: the jury pool (a slot per address that ever
+    # registered, in registration order, each with its weight), the jury draws announced and
+    # not made (weights frozen while any is), and the court's holds on bonds.
+    court: str = ZERO_ADDRESS
+    slots: dict[str, int] = field(default_factory=dict)
+    pool: list[list] = field(default_factory=list)  # slot - 1 -> [owner, weight]
+    draws_pending: int = 0
+    holds: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     @property
     def terms_notice_period(self) -> int:
@@ -542,9 +563,13 @@ class Hub:
         self._pull(sender, self.relayer_registry, bond, broken)
         _check(broken)
         self.relayers[sender] = Relayer(bond=bond)
+        if sender not in self.slots:  # its slot in the jury pool, kept if it leaves and comes back
+            self.pool.append([sender, 0])
+            self.slots[sender] = len(self.pool)
+        self.sync_weight(sender, now)
         self._move(sender, self.relayer_registry, bond)
 
-    def relayer_add_bond(self, sender: str, amount: int) -> None:
+    def relayer_add_bond(self, sender: str, amount: int, now: int) -> None:
         r = self.relayers.get(sender)
         if r is None:
             raise Revert("RelayerRegistry_NotRegistered")
@@ -558,6 +583,7 @@ class Hub:
         self._pull(sender, self.relayer_registry, amount, broken)
         _check(broken)
         r.bond += amount
+        self.sync_weight(sender, now)
         self._move(sender, self.relayer_registry, amount)
 
     def relayer_begin_unbond(self, sender: str, now: int) -> None:
@@ -567,6 +593,7 @@ class Hub:
         if r.unbond_at != 0:
             raise Revert("RelayerRegistry_Unbonding")
         r.unbond_at = now + self.unbond_delay  # inactive at once
+        self.sync_weight(sender, now)
 
     def relayer_withdraw_bond(self, sender: str, now: int) -> int:
         r = self.relayers.get(sender)
@@ -576,9 +603,50 @@ class Hub:
             raise Revert("RelayerRegistry_NotUnbonding")
         if now < r.unbond_at:  # the bond comes back once the delay has passed
             raise Revert("RelayerRegistry_UnbondPending")
+        if self.holds[sender]:  # an open dispute holds it, however long the relayer waited
+            raise Revert("RelayerRegistry_BondHeld")
         del self.relayers[sender]
+        self.sync_weight(sender, now)
         self._move(self.relayer_registry, sender, r.bond)
         return r.bond
+
+    # ------------------------------------------------------------ relayer registry: the court's part
+
+    def pool_weight(self, account: str) -> int:
+        slot = self.slots.get(account)
+        return self.pool[slot - 1][1] if slot else 0
+
+    def pool_total(self) -> int:
+        return sum(weight for _, weight in self.pool)
+
+    def sync_weight(self, account: str, now: int) -> None:
+        """A relayer's weight in the jury pool becomes its bond while active, else 0 (at most
+        MAX_POOL_WEIGHT); while a jury draw is pending nothing moves (the change waits for the
+        relayer's next change or anyone's syncWeight)."""
+        if self.draws_pending or account not in self.slots:
+            return
+        r = self.relayers.get(account)
+        weight = r.bond if r is not None and self.is_active(account, now) else 0
+        self.pool[self.slots[account] - 1][1] = min(weight, MAX_POOL_WEIGHT)
+
+    def slash(self, account: str, amount: int, now: int) -> int:
+        """Takes up to `amount` of `account`'s bond to the court; returns what was taken."""
+        r = self.relayers.get(account)
+        taken = min(amount, r.bond) if r is not None else 0
+        if taken == 0:
+            return 0
+        r.bond -= taken
+        self.sync_weight(account, now)
+        self._move(self.relayer_registry, self.court, taken)
+        return taken
+
+    def draw_jurors(self, seed: bytes, seats: int, excluded: tuple[str, ...]) -> list[str]:
+        """Up to `seats` relayers drawn by pool weight without replacement (the rule of
+        reference_draw), never one of `excluded`; a drawn slot whose relayer left since is an
+        empty seat."""
+        weights = [weight for _, weight in self.pool]
+        picked = reference_draw(weights, seed, seats, {self.slots.get(a, 0) for a in excluded})
+        return [self.pool[slot - 1][0] for slot in picked if self.pool[slot - 1][0] in self.relayers]
 
     def set_min_bond(self, sender: str, amount: int, now: int) -> None:
         if sender != self.owner:
@@ -825,6 +893,7 @@ class Hub:
         self._check_revenue(request.model_id, request.price)
         self.check_terms(request.fee_schedule, request.payee_schedule, request.paid_at, request.model_id, now)
         request.status = FULFILLED
+        request.output_hash, request.settled_by, request.settled_at = att.output_hash, att.signer, now
         price = request.price
         treasury, relayer, parts, _ = self._book(price, att.signer, request.model_id, now)
         settlement = Settlement(att.request_id, price, treasury, relayer, parts)

@@ -159,9 +159,11 @@ class AdversaryRules:
     def attest_as(self, signer: str, request_id: int) -> None:
         """`signer` attests request `request_id` (good fields) and submits it itself."""
         request = self.hub.requests[request_id]
-        att = Attestation(request_id, request.model_id, request.version, keccak(self.inputs[request_id]), keccak(b"out"))
+        input_hash = keccak(self.inputs[request_id])
+        output = self.attested_output(request.model_id, request.version, input_hash, signer, 1)
+        att = Attestation(request_id, request.model_id, request.version, input_hash, keccak(output))
         signature = self.w.signers[signer].sign_attestation(att, self.w.chain_id, self.w.escrow)
-        view = ref.Signed(request_id, request.model_id, request.version, att.input_hash, signer)
+        view = ref.Signed(request_id, request.model_id, request.version, att.input_hash, signer, att.output_hash)
         self.remember(view, att.as_tuple(), signature)
         self.transact(lambda ts: self.hub.fulfill(view, ts), signer, self.w.escrow, "fulfill", att.as_tuple(), signature, abi=self.E)
 

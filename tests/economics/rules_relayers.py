@@ -31,7 +31,7 @@ class RelayerRules:
         sender = self.pick_signer(actor)
         self.mint(sender, amount)
         self.transact(
-            lambda ts: self.hub.relayer_add_bond(sender, amount), sender, self.w.relayers, "addBond", amount, abi=self.L
+            lambda ts: self.hub.relayer_add_bond(sender, amount, ts), sender, self.w.relayers, "addBond", amount, abi=self.L
         )
 
     @rule(actor=PICK)

@@ -31,9 +31,9 @@ class RequestRules:
         """A (possibly forged) attestation: the model's view of it, the ABI tuple, the signature."""
         if kind == "replay" and self.used:
             fields, signature = self.used[request_pick % len(self.used)]
-            request_id, model_id, version, input_hash, _ = fields
+            request_id, model_id, version, input_hash, output_hash = fields
             signer = self.recover_model_view(fields, signature)
-            return ref.Signed(request_id, model_id, version, input_hash, signer), fields, signature
+            return ref.Signed(request_id, model_id, version, input_hash, signer, output_hash), fields, signature
         if kind == "unknown":
             request_id = self.hub.next_request_id(self.actor(request_pick))
             model_id, version, input_hash = 1, 1, keccak(b"")
@@ -51,9 +51,9 @@ class RequestRules:
             version += 1
         elif kind == "wrong_input":
             input_hash = keccak(input_hash)
-        output_hash = keccak(b'{"y":[%d]}' % signer_pick)
-        att = Attestation(request_id, model_id, version, input_hash, output_hash)
         signer = self.pick_signer(signer_pick)
+        output_hash = keccak(self.attested_output(model_id, version, input_hash, signer, signer_pick))
+        att = Attestation(request_id, model_id, version, input_hash, output_hash)
         chain_id, verifying = self.w.chain_id, self.w.escrow
         if kind == "wrong_chain":
             chain_id = 1
@@ -70,7 +70,7 @@ class RequestRules:
         elif kind == "short":
             signature = signature[:64]
             view_signer = None
-        return ref.Signed(request_id, model_id, version, input_hash, view_signer), att.as_tuple(), signature
+        return ref.Signed(request_id, model_id, version, input_hash, view_signer, output_hash), att.as_tuple(), signature
 
     def recover_model_view(self, fields: tuple, signature: bytes) -> str | None:
         """Who the model says a replayed signature recovers to (its original view)."""

@@ -57,8 +57,10 @@ from tests.support.cast import DEV_KEYS
 from .chain_driver import Abi, Rpc
 from .invariants import Invariants
 from .machine_base import MAX_UINT256, MachineBase, World
+from .reference_court import vote_commitment
 from .rules_adversaries import AdversaryRules
 from .rules_credit import CreditRules
+from .rules_disputes import BASE_TERMS, JUROR_CHARACTERS, DisputeRules
 from .rules_honest_relayers import HonestRelayerRules
 from .rules_models import ModelRules
 from .rules_owner import OwnerRules
@@ -86,6 +88,7 @@ class EconomicsMachine(
     HonestRelayerRules,
     AdversaryRules,
     WeightRules,
+    DisputeRules,
     Invariants,
     MachineBase,
 ):
@@ -104,10 +107,14 @@ def _container(project, name: str):
         return None
 
 
+JURORS = len(JUROR_CHARACTERS)  # relayers bonded in the base state that only sit on juries
+
+
 def test_no_money_created_lost_or_paid_twice(
     project, chain, accounts, deployment, token, registry, relayers, escrow, deployer, treasury
 ):
     rpc = Rpc(chain.provider.uri)
+    court = project.DisputeCourt.at(deployment.dispute_court)
     # Contract-wallet callers: receipts of a contract are valid only by the signer key it registered.
     wallet_type = _container(project, "TestWallet")
     wallets = {}
@@ -120,6 +127,7 @@ def test_no_money_created_lost_or_paid_twice(
         "registry": Abi(registry.contract_type),
         "relayers": Abi(relayers.contract_type),
         "escrow": Abi(escrow.contract_type),
+        "court": Abi(court.contract_type),
     }
     if wallet_type is not None:
         abi["wallet"] = Abi(wallet_type.contract_type)
@@ -136,14 +144,37 @@ def test_no_money_created_lost_or_paid_twice(
     assert escrow.hashReceipt(probe.as_tuple()) == probe.digest(chain.chain_id, escrow.address)
     att = Attestation(7, 1, 2, keccak(b"in"), keccak(b"out"))
     assert escrow.hashAttestation(att.as_tuple()) == att.digest(chain.chain_id, escrow.address)
+    assert court.voteCommitment(3, actors[0], 2, keccak(b"s")) == vote_commitment(3, actors[0], 2, keccak(b"s"))
 
-    # The base every example starts from: unlimited allowances for the escrow and the registry.
+    # The base every example starts from: unlimited allowances for the escrow, the registry and
+    # the court; and the jurors, bonded relayers that send transactions (anvil impersonates them).
     for sender in [owner, *actors]:
-        for spender in (escrow.address, relayers.address):
+        for spender in (escrow.address, relayers.address, court.address):
             receipt = rpc.send(sender, token.address, abi["token"]["approve"], spender, MAX_UINT256)
             assert receipt.ok
     assert registry.modelCount() == 0, "the session deployment is expected to be fresh"
-    base_tokens = {a: token.balanceOf(a) for a in [owner, *actors, *wallets, escrow.address, relayers.address]}
+    assert tuple(relayers.poolState()) == (0, 0) and court.disputeCount() == 0, "the session deployment is expected to be fresh"
+    # The terms the examples start under (rules_disputes.BASE_TERMS), in force after their notice.
+    deployed_terms = tuple(court.terms())
+    assert rpc.send(owner, court.address, abi["court"]["setTerms"], BASE_TERMS.as_tuple()).ok
+    terms_at = int(court.pendingTerms()[1])
+    rpc.set_next_timestamp(terms_at)
+    rpc.call_raw("evm_mine", [])
+    assert tuple(court.terms()) == BASE_TERMS.as_tuple()
+    min_bond = relayers.minBond()
+    jurors = []
+    for i in range(JURORS):
+        juror = Signer(keccak(b"economics juror %d" % i)).address
+        rpc.call_raw("anvil_impersonateAccount", [juror])
+        bond = min_bond + (i + 3) * 7 * 10**18 + i  # room for several penalties; odd weights
+        for fn, to, args in [("mint", token.address, (juror, bond)), ("approve", token.address, (relayers.address, MAX_UINT256)),
+                             ("register", relayers.address, ("http://juror", bond))]:  # fmt: skip
+            assert rpc.send(juror, to, abi["token" if to == token.address else "relayers"][fn], *args).ok
+        jurors.append((juror, bond))
+    base_tokens = {
+        a: token.balanceOf(a)
+        for a in [owner, *actors, *wallets, *(j for j, _ in jurors), escrow.address, relayers.address, court.address]
+    }
 
     world = World(
         rpc=rpc,
@@ -152,12 +183,14 @@ def test_no_money_created_lost_or_paid_twice(
         registry=registry.address,
         relayers=relayers.address,
         escrow=escrow.address,
+        court=court.address,
         owner=owner,
         actors=actors,
         keys=keys,
         signers=signers,
         abi=abi,
         wallets=wallets,
+        jurors=jurors,
         chain_id=chain.chain_id,
         params=dict(
             treasury=escrow.treasury(),
@@ -168,6 +201,7 @@ def test_no_money_created_lost_or_paid_twice(
             unbond_delay=relayers.unbondDelay(),
             withdrawal_delay=escrow.withdrawalDelay(),
             price_notice_period=registry.priceNoticePeriod(),
+            court_terms=([deployed_terms, BASE_TERMS.as_tuple()], terms_at),
         ),
         base_tokens=base_tokens,
     )
@@ -177,6 +211,8 @@ def test_no_money_created_lost_or_paid_twice(
     finally:
         if world.snapshot is not None:
             chain.restore(world.snapshot)
+        for juror, _ in jurors:
+            rpc.call_raw("anvil_stopImpersonatingAccount", [juror])
         if world.first_failure:
             print(f"\neconomics: {world.first_failure}")
         print(
