@@ -103,6 +103,19 @@ class DisputeRules:
     def court_send(self, predict, sender: str, fn: str, *args):
         return self.transact(predict, sender, self.w.court, fn, *args, abi=self.w.abi["court"])
 
+    def commit_as(self, juror: str, dispute_id: int, commitment: bytes):
+        return self.court_send(
+            lambda ts: self.court.commit(juror, dispute_id, commitment, ts), juror, "commitVote", dispute_id, commitment
+        )
+
+    def reveal_as(self, juror: str, dispute_id: int, vote: int, salt: bytes):
+        return self.court_send(
+            lambda ts: self.court.reveal(juror, dispute_id, vote, salt, ts), juror, "revealVote", dispute_id, vote, salt
+        )
+
+    def registry_send(self, predict, sender: str, fn: str, *args):
+        return self.transact(predict, sender, self.w.relayers, fn, *args, abi=self.L)
+
     def ensure_tokens(self, account: str, amount: int) -> None:
         if self.hub.tokens[account] < amount:
             self.mint(account, amount - self.hub.tokens[account])
@@ -173,7 +186,9 @@ class DisputeRules:
         digest = Attestation(request_id, model_id, version, input_hash, output_hash).digest(self.w.chain_id, self.w.escrow)
         lie = self.is_lie(model_id, version, input_hash, output)
         d, _ = self.court_send(
-            lambda ts: self.court.challenge_request(challenger, tuple(facts), input_, output, digest, ts, self.head_block + 1),
+            lambda ts: self.court.challenge_request(
+                challenger, tuple(facts), input_, output, digest, ts, self.head_block + 1
+            ),
             challenger, "challengeRequest", tuple(facts), input_, output,
         )  # fmt: skip
         if d is not None:
@@ -182,6 +197,40 @@ class DisputeRules:
     def paid(self, view: ref.SignedReceipt) -> bool:
         """Whether a receipt's calls are paid: its channel settled at least as many."""
         return 0 < view.calls <= self.hub.channels.get(view.channel, (0, 0, 0))[0]
+
+    def receipts_to_challenge(self, paid: bool = True) -> list:
+        """Receipts submitted so far, validly signed, paid (or not)."""
+        return [
+            item for item in self.submitted
+            if self.paid(item[0]) == paid and self.hub.signed_by(item[0].caller, item[0].signer, self.next_ts)
+        ]  # fmt: skip
+
+    @precondition(lambda self: self.submitted)
+    @rule(pick=PICK, who=ACTOR, resolve=st.sampled_from([True, True, False]))
+    def two_lies_about_one_call(self, pick, who, resolve):
+        """A relayer that attested two made-up outputs of one paid fast call is challenged for
+        both: each attestation is a dispute of its own (drawn and, mostly, resolved at once),
+        and the call's price is refunded at most once."""
+        liars = [
+            item for item in self.receipts_to_challenge()
+            if item[0].relayer not in self.honest and item[0].relayer in self.w.signers and item[0].amount
+        ]  # fmt: skip
+        if not liars:
+            return
+        item = liars[-1 - pick % min(len(liars), 4)]
+        before = len(self.court.disputes)
+        for variant in (1, 2):
+            self.challenge_fast(
+                pick=pick, who=who + variant, forgery="none", variant=variant, version=1, edge=None, fund=True, item=item
+            )  # fmt: skip
+        for dispute_id in range(before + 1, len(self.court.disputes) + 1):
+            self.to_draw_block(dispute_id)
+            self.draw(dispute_id, self.actor(who))
+        for dispute_id in range(before + 1, len(self.court.disputes) + 1):
+            d = self.court.disputes[dispute_id]
+            if resolve and d.phase == court_ref.VOTING:
+                self.next_ts = max(self.next_ts, d.reveal_deadline + 1)
+                self.resolve(dispute_id, self.actor(who))
 
     @precondition(lambda self: self.submitted)
     @rule(
@@ -193,16 +242,13 @@ class DisputeRules:
         edge=EDGE,
         fund=st.sampled_from([True] * 7 + [False]),
     )
-    def challenge_fast(self, pick, who, forgery, variant, version, edge, fund):
-        """A fast call is challenged by its caller's receipt and its relayer's attestation:
-        mostly a paid one, its attestation true or made up (variant 1 and 2 are two lies about
-        the same call: each is challengeable, the call's price is refunded once), sometimes of a
-        version that does not exist, or with forged evidence, or not paid yet."""
+    def challenge_fast(self, pick, who, forgery, variant, version, edge, fund, item=None):
+        """A fast call (the receipt `item`, or mostly one of the newest paid ones) is challenged
+        by its caller's receipt and its relayer's attestation: true or made up (variant 1 and 2
+        are two lies about the same call), sometimes of a version that does not exist, or with
+        forged evidence, or not paid yet."""
         hub = self.hub
-        wanted = [
-            item for item in self.submitted
-            if self.paid(item[0]) == (forgery != "unpaid") and hub.signed_by(item[0].caller, item[0].signer, self.next_ts)
-        ]  # fmt: skip
+        wanted = [item] if item is not None else self.receipts_to_challenge(paid=forgery != "unpaid")
         if not wanted:
             return
         view, fields, signature = wanted[pick % len(wanted)] if pick % 5 == 4 else wanted[-1 - pick % min(len(wanted), 6)]
@@ -252,6 +298,12 @@ class DisputeRules:
         if d is not None:
             self.notes[d.dispute_id] = DisputeNote(lie)
 
+    @precondition(lambda self: self.submitted)
+    @rule(pick=PICK, who=ACTOR)
+    def two_lies_about_one_call_2(self, pick, who):
+        """More weight on the two lies (a call's price refunded twice shows only there)."""
+        self.two_lies_about_one_call(pick=pick, who=who, resolve=True)
+
     # ------------------------------------------------------------ the jury
 
     def pick_dispute(self, pick: int, phase: int) -> int:
@@ -270,22 +322,21 @@ class DisputeRules:
         d = self.court.disputes[dispute_id]
         target = self.w.everyone[dispute_id % len(self.w.everyone)]
         while self.head_block + 1 < d.draw_block:
-            self.transact(
-                lambda ts: self.hub.sync_weight(target, ts), self.w.owner, self.w.relayers, "syncWeight", target, abi=self.L
-            )
+            self.registry_send(lambda ts: self.hub.sync_weight(target, ts), self.w.owner, "syncWeight", target)
 
     @precondition(lambda self: self.court.disputes)
-    @rule(pick=PICK, early=st.sampled_from([False] * 4 + [True]), sender=ACTOR)
-    def draw_jury(self, pick, early, sender):
+    @rule(pick=PICK, early=st.sampled_from([False] * 4 + [True]), sender=ACTOR, eager=st.booleans())
+    def draw_jury(self, pick, early, sender, eager):
         """Anyone draws a dispute's jury, from its draw block on (sometimes a block early); the
-        drawn jurors commit at once, each by its character."""
+        drawn jurors commit at once, each by its character (and an eager one tries to reveal
+        at once, before reveals open)."""
         dispute_id = self.pick_dispute(pick, court_ref.AWAITING_DRAW)
         d = self.court.disputes.get(dispute_id)
         if d is not None and d.phase == court_ref.AWAITING_DRAW and not early:
             self.to_draw_block(dispute_id)
-        self.draw(dispute_id, self.actor(sender))
+        self.draw(dispute_id, self.actor(sender), eager=eager)
 
-    def draw(self, dispute_id: int, sender: str) -> None:
+    def draw(self, dispute_id: int, sender: str, eager: bool = False) -> None:
         ok, receipt = self.court_send(
             lambda ts: self.court.check_draw(dispute_id, self.head_block + 1) or True, sender, "drawJury", dispute_id
         )
@@ -304,8 +355,14 @@ class DisputeRules:
             character = note.characters[juror]
             if character == ABSENT:
                 continue
-            commitment = court_ref.vote_commitment(dispute_id, juror, self.vote_of(note, character), self.salt(dispute_id, juror))
-            self.court_send(lambda ts: self.court.commit(juror, dispute_id, commitment, ts), juror, "commitVote", dispute_id, commitment)
+            vote = self.vote_of(note, character)
+            commitment = court_ref.vote_commitment(dispute_id, juror, vote, self.salt(dispute_id, juror))
+            self.commit_as(juror, dispute_id, commitment)
+        eager_jurors = self.pending_reveals(d)
+        if eager and eager_jurors:
+            juror = eager_jurors[0]
+            vote, salt = self.vote_of(note, note.characters[juror]), self.salt(dispute_id, juror)
+            self.reveal_as(juror, dispute_id, vote, salt)
 
     def pending_reveals(self, d: court_ref.Dispute) -> list[str]:
         """The jurors of a voting dispute who will reveal and have not yet: honest and lying
@@ -317,38 +374,43 @@ class DisputeRules:
         ]  # fmt: skip
 
     def reveal_votes(self, d: court_ref.Dispute) -> None:
-        """Honest and lying jurors reveal, from the opening of reveals (or now, if later); each
-        must land before the reveal deadline."""
-        pending = self.pending_reveals(d)
-        if not pending:
-            return
+        """Honest and lying jurors of `d` reveal now, or when reveals open if later (after the
+        jurors of disputes whose reveal deadline that would reach)."""
+        self.juror_duties(also=d)
+
+    def juror_duties(self, also: court_ref.Dispute | None = None) -> None:
+        """Before the next transaction (at next_ts; or when the reveals of `also` open, if
+        later): jurors of every dispute whose reveal deadline it would reach reveal first,
+        earliest deadline first, from the opening of reveals (a juror daemon reveals as soon as
+        they open)."""
+        start = self.next_ts if also is None else max(self.next_ts, also.commit_deadline + 1)
+        for d in sorted(self.court.disputes.values(), key=lambda d: d.reveal_deadline):
+            if d.phase == court_ref.VOTING:
+                n = len(self.pending_reveals(d))
+                if n and (d is also or start + n + 2 > d.reveal_deadline):
+                    self._reveal(d)
+
+    def _reveal(self, d: court_ref.Dispute) -> None:
         saved = self.next_ts
         self.next_ts = max(self.head_ts + 1, d.commit_deadline + 1)
         self.in_juror_duty = True
         try:
             note = self.notes[d.dispute_id]
-            for juror in pending:
-                self.check(self.next_ts <= d.reveal_deadline, f"harness: juror {juror} could not reveal by {d.reveal_deadline}")
+            for juror in self.pending_reveals(d):
+                late = self.next_ts > d.reveal_deadline
+                self.check(not late, f"harness: juror {juror} could not reveal by {d.reveal_deadline}")
                 vote, salt = self.vote_of(note, note.characters[juror]), self.salt(d.dispute_id, juror)
-                _, receipt = self.court_send(
-                    lambda ts: self.court.reveal(juror, d.dispute_id, vote, salt, ts), juror, "revealVote", d.dispute_id, vote, salt
-                )
+                _, receipt = self.reveal_as(juror, d.dispute_id, vote, salt)
                 self.check(receipt.ok, f"harness: juror {juror} could not reveal in dispute {d.dispute_id}: {receipt.error}")
         finally:
             self.in_juror_duty = False
             self.next_ts = max(saved, self.next_ts)
 
-    def juror_duties(self) -> None:
-        """Before the next transaction (at next_ts): jurors of every dispute whose reveal
-        deadline it would reach reveal first (a juror daemon does, as soon as reveals open)."""
-        for d in sorted(self.court.disputes.values(), key=lambda d: d.reveal_deadline):
-            if d.phase == court_ref.VOTING:
-                n = len(self.pending_reveals(d))
-                if n and self.next_ts + n + 2 > d.reveal_deadline:
-                    self.reveal_votes(d)
-
     @precondition(lambda self: self.court.disputes)
-    @rule(pick=PICK, early=st.sampled_from([False] * 3 + [True]), reveal=st.booleans(), late=st.sampled_from([1, 1, 2, 300]), sender=ACTOR)
+    @rule(
+        pick=PICK, early=st.sampled_from([False] * 3 + [True]), reveal=st.booleans(), late=st.sampled_from([1, 1, 2, 300]),
+        sender=ACTOR,
+    )  # fmt: skip
     def resolve_dispute(self, pick, early, reveal, late, sender):
         """Anyone resolves a voting dispute after its reveal deadline (or one second before
         it), or early: refused unless every juror revealed."""
@@ -395,7 +457,7 @@ class DisputeRules:
             # with that juror's vote and salt: the commitment names its juror.
             copied = committed[pick % len(committed)]
             sender, commitment = absent[0], d.ballots[copied].commitment
-            self.court_send(lambda ts: self.court.commit(sender, d.dispute_id, commitment, ts), sender, "commitVote", d.dispute_id, commitment)
+            self.commit_as(sender, d.dispute_id, commitment)
             self.next_ts = max(self.next_ts, d.commit_deadline + 1)
             reveal, vote, salt = True, self.vote_of(note, note.characters[copied]), self.salt(d.dispute_id, copied)
         elif kind in ("early_reveal", "wrong_salt", "invalid_vote", "reveal_again") and committed:
@@ -422,9 +484,9 @@ class DisputeRules:
         if sender is None:
             return
         if reveal:
-            self.court_send(lambda ts: self.court.reveal(sender, d.dispute_id, vote, salt, ts), sender, "revealVote", d.dispute_id, vote, salt)
+            self.reveal_as(sender, d.dispute_id, vote, salt)
         else:
-            self.court_send(lambda ts: self.court.commit(sender, d.dispute_id, commitment, ts), sender, "commitVote", d.dispute_id, commitment)
+            self.commit_as(sender, d.dispute_id, commitment)
 
     # ------------------------------------------------------------ the end of a dispute
 
@@ -450,18 +512,21 @@ class DisputeRules:
         credited = sorted(
             (to_checksum_address("0x" + log["topics"][2][-40:]), *words(log)) for log in of(TOPIC_CREDITED)
         )
-        self.check(credited == sorted(ending.credits), f"dispute {dispute_id}: credited {credited}, the model {sorted(ending.credits)}")
+        want_credits = sorted(ending.credits)
+        self.check(credited == want_credits, f"dispute {dispute_id}: credited {credited}, the model {want_credits}")
         penalized = [(to_checksum_address("0x" + log["topics"][2][-40:]), words(log)[0]) for log in of(TOPIC_JUROR_PENALIZED)]
-        self.check(penalized == ending.penalties, f"dispute {dispute_id}: penalties {penalized}, the model {ending.penalties}")
+        self.check(penalized == ending.penalties, f"dispute {dispute_id}: penalized {penalized}, the model {ending.penalties}")
 
         d, note = self.court.disputes[dispute_id], self.notes[dispute_id]
         seats = self.court.terms_by_id[d.terms_id].jury_size
         honest = sum(1 for j in d.jurors if note.characters[j] == HONEST)
         if not note.lie and honest * 2 > len(d.jurors):
-            self.check(ending.outcome != court_ref.OUTPUT_WRONG, f"dispute {dispute_id}: an honest relayer was slashed by a mostly honest jury")
+            cleared = ending.outcome != court_ref.OUTPUT_WRONG
+            self.check(cleared, f"dispute {dispute_id}: an honest relayer was slashed by a mostly honest jury")
             self.count("honest relayer cleared by a mostly honest jury")
         if note.lie and honest > seats // 2:
-            self.check(ending.outcome == court_ref.OUTPUT_WRONG, f"dispute {dispute_id}: a liar escaped an honest majority of the seats")
+            caught = ending.outcome == court_ref.OUTPUT_WRONG
+            self.check(caught, f"dispute {dispute_id}: a liar escaped an honest majority of the seats")
             self.count("liar caught by an honest majority")
         self.count(f"{'lie' if note.lie else 'true output'}: {('', 'slashed', 'upheld', 'no decision')[ending.outcome]}")
         # An honest relayer slashed or penalized below the minimum bond tops its bond up at once
@@ -478,9 +543,7 @@ class DisputeRules:
                     self.in_duty = False
 
     def relayer_top_up(self, account: str, amount: int) -> None:
-        self.transact(
-            lambda ts: self.hub.relayer_add_bond(account, amount, ts), account, self.w.relayers, "addBond", amount, abi=self.L
-        )
+        self.registry_send(lambda ts: self.hub.relayer_add_bond(account, amount, ts), account, "addBond", amount)
 
     def count(self, what: str) -> None:
         self.w.outcomes[("dispute", what)] = self.w.outcomes.get(("dispute", what), 0) + 1
@@ -506,7 +569,8 @@ class DisputeRules:
                 self.next_ts = max(self.next_ts, d.reveal_deadline + 1)
                 self.resolve(dispute_id, self.w.owner)
         for dispute_id, d in self.court.disputes.items():
-            self.check(d.phase == court_ref.RESOLVED and self.endings.get(dispute_id) == 1, f"dispute {dispute_id} did not end once")
+            ended_once = d.phase == court_ref.RESOLVED and self.endings.get(dispute_id) == 1
+            self.check(ended_once, f"dispute {dispute_id} did not end once")
 
     # ------------------------------------------------------------ payouts, the pool, jurors' bonds, terms
 
@@ -523,11 +587,12 @@ class DisputeRules:
         """Anyone brings a relayer's pool weight up to date (nothing moves while a draw is pending)."""
         everyone = self.w.everyone
         target = everyone[who % len(everyone)]
-        self.transact(
-            lambda ts: self.hub.sync_weight(target, ts), self.actor(sender), self.w.relayers, "syncWeight", target, abi=self.L
-        )
+        self.registry_send(lambda ts: self.hub.sync_weight(target, ts), self.actor(sender), "syncWeight", target)
 
-    @rule(pick=PICK, how=st.sampled_from(["top_up", "top_up", "unbond", "withdraw", "withdraw_late", "register"]), amount=st.integers(1, 30 * 10**18))
+    @rule(
+        pick=PICK, how=st.sampled_from(["top_up", "top_up", "unbond", "withdraw", "withdraw_late", "register"]),
+        amount=st.integers(1, 30 * TOKEN),
+    )  # fmt: skip
     def juror_bond(self, pick, how, amount):
         """A juror tops up (mostly after penalties), starts leaving, tries to withdraw (refused
         while a dispute holds its bond, however long it waited), or bonds again."""
@@ -536,24 +601,21 @@ class DisputeRules:
         if r is None or how == "register":
             bond = self.hub.min_bond_at(self.next_ts) + amount
             self.ensure_tokens(juror, bond)
-            self.transact(
-                lambda ts: self.hub.relayer_register(juror, bond, ts), juror, self.w.relayers, "register", "http://juror", bond, abi=self.L
-            )
+            self.registry_send(lambda ts: self.hub.relayer_register(juror, bond, ts), juror, "register", "http://juror", bond)
         elif how == "top_up":
             self.ensure_tokens(juror, amount)
             self.relayer_top_up(juror, amount)
         elif how == "unbond":
-            self.transact(lambda ts: self.hub.relayer_begin_unbond(juror, ts), juror, self.w.relayers, "beginUnbond", abi=self.L)
+            self.registry_send(lambda ts: self.hub.relayer_begin_unbond(juror, ts), juror, "beginUnbond")
         else:
             if how == "withdraw_late" and r.unbond_at:
                 self.next_ts = max(self.next_ts, r.unbond_at)
-            self.transact(lambda ts: self.hub.relayer_withdraw_bond(juror, ts), juror, self.w.relayers, "withdrawBond", abi=self.L)
+            self.registry_send(lambda ts: self.hub.relayer_withdraw_bond(juror, ts), juror, "withdrawBond")
 
     def other_terms(self, which: int, now: int) -> court_ref.Terms:
         """Valid terms (a jury of 3 with odd amounts; the deployment's) or terms breaking one rule."""
         t = court_ref.Terms(*self.w.params["court_terms"][0][0])  # the deployment's
-        token = 10**18
-        valid = court_ref.Terms(7 * token, 30 * token + 1, 3 * token + 7, 7 * token - 1, 2 * token + 3, 1_800, 300, 900, 2, 3)
+        valid = court_ref.Terms(7 * TOKEN, 30 * TOKEN + 1, 3 * TOKEN + 7, 7 * TOKEN - 1, 2 * TOKEN + 3, 1_800, 300, 900, 2, 3)
         broken = {
             2: {"jury_size": 4}, 3: {"draw_delay": 1}, 4: {"commit_period": 0}, 5: {"challenge_bond": t.juror_reward - 1},
             6: {"slash_amount": t.challenger_reward + t.juror_reward},
@@ -574,7 +636,10 @@ class DisputeRules:
             return
         self.court_send(lambda ts: self.court.set_terms(sender, terms, ts), sender, "setTerms", terms.as_tuple())
 
-    @rule(to=st.sampled_from(["commit_deadline", "after_commit", "reveal_deadline", "after_reveal", "draw_block", "terms"]), pick=PICK)
+    @rule(
+        to=st.sampled_from(["commit_deadline", "after_commit", "reveal_deadline", "after_reveal", "draw_block", "terms"]),
+        pick=PICK,
+    )  # fmt: skip
     def warp_disputes(self, to, pick):
         """Moves the next block's time to a dispute's boundary (or the chain to its draw block,
         or the time to a change of terms)."""

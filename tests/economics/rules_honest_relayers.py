@@ -74,6 +74,7 @@ class HonestRelayerRules:
         """The honest relayer settles the newest receipt of every channel it holds; each must
         settle in full (nobody who followed the rules loses)."""
         if ts is None and not self.in_duty:
+            self.juror_duties()  # jurors whose reveal deadline the settlement would pass reveal first
             self.honest_duties()  # what is due before the next block's time first, at its time
         channels = sorted((ch for ch, acc in self.held.items() if acc and ch[1] == relayer), key=str)
         if not channels:

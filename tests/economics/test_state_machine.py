@@ -26,7 +26,15 @@ After every step:
   unsettled than the reservation backs, and every receipt it settles before the receipt's
   deadline, the reservation's release, a signer change or a minimum bond rise settles in full,
   however the price changed meanwhile. It is forced to settle at the last seconds each time one
-  of these comes (honest_duties, before every transaction).
+  of these comes (honest_duties, before every transaction);
+- disputes (issue 13, rules_disputes.py against reference_court.py): the court's balance equals
+  every unclaimed payout plus the challenge bonds of open disputes (so challenge bonds, slashes,
+  refunds, rewards and penalties are all accounted for, to the wei); every dispute, ballot,
+  court payout, pool weight, bond hold, the pool's total and pending draws and the court's terms
+  equal the model's, and each ending's events are the model's; every dispute ends exactly once
+  (one DisputeResolved each; all are drawn and resolved at the end of each example); an honest
+  relayer is never slashed while most of its drawn jury is honest, and a lying one always is
+  when honest jurors hold a majority of the seats.
 
 Adversaries: self-dealing accounts that are caller, uploader and relayer at once (receipts to
 their own model naming themselves or an honest relayer, submitted by themselves, earnings taken
@@ -35,6 +43,13 @@ relayers; contract-wallet callers (TestWallet) whose receipt signer key is chang
 an owner changing fees, the minimum bond and a model owner the payees between payment and
 settlement. At the end of every example the pending calls are refunded to their callers in full
 after their deadline and honest relayers settle all they hold.
+
+Jurors: six relayers bonded in the base state (anvil impersonates them) and the actors drawn,
+each voting by a fixed character (honest, liar, lazy, absent); they reveal before a reveal
+deadline passes (juror_duties, before every transaction). The examples start under terms the
+owner set in the base state (rules_disputes.BASE_TERMS: a jury of 3, odd amounts); the
+deployment's jury of 5 comes back through a change of terms. A jury depends on anvil's
+prevrandao, which is random per block: a replayed example may draw another jury.
 
 Callers sign receipts with anvil's dev keys; forged, foreign-domain, malleable, expired, replayed,
 older, underpriced, over-reservation, wrong-submitter, next-key and out-of-range receipts are mixed
