@@ -324,7 +324,10 @@ class DisputeRules:
         while self.head_block + 1 < d.draw_block:
             self.registry_send(lambda ts: self.hub.sync_weight(target, ts), self.w.owner, "syncWeight", target)
 
-    @precondition(lambda self: self.court.disputes)
+    def in_phase(self, phase: int) -> bool:
+        return any(d.phase == phase for d in self.court.disputes.values())
+
+    @precondition(lambda self: self.in_phase(court_ref.AWAITING_DRAW))
     @rule(pick=PICK, early=st.sampled_from([False] * 4 + [True]), sender=ACTOR, eager=st.booleans())
     def draw_jury(self, pick, early, sender, eager):
         """Anyone draws a dispute's jury, from its draw block on (sometimes a block early); the
@@ -406,7 +409,7 @@ class DisputeRules:
             self.in_juror_duty = False
             self.next_ts = max(saved, self.next_ts)
 
-    @precondition(lambda self: self.court.disputes)
+    @precondition(lambda self: self.in_phase(court_ref.VOTING))
     @rule(
         pick=PICK, early=st.sampled_from([False] * 3 + [True]), reveal=st.booleans(), late=st.sampled_from([1, 1, 2, 300]),
         sender=ACTOR,
@@ -430,14 +433,17 @@ class DisputeRules:
         if ending is not None:
             self.check_ending(ending, receipt)
 
-    @precondition(lambda self: any(d.phase == court_ref.VOTING for d in self.court.disputes.values()))
+    @precondition(lambda self: self.in_phase(court_ref.VOTING))
     @rule(pick=PICK, kind=VOTE_ERROR, who=ACTOR)
     def vote_out_of_turn(self, pick, kind, who):
-        """Commits and reveals the court must refuse: by a stranger, twice, zero, after the
-        deadline, before reveals open, with another salt or vote, a copied commitment opened
-        with the copied juror's vote, an uncommitted reveal, a lazy juror's late reveal."""
+        """Commits and reveals the court must refuse, in a voting dispute."""
         voting = [d for d in self.court.disputes.values() if d.phase == court_ref.VOTING]
-        d = voting[pick % len(voting)]
+        self.meddle(voting[pick % len(voting)], kind, pick, who)
+
+    def meddle(self, d: court_ref.Dispute, kind: str, pick: int, who: int) -> None:
+        """A commit or reveal out of turn: by a stranger, twice, zero, after the deadline,
+        before reveals open, with another salt or vote, a copied commitment opened with the
+        copied juror's vote, an uncommitted reveal, a lazy juror's late reveal."""
         note = self.notes[d.dispute_id]
         by = {c: [j for j in d.jurors if note.characters[j] == c] for c in (HONEST, LIAR, LAZY, ABSENT)}
         committed = [j for j in d.jurors if d.ballots[j].commitment != bytes(32)]
@@ -662,12 +668,14 @@ class DisputeRules:
     @precondition(lambda self: self.hub.models)
     @rule(
         actor=ACTOR, model=PICK, data=st.binary(max_size=8), signer=PICK, lie=st.booleans(), who=ACTOR,
-        stop=st.sampled_from(["resolve", "resolve", "resolve", "draw", "challenge"]),
+        stop=st.sampled_from(["resolve", "resolve", "draw", "draw", "challenge"]), eager=st.booleans(),
+        meddle=st.one_of(st.none(), VOTE_ERROR),
     )  # fmt: skip
-    def serve_and_challenge(self, actor, model, data, signer, lie, who, stop):
+    def serve_and_challenge(self, actor, model, data, signer, lie, who, stop, eager, meddle):
         """A call served (a lie half the time, never by an honest relayer), challenged at once,
-        its jury drawn and the dispute resolved after the reveal deadline (or left after the
-        challenge or the draw, for later steps)."""
+        its jury drawn (an eager juror trying to reveal at once; someone meddling with the
+        votes) and the dispute resolved after the reveal deadline, or left after the challenge
+        or the draw for later steps."""
         before = len(self.court.disputes)
         signer = signer - signer % 4 if lie else signer | 1  # see attested_output
         self.call_and_serve(actor=actor, model=model, data=data, signer=signer, batch=False, others=[])
@@ -679,8 +687,18 @@ class DisputeRules:
             return
         dispute_id = len(self.court.disputes)
         self.to_draw_block(dispute_id)
-        self.draw(dispute_id, self.actor(who))
+        self.draw(dispute_id, self.actor(who), eager=eager)
         d = self.court.disputes[dispute_id]
+        if meddle is not None and d.phase == court_ref.VOTING:
+            self.meddle(d, meddle, signer, who)
         if stop == "resolve" and d.phase == court_ref.VOTING:
             self.next_ts = max(self.next_ts, d.reveal_deadline + 1)
             self.resolve(dispute_id, self.actor(actor))
+
+    @precondition(lambda self: self.hub.models)
+    @rule(actor=ACTOR, model=PICK, data=st.binary(max_size=8), signer=PICK, who=ACTOR, meddle=VOTE_ERROR)
+    def serve_and_challenge_2(self, actor, model, data, signer, who, meddle):
+        """More weight on the whole game (a lie, always; votes meddled with)."""
+        self.serve_and_challenge(
+            actor=actor, model=model, data=data, signer=signer, lie=True, who=who, stop="resolve", eager=True, meddle=meddle
+        )  # fmt: skip
