@@ -21,9 +21,10 @@ from modelhub.typed_data import Attestation
 from modelhub.typed_data import sign as sign_attestation
 
 # The code under test also writes deployment files into the user's config folder (the deploy
-# script, `modelhub up`) and model files into the user's cache (the SDK's pre-flight check,
-# `models show`): this session's go to folders of its own, never the real ones.
-for _variable in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME"):
+# script, `modelhub up`), model files into the user's cache (the SDK's pre-flight check,
+# `models show`) and kept fast calls into the user's data folder (`infer --fast`): this
+# session's go to folders of its own, never the real ones.
+for _variable in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
     _folder = tempfile.mkdtemp(prefix=f"modelhub-test-{_variable.lower()}-")
     os.environ[_variable] = _folder
     atexit.register(shutil.rmtree, _folder, ignore_errors=True)

@@ -11,10 +11,12 @@ from eth_utils import to_checksum_address
 
 from . import errors as e
 from .contracts import DisputeOutcome, DisputePhase, RequestStatus, refusal
-from .results import Ballot, DisputeCase, DisputeInfo, DisputeTerms
+from .results import Ballot, DisputeCase, DisputeInfo, DisputeTerms, PoolWeight
 from .typed_data import Attestation, Receipt, SettledCall, vote_commitment
 
-__all__ = ["DisputeMethods", "new_vote_salt"]
+__all__ = ["DisputeMethods", "MAX_POOL_WEIGHT", "new_vote_salt"]
+
+MAX_POOL_WEIGHT = 2**96 - 1  # RelayerRegistry.MAX_POOL_WEIGHT (a constant): no weight is above it
 
 
 def new_vote_salt() -> bytes:
@@ -23,8 +25,9 @@ def new_vote_salt() -> bytes:
 
 
 class DisputeMethods:
-    """Dispute methods of `Hub` (which provides `contracts`, `address`, `_send`, `_call`, `_event`,
-    `_logs`, `_request_logs`, `_spend_tokens`, `get_request` and `requested_call`)."""
+    """Dispute methods of `Hub` (which provides `contracts`, `address`, `_send`, `_call`,
+    `_batch_call`, `_event`, `_logs`, `_request_logs`, `_spend_tokens`, `get_request` and
+    `requested_call`)."""
 
     contracts: Any
     address: str
@@ -113,6 +116,33 @@ class DisputeMethods:
         payouts (anyone may); returns it, resolved."""
         self._send(self.court.resolve, dispute_id)
         return self.get_dispute(dispute_id)
+
+    # ------------------------------------------------------------------ the jury pool
+
+    def pool_weight(self, relayer: Any = None) -> PoolWeight:
+        """`relayer`'s (default: this account's) weight in the jury pool, the weight the registry's
+        rule gives it now and the jury draws pending, in one batched read."""
+        relayers = self.contracts.relayers
+        who = self.address if relayer is None else to_checksum_address(getattr(relayer, "address", relayer))
+        (weight,), (_, bond, active, _), (_, pending) = self._batch_call(
+            [(relayers.poolWeight, (who,)), (relayers.relayerInfo, (who,)), (relayers.poolState, ())])
+        return PoolWeight(who, int(weight), min(int(bond), MAX_POOL_WEIGHT) if active else 0, int(pending))
+
+    def sync_pool_weight(self, relayer: Any = None) -> PoolWeight:
+        """Brings `relayer`'s (default: this account's) weight in the jury pool up to date (anyone
+        may, for any relayer): a bond changed or slashed while a jury draw was pending, or a new
+        minimum bond, waits for this. Sends nothing when it is up to date; refused while a draw is
+        pending (the weights are frozen until it is made). Returns the weight after."""
+        before = self.pool_weight(relayer)
+        if before.frozen:
+            raise e.DisputeStateError(
+                f"the jury pool's weights are frozen while {before.draws_pending} jury draw(s) are pending; "
+                f"sync the weight of {before.relayer} after the draw (drawJury)",
+                inputs={"relayer": before.relayer, "drawsPending": before.draws_pending})
+        if not before.stale:
+            return before
+        self._send(self.contracts.relayers.syncWeight, before.relayer)
+        return self.pool_weight(before.relayer)
 
     # ------------------------------------------------------------------ payouts
 

@@ -55,6 +55,7 @@ from .results import (
 )
 from .runtime import read_model_file
 from .session import FastSession
+from .spotcheck import SpotChecker
 from .store import ModelStore, digest_to_cid, file_digest
 from .typed_data import MIN_RECEIPT_PRICE, Attestation, Domain, Receipt
 
@@ -435,7 +436,7 @@ class Hub(DisputeMethods):
                      max_price: int | None = None, receipt_lifetime: int = 86_400,
                      timeout: float = 30.0, reserve: int | None = None,
                      top_up: bool = True, progress: Callable[[str], None] | None = None,
-                     signer: Any = None) -> FastSession:
+                     signer: Any = None, keep: Any = None, spot_check: Any = None) -> FastSession:
         """A session of fast calls of `model_id` at `relayer` (its URL or address; None: the
         first active relayer that answers), paid with receipts drawn on this account's
         reservation for that relayer. Before the first call it makes sure the reservation can
@@ -444,10 +445,13 @@ class Hub(DisputeMethods):
         out (`top_up`); `progress` is told of each such transaction. Each call pays at most
         `max_price` (default: the price now); `version` 0 pins the latest version at opening.
         A contract-wallet hub signs with `signer` (default: its owner key), registered as its
-        receipt signer if it has none. See `modelhub.session.FastSession`; use it with `with`."""
+        receipt signer if it has none. `keep` keeps each call for a later challenge, `spot_check`
+        re-runs a share of calls locally and challenges wrong ones. See
+        `modelhub.session.FastSession`; use it with `with`."""
         return FastSession(self, model_id, relayer=relayer, version=version, max_price=max_price,
                            receipt_lifetime=receipt_lifetime, timeout=timeout, reserve=reserve,
-                           top_up=top_up, progress=progress, signer=signer)
+                           top_up=top_up, progress=progress, signer=signer, keep=keep,
+                           spot_check=spot_check)
 
     def settle_receipts(self, items: Sequence[tuple[Receipt, bytes]]) -> list[ReceiptOutcome]:
         """Settles signed receipts in one transaction; the outcome of each item (in order) says
@@ -514,7 +518,7 @@ class Hub(DisputeMethods):
               max_price: int | None = None, timeout: float = 120.0, poll: float = 0.5,
               relayer_url: str | None = None,
               on_requested: Callable[[RequestInfo], None] | None = None,
-              relayer: Any = None, check_input: bool = True) -> InferenceResult:
+              relayer: Any = None, check_input: bool = True, spot_check: Any = None) -> InferenceResult:
         """One paid call, start to end: pays (`request`), waits for a relayer to settle it,
         fetches the output and checks it against the chain (`fetch_output`), and returns the
         decoded outputs with the request and its transaction. `on_requested` is told the
@@ -525,7 +529,12 @@ class Hub(DisputeMethods):
         relayer: only it may serve the call, and it may reject it with a refund at once.
         Without it the call is open to every relayer and nobody can reject it. The output is
         fetched from `relayer_url`, else the designated relayer's URL, else the endpoint the
-        fulfilling relayer registered. `check_input`: see `request`."""
+        fulfilling relayer registered. `check_input`: see `request`.
+
+        `spot_check` (a share from 0 to 1, or a spotcheck.SpotChecker, which counts its checks
+        across calls): the call is re-run locally that often and judged; an output found wrong
+        is challenged at once (the bond comes from this account's tokens). The result's
+        `spot_check` says what was found (None: not checked)."""
         data = encode_input(inputs)
         designated = None
         if relayer is not None:
@@ -547,7 +556,11 @@ class Hub(DisputeMethods):
             raise error from None
         if status is RequestStatus.FULFILLED:
             verified = self.fetch_output(request.id, relayer_url, sent_input=data)
-            return InferenceResult(verified.output, request, verified)
+            result = InferenceResult(verified.output, request, verified)
+            if spot_check is not None:
+                checker = spot_check if isinstance(spot_check, SpotChecker) else SpotChecker(self, spot_check)
+                result = replace(result, spot_check=checker.check_request(result))
+            return result
         if status is RequestStatus.REJECTED:
             relayer, reason = self.rejection(request.id) or ("a relayer", e.RejectReason.OTHER)
             raise e.CallRejectedError(request.id, relayer, int(reason), request.price)
@@ -808,15 +821,19 @@ class Hub(DisputeMethods):
         `model_file`, asking the relayer at URL `file_from`, then `relayer`'s endpoint, first."""
         version = version or self._model_row(model_id)[2]
         document = decode_input(encode_input(inputs))
-        store = self._inputs().store
 
         def fetch() -> bytes:
             first = [file_from, None if relayer is None else self.relayer_info(relayer).endpoint]
-            return self.model_file(model_id, version, store=store, sources=[url for url in first if url],
-                                   limits=Limits(max_size=store.max_size))
+            return self._cached_file(model_id, version, [url for url in first if url])
 
         self._inputs().check(self.version_digest(model_id, version), document, fetch,
                              f"model {model_id} version {version}")
+
+    def _cached_file(self, model_id: int, version: int, sources: Sequence[str] = ()) -> bytes:
+        """The file of a version for the local cache (`model_files`): `model_file`, asking
+        `sources` (relayer URLs) first, kept in the cache."""
+        store = self._inputs().store
+        return self.model_file(model_id, version, store=store, sources=sources, limits=Limits(max_size=store.max_size))
 
     def _inputs(self) -> InputCheck:
         if self._input_check is None:
@@ -914,6 +931,12 @@ class Hub(DisputeMethods):
     def _call(self, method: Any, *args: Any) -> Any:
         with chain_errors():
             return method(*args)
+
+    def _simulate(self, method: Any, *args: Any) -> Any:
+        """`method(*args)` run as an eth_call from this hub's address: what sending it would do,
+        without sending (a revert is the SDK's error, and costs nothing)."""
+        with chain_errors():
+            return method.call(*args, sender=self.address)
 
     def _batch_call(self, calls: Sequence[tuple[Any, tuple]]) -> list[tuple]:
         """Each (view method, arguments) read at the latest block: in one JSON-RPC batch when

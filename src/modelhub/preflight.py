@@ -1,6 +1,7 @@
 """The check of a call's input against its model before the call is paid for: the model file by
 its on-chain digest (from a local cache, else fetched through `Hub.model_file` and kept), then
-the same input check relayers run before they serve (`runtime.check_inputs`)."""
+the same input check relayers run before they serve (`runtime.check_inputs`). Spot checks run
+their models from the same cache."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import errors as e
-from .runtime import ModelRuntime, check_inputs
+from .runtime import LoadedModel, ModelRuntime, check_inputs
 from .store import ModelStore, digest_to_cid
 
 __all__ = ["CACHE_ENV", "InputCheck", "default_cache_folder"]
@@ -34,7 +35,19 @@ class InputCheck:
 
     def __init__(self, store: ModelStore) -> None:
         self.store = store
-        self._runtime = ModelRuntime(max_sessions=4, store=store)
+        self.runtime = ModelRuntime(max_sessions=4, store=store)
+
+    def model(self, digest: bytes, fetch: Callable[[], bytes]) -> LoadedModel:
+        """The model file with sha-256 `digest`, loaded: from memory, the store, else `fetch`
+        (a damaged copy in the store is dropped first). ModelFileUnavailableError if it cannot
+        be had, ModelFileError if it is not a file relayers could run."""
+        try:
+            return self.runtime.model(digest)
+        except e.DigestMismatchError:
+            self.store.path(digest_to_cid(digest)).unlink(missing_ok=True)
+            return self.runtime.load(digest, fetch())
+        except e.ModelFileUnavailableError:
+            return self.runtime.load(digest, fetch())
 
     def check(self, digest: bytes, inputs: Mapping[str, Any], fetch: Callable[[], bytes], what: str) -> None:
         """Raises InvalidInputError, naming the tensors the model expects, unless `inputs` fit
@@ -42,13 +55,7 @@ class InputCheck:
         brings the checked file when the store lacks it. ModelFileError if relayers could not
         run that file, InputCheckUnavailableError if it cannot be had."""
         try:
-            try:
-                model = self._runtime.model(digest)
-            except e.DigestMismatchError:
-                self.store.path(digest_to_cid(digest)).unlink(missing_ok=True)
-                model = self._runtime.load(digest, fetch())
-            except e.ModelFileUnavailableError:
-                model = self._runtime.load(digest, fetch())
+            model = self.model(digest, fetch)
         except e.ModelFileUnavailableError as error:
             raise e.InputCheckUnavailableError(
                 f"cannot check the input against {what} before paying: {error}; nothing was paid. "

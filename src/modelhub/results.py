@@ -13,8 +13,8 @@ from .typed_data import Attestation, Receipt
 
 __all__ = [
     "Ballot", "ChannelState", "DisputeCase", "DisputeInfo", "DisputeTerms", "FastCallResult", "FulfillOutcome", "InferenceResult", "ModelInfo", "ModelStats",
-    "ModelVersion", "Payee", "PendingFees", "PendingMinBond", "PriceNotice", "Published", "ReceiptOutcome",
-    "ReceiptSigner", "ReceiptTerms", "RelayerChannel", "RelayerInfo", "RequestInfo", "RequestRecord", "RequestedCall",
+    "ModelVersion", "Payee", "PendingFees", "PendingMinBond", "PoolWeight", "PriceNotice", "Published",
+    "ReceiptOutcome", "ReceiptSigner", "ReceiptTerms", "RelayerChannel", "RelayerInfo", "RequestInfo", "RequestRecord", "RequestedCall",
     "Reservation", "Upload", "VerifiedOutput",
 ]
 
@@ -282,7 +282,7 @@ class RelayerChannel:
 @dataclass(frozen=True)
 class FastCallResult:
     """One fast call, verified: its outputs, the relayer's signed attestation and the receipt
-    that paid for it."""
+    that paid for it; with the input bytes as sent, all a challenge of it needs (`kept.KeptCall`)."""
 
     outputs: dict
     output_bytes: bytes  # canonical encoding of `outputs`; keccak-256 is `output_hash`
@@ -297,6 +297,8 @@ class FastCallResult:
     relayer: str
     relayer_url: str
     channel: ChannelState  # totals after this call; settled part as the relayer reported it
+    input_bytes: bytes = b""  # the input's canonical JSON, exactly as sent (hashing to input_hash)
+    spot_check: Any = None  # a spotcheck.SpotCheck when this call was spot-checked
 
     @property
     def call_id(self) -> int:
@@ -329,6 +331,7 @@ class InferenceResult:
     outputs: dict
     request: RequestInfo
     verified: VerifiedOutput
+    spot_check: Any = None  # a spotcheck.SpotCheck when this call was spot-checked
 
     @property
     def request_id(self) -> int:
@@ -410,3 +413,24 @@ class Ballot(NamedTuple):
     seat: int
     commitment: bytes
     vote: int
+
+
+@dataclass(frozen=True)
+class PoolWeight:
+    """A relayer's weight in the jury pool (a juror is drawn with probability proportional to
+    it), the weight the registry's rule gives it now (its bond while active, else 0), and the
+    jury draws pending: while any is, weights are frozen and a bond change waits for a sync."""
+
+    relayer: str
+    weight: int
+    due: int
+    draws_pending: int
+
+    @property
+    def stale(self) -> bool:
+        """The weight is not what the rule gives (a sync would change it)."""
+        return self.weight != self.due
+
+    @property
+    def frozen(self) -> bool:
+        return self.draws_pending > 0

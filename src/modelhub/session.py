@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -16,9 +18,11 @@ from . import errors as e
 from .answers import SignedAnswer
 from .codec import canonical_input
 from .contracts import chain_errors, refusal
+from .kept import KeptCall, KeptCalls
 from .refusals import RESERVATION_LAG_CODES, error_for
 from .relayer_client import HTTP_TIMEOUT_S, RelayerClient, resolve_relayer
-from .results import ChannelState, FastCallResult
+from .results import ChannelState, DisputeCase, FastCallResult
+from .spotcheck import SpotChecker
 from .typed_data import MIN_RECEIPT_PRICE, Attestation, Domain, KeySigner, Receipt, recover_digest_signer
 
 if TYPE_CHECKING:
@@ -67,6 +71,19 @@ class FastSession:
     says the amount no longer fits, the session re-reads the price from the chain and goes on
     only if it is at most `max_price`.
 
+    Keeping calls: with `keep` (True: the user's data folder, kept.default_kept_folder(); a
+    folder; or a KeptCalls store), every call answered is written as a kept call, all that a
+    challenge of it needs (`FastCallResult` holds the same), so that a later process can
+    challenge it (`modelhub dispute open --fast CALL_ID`).
+
+    Spot checks: with `spot_check` (a share from 0 to 1, or a SpotChecker), that share of
+    calls is re-run locally and judged (`modelhub.spotcheck`); the result's `spot_check` says
+    what was found, `spot_checks.counts` counts it all. A call found wrong is challenged once
+    the relayer has settled its receipt (the court requires it): the session tries on each
+    later call once the relayer reports the channel settled that far, on `challenge_waiting`
+    and on `close`; the wrong calls still waiting are kept (with `keep`) for a later session
+    of the channel, or `modelhub dispute open --waiting`, to challenge.
+
     Thread safety: a channel is a sequence (each receipt is exactly one call after the last),
     so `infer` holds a lock; threads may share a session but their calls run one at a time.
     For parallel throughput, open one session per channel (another model or relayer). The
@@ -76,7 +93,9 @@ class FastSession:
     def __init__(self, hub: "Hub", model_id: int, relayer: str | None = None, version: int = 0,
                  max_price: int | None = None, receipt_lifetime: int = DEFAULT_RECEIPT_LIFETIME,
                  timeout: float = HTTP_TIMEOUT_S, reserve: int | None = None, top_up: bool = True,
-                 progress: Callable[[str], None] | None = None, signer: Any = None) -> None:
+                 progress: Callable[[str], None] | None = None, signer: Any = None,
+                 keep: KeptCalls | str | Path | bool | None = None,
+                 spot_check: float | SpotChecker | None = None) -> None:
         if receipt_lifetime <= 0:
             raise ValueError("receipt_lifetime is a positive number of seconds")
         if reserve is not None and int(reserve) <= 0:
@@ -107,11 +126,21 @@ class FastSession:
         self._stale = False
         self._closed = False
         self._in_doubt: Receipt | None = None
+        self.kept = _kept_store(hub, keep)
+        self.spot_checks = (spot_check if isinstance(spot_check, SpotChecker) or spot_check is None
+                            else SpotChecker(hub, spot_check, kept=self.kept))
+        if self.spot_checks is not None and self.spot_checks.kept is None:
+            self.spot_checks.kept = self.kept  # wrong calls are kept where the calls are
         try:
             self._open(relayer, max_price)
         except BaseException:
             self._http.close()
             raise
+        if self.spot_checks is not None and self.kept is not None:
+            # Wrong calls of this channel an earlier session could not challenge yet.
+            for kept in self.kept.pending(self.caller):
+                if kept.channel == (self.caller, self.relayer, self.model_id):
+                    self.spot_checks.wait(kept)
 
     # ------------------------------------------------------------------ opening
 
@@ -338,6 +367,7 @@ class FastSession:
                 raise e.ModelHubError("this fast session is closed; open a new one (Hub.fast_session)")
             if self._stale:
                 self._resync()
+            self._challenge_if_settled()
             for attempt in range(MAX_RECOVERIES + 1):
                 self._ensure_budget(self.price)  # never sign what the reservation cannot pay
                 base = self._channel
@@ -356,13 +386,52 @@ class FastSession:
                                                  base.settled_amount)
                     self._budget -= receipt.amount - base.amount
                     result = self.verify(answer, receipt, input_hash, receipt_signature=signature,
-                                         price=self.price)
+                                         price=self.price, input_bytes=canonical)
                     self._channel = result.channel
-                    return result
+                    return self._keep(result)
                 if attempt < MAX_RECOVERIES and self._recover(status, answer):
                     continue
                 raise self._refused(status, answer)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _keep(self, result: FastCallResult) -> FastCallResult:
+        """Keeps a verified call (with `keep`) and spot-checks it (with `spot_check`)."""
+        if self.kept is not None:
+            self.kept.save(KeptCall.of(result, self.chain_id, self.escrow))
+        if self.spot_checks is not None:
+            check = self.spot_checks.check_fast(result, self.chain_id, self.escrow)
+            if check is not None:
+                result = replace(result, spot_check=check)
+        return result
+
+    def _challenge_if_settled(self) -> None:
+        """Challenges waiting wrong calls once the relayer reports their receipts settled (the
+        chain is read only then; the court checks it all the same)."""
+        first = self.spot_checks.first_waiting_calls() if self.spot_checks is not None else None
+        if first is not None and self._channel.settled_calls >= first:
+            self._try_challenges()
+
+    def _try_challenges(self) -> None:
+        """Challenges the waiting calls the chain has settled; a chain that does not answer
+        stops neither the calls nor closing (the calls wait, kept)."""
+        try:
+            self.spot_checks.challenge_settled()
+        except e.ModelHubError as error:
+            self.spot_checks.counts.note(f"the waiting calls were not challenged: {error}")
+
+    def challenge_waiting(self, timeout: float = 0.0, poll: float = 1.0) -> list[DisputeCase]:
+        """Challenges the wrong calls whose receipts the chain has settled, waiting up to
+        `timeout` seconds for the relayer to settle the rest; returns the disputes opened."""
+        if self.spot_checks is None:
+            return []
+        give_up = time.monotonic() + timeout
+        opened: list[DisputeCase] = []
+        with self._lock:
+            while True:
+                opened += self.spot_checks.challenge_settled()
+                if not self.spot_checks.waiting or time.monotonic() >= give_up:
+                    return opened
+                time.sleep(poll)
 
     def _deadline(self) -> int:
         return int(time.time() + self._clock_skew) + self.receipt_lifetime
@@ -455,7 +524,8 @@ class FastSession:
     # ------------------------------------------------------------------ verification
 
     def verify(self, answer: Mapping[str, Any], receipt: Receipt, input_hash: bytes, *,
-               receipt_signature: bytes = b"", price: int | None = None) -> FastCallResult:
+               receipt_signature: bytes = b"", price: int | None = None,
+               input_bytes: bytes = b"") -> FastCallResult:
         """Checks a relayer's 200 answer to the call paid by `receipt` on the input whose
         canonical JSON hashes to `input_hash`: the output's canonical encoding hashes to
         `outputHash`, the attestation is (the receipt's call id, model, version, input hash,
@@ -485,7 +555,8 @@ class FastSession:
                  (settled.settled_calls, settled.settled_amount) if settled else (0, 0)))
         return FastCallResult(signed.output, signed.output_bytes, signed.output_hash, input_hash, version,
                               signed.attestation, signed.signature, receipt, receipt_signature,
-                              self.price if price is None else price, self.relayer, self.relayer_url, channel)
+                              self.price if price is None else price, self.relayer, self.relayer_url, channel,
+                              bytes(input_bytes))
 
     def _version_fits(self, version: int) -> bool:
         if self.version:
@@ -499,10 +570,16 @@ class FastSession:
     # ------------------------------------------------------------------ closing
 
     def close(self) -> None:
-        """Closes the HTTP connection; the channel lives on at the relayer and on chain."""
+        """Closes the HTTP connection and challenges the wrong calls whose receipts have
+        settled (a failure to is in `spot_checks.counts.problems`); the channel lives on at
+        the relayer and on chain."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self._http.close()
+            if self.spot_checks is not None and self.spot_checks.waiting:
+                self._try_challenges()
 
     def __enter__(self) -> "FastSession":
         return self
@@ -513,6 +590,18 @@ class FastSession:
     def __repr__(self) -> str:
         return (f"FastSession(caller={self.caller}, relayer={self.relayer}, model={self.model_id}, "
                 f"calls={self._channel.calls}, amount={self._channel.amount})")
+
+
+# --- kept calls --------------------------------------------------------------------------------
+
+
+def _kept_store(hub: "Hub", keep: KeptCalls | str | Path | bool | None) -> KeptCalls | None:
+    """The store of a session's kept calls: None (keep none), the default folder, or the one given."""
+    if keep is None or keep is False:
+        return None
+    if isinstance(keep, KeptCalls):
+        return keep
+    return KeptCalls.of(hub, None if keep is True else keep)
 
 
 # --- receipt signers ---------------------------------------------------------------------------

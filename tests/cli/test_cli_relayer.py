@@ -14,9 +14,10 @@ from tests.cli.test_cli import (  # the module's anvil, deployment and subproces
     ok_json,
 )
 from modelhub.devchain import free_port
+from modelhub.deployments import DeployParams
 
 OPERATOR, NEWCOMER, STRANGER, DEPLOYER = 8, 9, 7, 0  # TEST::<n> accounts of this module
-DAY = 86_400  # the dev deployment's unbonding delay
+UNBOND_DELAY = DeployParams().unbond_delay  # the module deploys with `ape run deploy`'s defaults
 MIN_BOND = 100 * TOKEN
 
 
@@ -62,10 +63,10 @@ def test_an_operator_registers_adds_bond_unbonds_and_withdraws_the_bond_after_th
     left = modelhub(hub_env, "relayer", "unbond", account=OPERATOR)
     assert left.returncode == 0, left.stderr
     assert "is unbonding: inactive now" in left.stdout and "can be withdrawn from" in left.stdout
-    assert "(in 24 h)" in left.stdout and "modelhub relayer withdraw-bond" in left.stdout
+    assert f"(in {UNBOND_DELAY // 3600} h)" in left.stdout and "modelhub relayer withdraw-bond" in left.stdout
     status = ok_json(modelhub(hub_env, "relayer", "status", me, "--json"))
     assert (status["active"], status["unbonding"]) == (False, True)
-    assert 0 < status["unbondSecondsLeft"] <= DAY
+    assert 0 < status["unbondSecondsLeft"] <= UNBOND_DELAY
 
     # Too early: refused with the time left, and nothing moves.
     fails(modelhub(hub_env, "relayer", "withdraw-bond", account=OPERATOR), 1,
@@ -76,7 +77,7 @@ def test_an_operator_registers_adds_bond_unbonds_and_withdraws_the_bond_after_th
           "modelhub relayer withdraw-bond", "modelhub relayer register --endpoint URL --bond AMOUNT")
     assert ok_json(modelhub(hub_env, "balance", "--json", account=OPERATOR))["wallet"] == str(99_500 * TOKEN // 1000)
 
-    hub_env["anvil"].advance_time(DAY + 1)
+    hub_env["anvil"].advance_time(UNBOND_DELAY + 1)
     withdrawn = ok_json(modelhub(hub_env, "relayer", "withdraw-bond", "--json", account=OPERATOR))
     assert withdrawn["withdrawn"] == str(MIN_BOND + TOKEN // 2) and withdrawn["wallet"] == str(200 * TOKEN)
     gone = ok_json(modelhub(hub_env, "relayer", "status", "--json", account=OPERATOR))
@@ -100,7 +101,7 @@ def test_relayer_run_refuses_a_bond_below_the_minimum_until_bond_tops_it_up(hub_
     # The owner raises the minimum; it applies one unbonding delay later.
     cast_send(hub_env, DEPLOYER, registry, "setMinBond(uint256)", str(150 * TOKEN))
     assert ok_json(modelhub(hub_env, "relayer", "status", "--json", account=NEWCOMER))["active"] is True
-    hub_env["anvil"].advance_time(DAY + 1)
+    hub_env["anvil"].advance_time(UNBOND_DELAY + 1)
     try:
         status = modelhub(hub_env, "relayer", "status", account=NEWCOMER).stdout
         assert "active     no: the bond is below the minimum of 150 tOPG" in status, status

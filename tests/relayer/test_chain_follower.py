@@ -1,8 +1,8 @@
 """The relayer's one chain follower (relayer/chain_follower.py), against a node of logs held in
 memory: each block range is read once for every consumer, `confirmations` behind the head and
 `max_scan_blocks` at a time; the cursor is saved after each range; consumers that keep only
-memory are fed the blocks before the saved cursor again after a start; a look-ahead reads past
-the cursor without moving it."""
+memory are fed the blocks before the saved cursor again after a start; a consumer new to the
+saved cursor is backfilled once; a look-ahead reads past the cursor without moving it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from eth_abi import encode
 
 from modelhub import contracts
 from modelhub.contracts import ESCROW, REGISTRY
-from modelhub.relayer.chain_follower import ChainFollower
+from modelhub.relayer.chain_follower import ChainFollower, first_block_since
 from modelhub.rpc import Log
 
 ADDRESSES = {ESCROW: "0x" + "e5" * 20, REGISTRY: "0x" + "12" * 20}
@@ -146,6 +146,50 @@ def test_a_look_ahead_reads_to_the_node_head_without_moving_the_cursor():
     follower.look_ahead(files, 11)
     assert files.taken == [("PriceChanged", 14)] and files.ranges[-1] == (11, 15)
     assert cursor.saves == [11]
+
+
+def test_a_consumer_new_to_the_saved_cursor_is_backfilled_once_then_followed_with_the_others():
+    node = Node([_reserved(12, 5), _reserved(16, 6), _reserved(22, 7), _reserved(26, 8)], head=30)
+    cursor = Cursor(next_block=25)  # a previous run, without the new consumer, read blocks 10..24
+    follower = _follower(node, cursor, max_scan_blocks=4)
+    requests = follower.add(Taker((ESCROW, "Reserved")))
+    court = follower.add(Taker((ESCROW, "Reserved")))
+    completed = []
+    follower.backfill(court, 14, lambda: completed.append(cursor.next_block))
+
+    follower.step(node.head)
+    assert court.taken == [("Reserved", 16), ("Reserved", 22), ("Reserved", 26)]  # not 12: before the window
+    assert court.ranges == [(14, 17), (18, 21), (22, 24), (25, 28), (29, 30)]
+    assert requests.taken == [("Reserved", 26)]  # the others go on from the cursor: nothing read twice
+    assert completed == [25]  # done once it had every block before the cursor, before the cursor moved
+    node.head = 31
+    follower.step(node.head)
+    assert court.ranges[-1] == (31, 31) and len(completed) == 1
+
+
+def test_a_backfill_of_a_new_state_file_has_nothing_to_read():
+    node = Node([_reserved(12, 5)], head=15)
+    follower = _follower(node, Cursor())
+    court = follower.add(Taker((ESCROW, "Reserved")))
+    completed = []
+    follower.backfill(court, 10, lambda: completed.append(True))
+    follower.step(node.head)
+    assert completed == [True] and court.taken == [("Reserved", 12)] and node.ranges == [(10, 15)]
+
+
+def test_the_first_block_since_a_time_is_found_by_bisection():
+    times = [100, 100, 112, 124, 124, 500, 512]  # blocks 0..6; a dev chain's clock may jump
+    read = []
+
+    def block_time(number: int) -> int:
+        read.append(number)
+        return times[number]
+
+    assert [first_block_since(t, 0, 6, block_time) for t in (0, 100, 101, 124, 125, 512, 900)] == [0, 0, 2, 3, 5, 6, 6]
+    assert first_block_since(200, 4, 6, block_time) == 5
+    read.clear()
+    first_block_since(113, 0, 6, block_time)
+    assert len(read) <= 3
 
 
 def _decoded(follower: ChainFollower, event: tuple[str, str], block: int):

@@ -1,21 +1,28 @@
 """Disputes judged by real relayer daemons: on a deployment with juries of 3, relayer processes
 draw the jury, re-run the model, commit and reveal their votes, resolve and claim by themselves;
 the test only makes the lie, opens the challenge through the SDK and moves the chain's clock.
-A liar is slashed to the wei, a false challenge loses its bond, and jurors killed with SIGKILL
-around their commitment still commit and reveal exactly once.
+A liar is slashed to the wei, a false challenge loses its bond, jurors killed with SIGKILL
+around their commitment still commit and reveal exactly once, and an output within the looser
+tolerance a version's content-addressed model card declares is judged the model's answer.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from eth_utils import keccak
 
+from modelhub import codec
 from modelhub.contracts import DisputeOutcome, DisputePhase
 from modelhub.deployments import deploy, save_deployment
 from modelhub.devchain import advance_time
-from modelhub.hub import Hub
+from modelhub.hub import Hub, post_artifact
+from modelhub.runtime import ModelRuntime
+from modelhub.store import ModelStore, digest_to_cid, file_digest
 from modelhub.typed_data import VOTE_OUTPUT_MATCHES, VOTE_OUTPUT_WRONG, Attestation, vote_commitment
 
 from tests.conftest import PARAMS
@@ -24,6 +31,10 @@ from tests.support.relayers import ROOT, RelayerProcess, start_all, upload_regis
 IRIS = ROOT / "examples" / "iris" / "iris.onnx"
 IRIS_INPUT = {"X": [[5.1, 3.5, 1.4, 0.2]]}  # a setosa: label 0
 MADE_UP = b'{"label":[2],"probabilities":[{"0":0.01,"1":0.01,"2":0.98}]}'  # what the liar attests
+DIABETES = ROOT / "examples" / "diabetes" / "diabetes.onnx"
+DIABETES_INPUT = json.loads((ROOT / "examples" / "diabetes" / "input.json").read_text())
+CARD = b'{"tolerance": {"progression": {"rtol": 0.01}}}'  # the regressor's model card
+CARD_URI = "ipfs://" + digest_to_cid(file_digest(CARD))
 PRICE = 10**15
 TOKEN = 10**18
 BOND = PARAMS.min_bond
@@ -142,15 +153,8 @@ def test_a_false_challenge_of_an_honest_daemons_call_loses_its_bond(daemons, hub
     tokens = caller_hub.token_balance()
 
     case = caller_hub.challenge_request(served.request_id)  # the output as the honest relayer serves it
-    chain.mine(case.draw_block - chain.blocks.head.number)
-    drawn = wait_until(lambda: caller_hub.get_dispute(case.dispute_id).jurors, timeout=60, what="the jury's draw")
-    assert set(drawn) == {address_of(p) for p in jurors}
-    wait_until(lambda: all(caller_hub.ballot(case.dispute_id, juror).commitment != bytes(32) for juror in drawn),
-               what="the jurors' commitments")
-    dispute = caller_hub.get_dispute(case.dispute_id)
-    advance_time(chain.provider.http_uri, dispute.commit_deadline + 1 - chain.blocks.head.timestamp)
-
-    resolved = wait_until(lambda: _resolved(caller_hub, case.dispute_id), timeout=60, what="the resolution")
+    resolved = _judged_by(jurors, caller_hub, chain, case.dispute_id)
+    drawn = resolved.jurors
     assert (resolved.outcome, resolved.votes_match, resolved.votes_wrong) == (DisputeOutcome.OUTPUT_RIGHT, 3, 0)
     assert all(p.disputes()[case.dispute_id][1] == VOTE_OUTPUT_MATCHES for p in jurors)
     terms = caller_hub.dispute_terms()
@@ -163,6 +167,31 @@ def test_a_false_challenge_of_an_honest_daemons_call_loses_its_bond(daemons, hub
     _assert_shares(caller_hub, list(drawn), terms.juror_reward)
     assert caller_hub.dispute_claimable() == 0
     assert caller_hub.token_balance() == tokens - terms.challenge_bond  # the bond is lost
+
+
+def test_a_looser_tolerance_its_content_addressed_card_declares_is_honoured_by_the_jury(daemons, hubs, chain):
+    uploader_hub, caller_hub, relayer_hub = hubs
+    relayer_hub.faucet(BOND)
+    relayer_hub.relayer_register("http://127.0.0.1:9", BOND)  # no daemon: its CPU "rounds otherwise" in this code
+    # Two juror daemons: the jury of 3 sits with the 2 the pool has besides the accused.
+    first, second = start_all(daemons(*JURORS[:2]))
+    model_id = uploader_hub.upload_model(DIABETES, "diabetes", PRICE, metadata_uri=CARD_URI).model_id
+    post_artifact(first.url, DIABETES.read_bytes())
+    post_artifact(first.url, CARD)  # a relayer stores a card a version names by content, like its file
+
+    request = caller_hub.request(model_id, DIABETES_INPUT, relayer=relayer_hub.address)
+    call = caller_hub.requested_call(request.id)
+    output = _off_by(1e-3)  # ten times the default rtol, a tenth of the card's
+    attested = Attestation(request.id, model_id, call.version, keccak(call.input), keccak(output))
+    relayer_hub.fulfill(attested, relayer_hub.sign_attestation(attested))
+    case = caller_hub.challenge_request(request.id, output=output)
+    resolved = _judged_by([first, second], caller_hub, chain, case.dispute_id)
+    assert (resolved.outcome, resolved.votes_match, resolved.votes_wrong) == (DisputeOutcome.OUTPUT_RIGHT, 2, 0)
+    assert relayer_hub.relayer_info().bond == BOND
+    card_cid = CARD_URI.removeprefix("ipfs://")
+    assert f"fetched the file {card_cid} from {first.url}" in second.log()  # checked against its CID
+    for process in (first, second):
+        assert "judged with the tolerance it declares for progression (atol 1e-05, rtol 0.01)" in process.log()
 
 
 # ---------------------------------------------------------------- helpers
@@ -178,6 +207,29 @@ def address_of(process: RelayerProcess) -> str:
 def _stored_vote(process: RelayerProcess, dispute_id: int):
     row = process.disputes().get(dispute_id)
     return row if row and row[0] == "voted" else None
+
+
+def _off_by(share: float) -> bytes:
+    """The diabetes model's output on DIABETES_INPUT, re-run here, with every float moved by
+    `share` of itself: what a relayer whose CPU rounds otherwise might attest."""
+    store = ModelStore(Path(tempfile.mkdtemp()) / "store")
+    digest = store.put(DIABETES.read_bytes()).digest
+    outputs = ModelRuntime(store=store).run(digest, codec.decode_input(json.dumps(DIABETES_INPUT).encode()))
+    return json.dumps({name: [[value * (1 + share) for value in row] for row in rows]
+                       for name, rows in outputs.items()}).encode()
+
+
+def _judged_by(processes: list[RelayerProcess], hub: Hub, chain, dispute_id: int):
+    """The dispute once the juror daemons `processes` (all of the pool but the parties) drew its
+    jury, committed, revealed after the test moved the clock past the commit deadline, and resolved."""
+    chain.mine(hub.get_dispute(dispute_id).draw_block - chain.blocks.head.number)
+    jurors = wait_until(lambda: hub.get_dispute(dispute_id).jurors, timeout=60, what="the jury's draw")
+    assert set(jurors) == {address_of(p) for p in processes}
+    wait_until(lambda: all(hub.ballot(dispute_id, juror).commitment != bytes(32) for juror in jurors),
+               what="the jurors' commitments")
+    dispute = hub.get_dispute(dispute_id)
+    advance_time(chain.provider.http_uri, dispute.commit_deadline + 1 - chain.blocks.head.timestamp)
+    return wait_until(lambda: _resolved(hub, dispute_id), timeout=60, what="the resolution")
 
 
 def _resolved(hub: Hub, dispute_id: int):

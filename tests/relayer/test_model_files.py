@@ -103,7 +103,7 @@ def test_a_relayer_without_the_file_leaves_calls_to_the_one_that_has_it_and_fetc
     text = metrics(second)
     assert "modelhub_model_files_fetched_total 1.0" in text
     assert not [line for line in text.splitlines() if line.startswith("modelhub_requests_rejected_total")]
-    assert "fetched the model file" in second.log() and first.url in second.log()
+    assert "fetched the file" in second.log() and first.url in second.log()
 
     # Every call was paid once and the uploader earned from all of them.
     _, relayer_part, payees = parts(PRICE)

@@ -12,6 +12,7 @@ from modelhub.contracts import DisputeOutcome, DisputePhase
 from modelhub.deployments import Deployment
 from modelhub.disputes import new_vote_salt
 from modelhub.hub import Hub
+from modelhub.results import PoolWeight
 from modelhub.typed_data import VOTE_OUTPUT_MATCHES, VOTE_OUTPUT_WRONG
 
 from tests.conftest import PARAMS
@@ -153,6 +154,31 @@ def test_votes_out_of_turn_are_refused_with_the_deadline(chain, stranger_hub, ju
     juror.reveal_vote(dispute_id, VOTE_OUTPUT_MATCHES, salt)
     chain.pending_timestamp = info.reveal_deadline + 1
     assert stranger_hub.resolve_dispute(dispute_id).outcome is DisputeOutcome.NO_DECISION
+
+
+def test_a_bond_changed_while_a_draw_is_pending_gets_its_weight_by_a_sync_after_the_draw(
+    chain, stranger_hub, juror_hubs, lie
+):
+    juror = next(iter(juror_hubs.values()))
+    assert juror.pool_weight() == PoolWeight(juror.address, PARAMS.min_bond, PARAMS.min_bond, 0)
+    stranger_hub.faucet(PARAMS.challenge_bond)
+    dispute_id = stranger_hub.challenge_request(lie.request_id, BAD_OUTPUT).dispute_id
+    juror.faucet(PARAMS.min_bond)
+    juror.relayer_add_bond(PARAMS.min_bond)  # while the draw is pending: the weight stays
+    frozen = stranger_hub.pool_weight(juror.address)
+    assert (frozen.weight, frozen.due, frozen.draws_pending) == (PARAMS.min_bond, 2 * PARAMS.min_bond, 1)
+    assert frozen.stale and frozen.frozen
+    with pytest.raises(e.DisputeStateError, match="frozen while 1 jury draw"):
+        stranger_hub.sync_pool_weight(juror.address)
+
+    mine_to(chain, stranger_hub.get_dispute(dispute_id).draw_block)
+    stranger_hub.draw_jury(dispute_id)
+    assert stranger_hub.pool_weight(juror.address).stale  # the draw thaws the pool; nothing syncs it
+    synced = stranger_hub.sync_pool_weight(juror.address)  # anyone may, for any relayer
+    assert synced == PoolWeight(juror.address, 2 * PARAMS.min_bond, 2 * PARAMS.min_bond, 0)
+    head = chain.blocks.head.number
+    assert juror.sync_pool_weight() == synced and chain.blocks.head.number == head  # up to date: nothing sent
+    assert stranger_hub.pool_weight() == PoolWeight(stranger_hub.address, 0, 0, 0)  # not a relayer
 
 
 def test_a_deployment_without_a_court_says_so(deployment, caller):

@@ -11,6 +11,7 @@ import click
 from . import calls, credit, index
 from .demo import demo, up
 from .dev import dev
+from .disputes import dispute
 from .hubweb import hub
 from .common import AMOUNTS_HELP, EXIT_CODES_HELP, EXIT_USER_ERROR, MODELS_HELP, deployment_option, report_error
 from .models import models
@@ -30,7 +31,8 @@ def cli() -> None:
     `infer --fast`, by a receipt your account signs, straight to a relayer over HTTP and paid
     from credit you reserve for that relayer (`reserve --help` says how it comes back).
     `requests` lists your calls on chain and their state; `output ID` prints the verified
-    output of one, also after Ctrl-C or a timeout.
+    output of one, also after Ctrl-C or a timeout. `dispute open` challenges an output you
+    believe wrong (`infer --spot-check` re-runs calls locally to find them).
 
     Every command takes --network (an Ape network choice or a node URL; default: the local
     chain at 127.0.0.1:8545), --account (an Ape account alias or TEST::<n>; default on dev
@@ -47,6 +49,7 @@ cli.add_command(up)
 cli.add_command(dev)
 cli.add_command(hub)
 cli.add_command(sim)
+cli.add_command(dispute)
 credit.register(cli)
 calls.register(cli)
 index.register(cli)

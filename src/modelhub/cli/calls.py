@@ -24,6 +24,7 @@ from .common import (
     Session,
     StopOnCtrlC,
     chain_now,
+    cli_wording,
     ctrl_c_raises,
     hub_command,
     print_table,
@@ -80,6 +81,20 @@ an attestation the CLI verifies, and settles your receipts on chain later, out o
 you reserved for it. If your reservation for the relayer cannot pay the calls, the CLI first
 reserves --reserve (default: 100 calls' worth) from your free credit, in one transaction;
 reserved credit comes back through `modelhub release` (see `modelhub reserve --help`).
+
+\b
+Each fast call is kept, for a challenge, in your data folder ($XDG_DATA_HOME/modelhub/
+kept-calls, by default ~/.local/share/modelhub/kept-calls; --keep FILE writes the last one
+there too, --no-keep keeps none): its receipt, attestation and exact input and output bytes.
+`modelhub dispute open --fast CALL_ID` challenges one once its receipt has settled.
+
+\b
+--spot-check SHARE (0 to 1) re-runs that share of the calls on your machine with the model's
+registered file (fetched once, kept in the cache) and judges each output by the jurors' rule.
+An output found wrong is challenged: on chain at once (posting the challenge bond from your
+wallet), a fast call once the relayer has settled its receipt (the court requires it): later
+in the run, at its end, by the next `infer --fast` on the channel, or by `modelhub dispute
+open --waiting`.
 """
 
 
@@ -117,9 +132,16 @@ def register(cli: click.Group) -> None:
     @click.option("--reserve", "reserve", type=AMOUNT, metavar="AMOUNT",
                   help="With --fast: what to reserve from free credit for the relayer when the "
                        "reservation cannot pay (default: 100 calls at --max-price).")
+    @click.option("--spot-check", "spot_check", type=click.FloatRange(0, 1), metavar="SHARE",
+                  help="Re-run this share of the calls locally (1: all, 0.1: one in ten) and challenge "
+                       "the outputs found wrong (see below).")
+    @click.option("--keep", "keep_file", type=click.Path(dir_okay=False, path_type=Path),
+                  help="With --fast: also write the last call, as kept for a challenge, to this file.")
+    @click.option("--no-keep", is_flag=True, help="With --fast: keep no calls for challenges.")
     def infer(session: Session, model_id: int, input_json: str | None, input_option: str | None,
               input_file: Path | None, model_version: int, max_price, timeout: float,
-              relayer: str | None, no_check: bool, fast: bool, repeat: int, reserve) -> None:
+              relayer: str | None, no_check: bool, fast: bool, repeat: int, reserve,
+              spot_check: float | None, keep_file: Path | None, no_keep: bool) -> None:
         """Pay for one call of model MODEL_ID on INPUT_JSON and print its verified output.
 
         INPUT_JSON maps the model's input tensors to values, e.g. '{"X": [[5.1, 3.5, 1.4, 0.2]]}'.
@@ -138,6 +160,10 @@ def register(cli: click.Group) -> None:
         if no_check and fast:
             raise click.UsageError("--no-check is for calls on chain: the relayer checks a fast call's "
                                    "input before it is paid")
+        if (keep_file is not None or no_keep) and not fast:
+            raise click.UsageError("--keep and --no-keep are for fast calls: a call on chain is kept by the chain")
+        if keep_file is not None and no_keep:
+            raise click.UsageError("--keep FILE and --no-keep contradict each other: give one")
         raw = input_file.read_bytes() if input_file is not None else given[0].encode("utf-8")
         data = encode_input(decode_input(raw))  # compact: calldata costs gas per byte
         if fast:
@@ -145,10 +171,10 @@ def register(cli: click.Group) -> None:
             if reserve_base is not None and reserve_base <= 0:
                 raise click.BadParameter("reserve a positive amount", param_hint="--reserve")
             _infer_fast(session, model_id, data, model_version, session.base(max_price), timeout,
-                        relayer, repeat, reserve_base)
+                        relayer, repeat, reserve_base, spot_check, None if no_keep else (keep_file or True))
             return
         _infer_on_chain(session, model_id, data, model_version, session.base(max_price), timeout,
-                        relayer, not no_check)
+                        relayer, not no_check, spot_check)
 
     @hub_command(cli, name="requests", epilog=MODELS_HELP)
     @click.option("--model", "model_id", type=MODEL, help="Only calls of this model (its id or OWNER/NAME).")
@@ -248,7 +274,7 @@ def register(cli: click.Group) -> None:
 
 
 def _infer_on_chain(session: Session, model_id: int, data: bytes, version: int, max_price: int | None,
-                    timeout: float, relayer: str | None, check_input: bool) -> None:
+                    timeout: float, relayer: str | None, check_input: bool, spot_check: float | None = None) -> None:
     """`infer` on chain: pay (after the checks), wait, fetch and verify, print. Whatever stops
     it once the call is paid (Ctrl-C, a timeout, a relayer that does not answer) says the
     request id and how to get the output."""
@@ -269,7 +295,8 @@ def _infer_on_chain(session: Session, model_id: int, data: bytes, version: int, 
     ctrl_c_raises()
     try:
         result = hub.infer(model_id, data, version=version, max_price=max_price, timeout=timeout,
-                           relayer=relayer, on_requested=requested, check_input=check_input)
+                           relayer=relayer, on_requested=requested, check_input=check_input,
+                           spot_check=spot_check)
     except KeyboardInterrupt:
         progress.stop()
         raise _interrupted(session, paid[0].id if paid else _sent_meanwhile(session, next_id)) from None
@@ -311,8 +338,12 @@ def _infer_on_chain(session: Session, model_id: int, data: bytes, version: int, 
     finally:
         progress.stop()
     call = result.request
-    _emit_verified(session, model_id, call.version, result.verified,
-                   {"price": session.money_json(call.price), "transaction": call.transaction})
+    extra = {"price": session.money_json(call.price), "transaction": call.transaction}
+    if spot_check is not None:
+        extra["spotCheck"] = _spot_check_json(session, result.spot_check)
+    _emit_verified(session, model_id, call.version, result.verified, extra)
+    if spot_check is not None:
+        _note_spot_check(session, result.spot_check, spot_check, call.id)
 
 
 def _sent_meanwhile(session: Session, next_id: int) -> int | None:
@@ -373,6 +404,32 @@ def _refuse_unsettled(session: Session, request_id: int) -> None:
     raise error
 
 
+def _spot_check_json(session: Session, check) -> dict:
+    """One call's spot check for --json: whether it was checked, the verdict, the dispute."""
+    if check is None:
+        return {"checked": False}
+    return {"checked": check.verdict is not None,
+            "verdict": None if check.verdict is None else ("matches" if check.verdict.matches else "wrong"),
+            "reason": check.verdict.reason if check.verdict else check.note, "note": check.note,
+            "disputeId": check.dispute.dispute_id if check.dispute else None, "waiting": check.waiting}
+
+
+def _note_spot_check(session: Session, check, share: float, request_id: int) -> None:
+    """What the spot check of an on-chain call found, on stderr."""
+    if check is None:
+        session.note(f"Spot check: this call was not among the {share:g} share re-run locally")
+    elif check.verdict is None:
+        session.note(f"Spot check: no verdict: {check.note}")
+    elif check.verdict.matches:
+        session.note(f"Spot check: re-ran the model locally: the attested output is its answer ({check.verdict.reason})")
+    elif check.dispute is not None:
+        session.note(f"Warning: spot check: the attested output is WRONG ({check.verdict.reason}); challenged in "
+                     f"dispute {check.dispute.dispute_id}: `modelhub dispute status {check.dispute.dispute_id}`")
+    else:
+        session.note(f"Warning: spot check: the attested output is WRONG ({check.verdict.reason}), but it was "
+                     f"not challenged: {session.explain(check.error)}; then `modelhub dispute open {request_id}`")
+
+
 def _emit_verified(session: Session, model_id: int, version: int, verified, extra: dict) -> None:
     """Prints a call's checked output (JSON on stdout) and what checked it."""
     session.emit(
@@ -391,11 +448,13 @@ def _emit_verified(session: Session, model_id: int, version: int, verified, extr
 
 
 def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_price: int | None,
-                timeout: float, relayer: str | None, repeat: int, reserve: int | None = None) -> None:
+                timeout: float, relayer: str | None, repeat: int, reserve: int | None = None,
+                spot_check: float | None = None, keep: Path | bool | None = True) -> None:
     """`infer --fast`: one FastSession, `repeat` calls on it with progress, the last output
     printed. Stopped early (Ctrl-C lets the call in flight finish; credit run out), it says
-    how many calls were paid and answered."""
-    from .common import cli_wording
+    how many calls were paid and answered. Each call is kept (`keep`: True, or a file for the
+    last one besides) and a share `spot_check` of them re-run locally."""
+    from modelhub.kept import KeptCall
 
     hub = session.hub
     started = time.monotonic()
@@ -413,7 +472,8 @@ def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_
     try:
         with StopOnCtrlC() as ctrl_c, hub.fast_session(
                 model_id, relayer=relayer, version=version, max_price=max_price, timeout=timeout,
-                reserve=reserve, progress=progress_note) as fast:
+                reserve=reserve, progress=progress_note, keep=keep is not None,
+                spot_check=spot_check) as fast:
             progress.start(f"calling relayer {fast.relayer} at {fast.relayer_url}")
             served = time.monotonic()
             every = max(1, repeat // 10)
@@ -439,6 +499,11 @@ def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_
     finally:
         progress.stop()
     channel, receipt = result.channel, result.receipt
+    kept_file = None
+    if isinstance(keep, Path):
+        kept_file = KeptCall.of(result, fast.chain_id, fast.escrow).write(keep)
+    kept = fast.kept.path(result.call_id) if fast.kept is not None else None
+    checks = fast.spot_checks.counts if fast.spot_checks is not None else None
     session.emit(
         {"status": "served", "paidBy": "receipt", "modelId": model_id, "version": result.version,
          "price": session.money_json(result.price), "output": result.outputs,
@@ -452,6 +517,8 @@ def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_
          "calls": repeat, "paid": session.money_json(paid),
          "reservedNow": session.money_json(fast.reserved),
          "reservation": session.money_json(fast.reservation.reserved if fast.reservation else 0),
+         "kept": None if kept is None else str(kept), "keptFile": None if kept_file is None else str(kept_file),
+         **({} if checks is None else {"spotCheck": checks.as_json()}),
          "seconds": round(time.monotonic() - started, 3)},
         lambda: (
             click.echo(json.dumps(result.outputs, indent=2)),
@@ -465,8 +532,29 @@ def _infer_fast(session: Session, model_id: int, data: bytes, version: int, max_
                 f"Channel with relayer {result.relayer}: {channel.calls} calls, "
                 f"{session.money(channel.amount)} signed; {channel.settled_calls} calls, "
                 f"{session.money(channel.settled_amount)} settled on chain"),
+            kept is not None and session.note(
+                f"Kept for a challenge: call {f'0x{result.call_id:064x}'} in {kept_file or kept}"
+                + (f" (and the {repeat - 1} before it in {kept.parent})" if repeat > 1 else "")
+                + "; `modelhub dispute open --fast CALL_ID` challenges one once its receipt has settled"),
+            checks is not None and _note_fast_spot_checks(session, checks, spot_check),
         ),
     )
+
+
+def _note_fast_spot_checks(session: Session, counts, share: float) -> None:
+    """What the spot checks of a run of fast calls found, on stderr."""
+    text = (f"Spot checks (share {share:g}): {counts.checked} of {counts.calls} calls re-run locally: "
+            f"{counts.matched} match, {counts.wrong} wrong"
+            + (f", {counts.no_verdict} without a verdict" if counts.no_verdict else ""))
+    if counts.disputed:
+        text += f"; {counts.disputed} challenged (`modelhub dispute list`)"
+    if counts.waiting:
+        text += (f"; {counts.waiting} wait for the relayer to settle their receipts before they can be "
+                 "challenged: `modelhub dispute open --waiting` then (the next `infer --fast` on this channel "
+                 "tries too)")
+    session.note(("Warning: " if counts.wrong else "") + text)
+    for problem in counts.problems:
+        session.note(f"  {cli_wording(problem)}")
 
 
 def _stopped(session: Session, kind: type[HubError], how: str, fast, answered: int, repeat: int, paid: int,

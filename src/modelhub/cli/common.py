@@ -617,9 +617,11 @@ def utc(timestamp: int) -> str:
 
 
 def duration(seconds: int) -> str:
+    """`1 h`, `1 h 59 min`, `5 min 3 s`, `40 s`: whole units, at most two of them."""
     seconds = max(int(seconds), 0)
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
+    if seconds >= 3600:
+        hours, minutes = seconds // 3600, seconds % 3600 // 60
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
     if seconds >= 60:
         return f"{seconds // 60} min" + (f" {seconds % 60} s" if seconds % 60 and seconds < 3600 else "")
     return f"{seconds} s"
@@ -627,6 +629,18 @@ def duration(seconds: int) -> str:
 
 def _until(timestamp: int, now: int) -> str:
     return f"in {duration(timestamp - now)}" if timestamp > now else "now"
+
+
+def local_time(timestamp: int) -> str:
+    """`2025-01-01 13:00:00 CET`: a moment in the user's own time zone."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(timestamp))
+
+
+def relative(timestamp: int, now: int) -> str:
+    """`in 5 min`, `5 min ago`, or `now`."""
+    if timestamp == now:
+        return "now"
+    return f"in {duration(timestamp - now)}" if timestamp > now else f"{duration(now - timestamp)} ago"
 
 
 def when(timestamp: int, now: int) -> str:

@@ -2,16 +2,18 @@
 up to `confirmations` behind the head, once, and hands each consumer the events it asked for.
 
 Consumers: the on-chain path's paid requests (paid_requests.py), the registered model files
-(registered_files.py) and the fast path's view of callers, models and announcements
-(fast/chain_view.py). The cursor is saved with the on-chain path's requests, in the same SQLite
-transaction (a round that dies is read again; every consumer's update is idempotent). Consumers
-that keep what they learn only in memory are fed again from the deployment's start block after
-each start, before the follower goes on from the saved cursor.
+(registered_files.py), the fast path's view of callers, models and announcements
+(fast/chain_view.py) and the juror's court events (court_events.py). The cursor is saved with
+the on-chain path's requests, in the same SQLite transaction (a round that dies is read again;
+every consumer's update is idempotent). Consumers that keep what they learn only in memory are
+fed again from the deployment's start block after each start, before the follower goes on from
+the saved cursor; a durable consumer new to a saved cursor (added by an upgrade) may be fed the
+blocks before it once (`backfill`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +52,27 @@ class SavedCursor(Protocol):
         """Saves `next_block` with what was taken from the blocks before it, in one transaction."""
 
 
+@dataclass
+class _Backfill:
+    """Blocks a durable consumer new to the saved cursor is fed once (ChainFollower.backfill)."""
+
+    consumer: Consumer
+    next_block: int
+    done: Callable[[], None]
+
+
+def first_block_since(timestamp: int, low: int, high: int, block_time: Callable[[int], int]) -> int:
+    """The first block of low..high whose time is at least `timestamp` (high if none is), by
+    bisection: about log2(high - low) block reads. Block times never decrease."""
+    while low < high:
+        middle = (low + high) // 2
+        if block_time(middle) >= timestamp:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 class ChainFollower:
     """Reads events of `addresses` ({contract name: address}) for its consumers."""
 
@@ -63,6 +86,7 @@ class ChainFollower:
         self.max_scan_blocks = max_scan_blocks
         self._consumers: list[tuple[Consumer, bool]] = []
         self._replay_from: int | None = None  # the next block to feed the memory consumers again
+        self._backfills: list[_Backfill] = []
 
     def add(self, consumer: Consumer, in_memory: bool = False) -> Consumer:
         """Feeds `consumer` from the next round on; `in_memory`: it keeps what it learns only in
@@ -78,12 +102,10 @@ class ChainFollower:
         start = self.cursor.next_block
         start = self.start_block if start is None else start
         self._replay(start - 1, target)
+        self._backfill(start - 1, target)
         read = 0
         while start <= target:
-            end = min(target, start + self.max_scan_blocks - 1)
-            events = self.read([consumer for consumer, _ in self._consumers], start, end)
-            for consumer, _ in self._consumers:
-                consumer.take(events.get(id(consumer), []), start, end)
+            end = self._feed([consumer for consumer, _ in self._consumers], start, target)
             self.cursor.save(end + 1)
             read += end - start + 1
             start = end + 1
@@ -96,13 +118,24 @@ class ChainFollower:
             return
         memory = [consumer for consumer, in_memory in self._consumers if in_memory]
         while self._replay_from <= min(last, target):
-            start, end = self._replay_from, min(last, target, self._replay_from + self.max_scan_blocks - 1)
-            events = self.read(memory, start, end)
-            for consumer in memory:
-                consumer.take(events.get(id(consumer), []), start, end)
-            self._replay_from = end + 1
+            self._replay_from = self._feed(memory, self._replay_from, min(last, target)) + 1
         if self._replay_from > last:
             self._replay_from = None
+
+    def backfill(self, consumer: Consumer, start: int, done: Callable[[], None]) -> None:
+        """Feeds `consumer` (added already, durable, and new to the saved cursor: a consumer an
+        upgrade added) the blocks from `start` to the saved cursor, once, in the next rounds
+        before the follower goes on; then calls `done`, for the consumer to record that it has
+        them (a start that dies first backfills again: consumers' updates are idempotent)."""
+        self._backfills.append(_Backfill(consumer, start, done))
+
+    def _backfill(self, last: int, target: int) -> None:
+        for job in list(self._backfills):
+            while job.next_block <= min(last, target):
+                job.next_block = self._feed([job.consumer], job.next_block, min(last, target)) + 1
+            if job.next_block > last:
+                self._backfills.remove(job)
+                job.done()
 
     def look_ahead(self, consumer: Consumer, start: int) -> None:
         """Feeds `consumer` its events from `start` to the node's head now, beyond the cursor and
@@ -110,9 +143,16 @@ class ChainFollower:
         those blocks again in its rounds."""
         head = self.rpc.block_number()
         while start <= head:
-            end = min(head, start + self.max_scan_blocks - 1)
-            consumer.take(self.read([consumer], start, end).get(id(consumer), []), start, end)
-            start = end + 1
+            start = self._feed([consumer], start, head) + 1
+
+    def _feed(self, consumers: Sequence[Consumer], start: int, last: int) -> int:
+        """Feeds `consumers` their events of blocks `start` to `last`, or of the first
+        `max_scan_blocks` of them (one eth_getLogs); returns the last block fed."""
+        end = min(last, start + self.max_scan_blocks - 1)
+        events = self.read(consumers, start, end)
+        for consumer in consumers:
+            consumer.take(events.get(id(consumer), []), start, end)
+        return end
 
     def read(self, consumers: Sequence[Consumer], start: int, end: int) -> dict[int, list[ChainEvent]]:
         """One eth_getLogs for the events `consumers` take in blocks start..end, decoded once;

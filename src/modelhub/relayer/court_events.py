@@ -4,6 +4,8 @@ state file (relayer/state.py), each with its phase and this relayer's seat on it
 Every update is idempotent (a round that dies before the follower saves its cursor is read
 again). Which disputes had votes revealed is kept in memory only: it lets the juror resolve a
 dispute as soon as its whole jury revealed; after a restart the reveal deadline does the same.
+A state file from a relayer that predates the juror has a cursor past the disputes opened
+before the upgrade: the daemon has their events read once (`is_new`, `mark_complete`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .state import OpenedDispute, RelayerState
 
 log = logging.getLogger("modelhub.relayer")
 
+COMPLETE = "court_events"  # the state file's meta key saying it had the court's events from the start
+
 
 class CourtEvents:
     """The disputes of the deployment's court, as its events tell them."""
@@ -31,6 +35,15 @@ class CourtEvents:
         self.metrics = metrics
         self.revealed: set[int] = set()  # disputes with reveals since the juror last looked at them
         self.resolved = 0  # resolutions seen, in all: the juror claims what they may have paid it
+        self.drawn = 0  # draws seen, in all: each may thaw the jury pool's weights
+
+    def is_new(self) -> bool:
+        """Whether the state file never had the court's events from its first block on."""
+        return self.state.get_meta(COMPLETE) is None
+
+    def mark_complete(self) -> None:
+        """Records that the state file holds the court's events up to its cursor."""
+        self.state.set_meta(COMPLETE, "complete")
 
     def take(self, events: list[ChainEvent], start: int, end: int) -> None:
         opened = [_opened(event) for event in events if event.name == "DisputeOpened"]
@@ -44,6 +57,7 @@ class CourtEvents:
         for event in events:
             args = event.args
             if event.name == "JuryDrawn":
+                self.drawn += 1
                 seated = self.relayer in args["jurors"]
                 if self.state.record_jury(args["disputeId"], args["commitDeadline"], args["revealDeadline"], seated) \
                         and seated:

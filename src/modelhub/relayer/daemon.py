@@ -46,7 +46,7 @@ from ..rpc import JsonRpc
 from ..runtime import ModelRuntime
 from ..store import ModelStore, digest_to_cid
 from ..typed_data import Attestation
-from .chain_follower import ChainFollower
+from .chain_follower import ChainFollower, first_block_since
 from .court_events import CourtEvents
 from .file_fetcher import FileFetcher, shuffled
 from .fast.book import ReceiptBook
@@ -56,6 +56,7 @@ from .fast.channels import ChannelStore
 from .fast.settlement import Settlement
 from .juror import Juror
 from .metrics import RelayerMetrics
+from .model_cards import CardTolerances
 from .paid_requests import PaidRequests
 from .peers import RelayerEndpoints
 from .registered_files import RegisteredFiles
@@ -115,7 +116,8 @@ class Relayer:
         self.juror: Juror | None = None
         if court is not None:
             self.court_events = self.follower.add(CourtEvents(self.state, hub.address, self.metrics))
-            self.juror = Juror(hub, self.state, self.court_events, self.runtime, self.fetcher, self.files,
+            cards = CardTolerances(self.files.card_uri, self.fetcher, self.store, config.file_wait)
+            self.juror = Juror(hub, self.state, self.court_events, self.runtime, self.fetcher, self.files, cards,
                                self.metrics, config.jury_actions_per_round, lambda: self.stopping)
         # Request ids in a fulfillBatch in flight: GET /v1/requests/{id} waits for their outcome
         # instead of answering "settling" to a caller who saw the settlement on chain first.
@@ -143,6 +145,10 @@ class Relayer:
                 if _chain_unreachable(exc):
                     self.metrics.rpc_errors.inc()
                     log.warning("chain unreachable (%s); retrying in %.1fs", _first_line(exc), backoff)
+                elif _out_of_gas_money(exc):
+                    self.metrics.round_errors.inc()
+                    log.error("the account %s cannot pay for gas (%s): fund it; retrying in %.1fs", self.address,
+                              _first_line(exc), backoff)
                 else:
                     self.metrics.round_errors.inc()
                     log.exception("round failed; retrying in %.1fs (state is intact: nothing is lost)", backoff)
@@ -190,6 +196,28 @@ class Relayer:
             self._close_ended(call, request.status)
         if open_calls:
             log.info("recovered %d open calls from %s", len(open_calls), self.state.path)
+        if self.juror is not None and self.court_events.is_new():
+            self._backfill_court_events()
+
+    def _backfill_court_events(self) -> None:
+        """A state file from a relayer that predates the juror has its cursor past the disputes
+        opened before the upgrade: their court events are read once, from the blocks of the last
+        dispute window and vote periods (a dispute opened earlier and drawn on time has ended)."""
+        court = self.court_events
+        cursor = self.state.next_block
+        if cursor is None:  # a new state file: the follower reads the court from the start block
+            court.mark_complete()
+            return
+        from ape import chain
+
+        terms = self.hub.dispute_terms()
+        head = chain.blocks.head
+        since = head.timestamp - terms.dispute_window - terms.commit_period - terms.reveal_period
+        start = first_block_since(since, self.hub.deployment.start_block, head.number, _block_time)
+        if start < cursor:
+            log.info("this state file predates the juror: reading the dispute court's events of blocks %d-%d once",
+                     start, cursor - 1)
+        self.follower.backfill(court, start, court.mark_complete)
 
     def _close_ended(self, call: StoredCall, status: RequestStatus) -> None:
         if status is RequestStatus.FULFILLED and call.state is CallState.ANSWERED and self._fulfilled_by_us(call):
@@ -511,6 +539,13 @@ def _chain_unreachable(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _out_of_gas_money(exc: BaseException) -> bool:
+    """True if `exc` says this account cannot pay for a transaction's gas (Ape checks the balance
+    before sending; a node refuses with "insufficient funds"): no traceback helps with that."""
+    text = str(exc).lower()
+    return "exceeds account balance" in text or "insufficient funds for gas" in text
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
-"""Model files the relayer lacks, fetched in the background from the other registered relayers
-and the configured content-addressed sources (`--fetch-from`), each checked against its digest.
+"""Model files (and model cards) the relayer lacks, fetched in the background from the other
+registered relayers and the configured content-addressed sources (`--fetch-from`), each checked
+against its digest.
 
 `want(digest)` never blocks: it starts a fetch (one at a time per file, a few files at once) and
 says how the file's fetch stands; the daemon leaves the calls of a missing file to other relayers
@@ -96,18 +97,18 @@ class FileFetcher:
                 fetch.problem = str(error)
                 fetch.next_try = time.monotonic() + min(self.max_retry, self.min_retry * 2 ** (fetch.rounds - 1))
                 fetch.running = False
-            log.warning("could not fetch the model file %s (round %d): %s; trying again in %.0f s", cid,
+            log.warning("could not fetch the file %s (round %d): %s; trying again in %.0f s", cid,
                         fetch.rounds, error, fetch.retry_in)
             return
         except Exception:  # noqa: BLE001 -- a worker thread must not die silently; the next round retries
-            log.exception("fetching the model file %s failed unexpectedly", cid)
+            log.exception("fetching the file %s failed unexpectedly", cid)
             with self._lock:
                 fetch.running, fetch.next_try = False, time.monotonic() + self.max_retry
             return
         with self._lock:
             fetch.held, fetch.running, fetch.problem = True, False, None
         self.metrics.files_fetched.inc()
-        log.info("fetched the model file %s from %s (checked against its digest)", cid, source)
+        log.info("fetched the file %s from %s (checked against its digest)", cid, source)
 
     def _failed(self, fetch: FileFetch, source: Source, error: ModelFileUnavailableError) -> None:
         if isinstance(error, (DigestMismatchError, ArtifactTooLargeError)):

@@ -8,6 +8,7 @@ Routes (the first five are fixed by the public interface):
     POST /v1/artifacts                   200 {"cid", "digest", "size"}; 400 empty; 413 too large;
                                          415 multipart form (send the raw bytes); 403 code
                                          "not_registered": no model version has this digest
+                                         (as its file, or as its card's ipfs:// CID)
     GET  /v1/artifacts/{cid}             200 the bytes; 400 malformed CID; 404 unknown;
                                          500 the stored copy no longer matches its CID
     GET  /v1/requests/{requestId}        200 {"requestId", "status", "output", "outputHash",
@@ -39,8 +40,9 @@ Choices a client can rely on:
   an answer out before settlement could be read by anyone and the request left unpaid.
   While a call is not answered, those fields are null too.
 * Uploads: a file is stored only if its sha-256 is the digest of a registered model version
-  (registerModel / publishVersion first, then upload): nobody can fill the disk with files no
-  model uses. The size limit is the store's `max_size`.
+  (registerModel / publishVersion first, then upload), or that of the model card a version's
+  metadata URI names by content (`ipfs://<CID>`, raw sha2-256: jurors read its tolerance):
+  nobody can fill the disk with files no model uses. The size limit is the store's `max_size`.
   Rejected calls (status "rejecting" or "rejected") add `rejectReason` (the on-chain reason code)
   and `error` (why); dropped calls add `note` (how they ended without this relayer), and so do
   calls waiting for a model file the relayer is fetching (status "waiting").
@@ -231,8 +233,9 @@ class _Api:
             self.metrics.uploads_refused.labels(reason="not_registered").inc()
             raise _refused(refuse(
                 "not_registered", f"no model version on this deployment has the digest 0x{digest.hex()} "
-                f"({digest_to_cid(digest)}); this relayer stores only registered model files: register the model "
-                "(registerModel) or publish the version (publishVersion) first, then upload",
+                f"({digest_to_cid(digest)}), as its file or as its card (ipfs://CID); this relayer stores only "
+                "registered model files and cards: register the model (registerModel) or publish the version "
+                "(publishVersion) first, then upload",
                 digest="0x" + digest.hex()))
 
     def _check_upload_headers(self, request: web.Request) -> None:

@@ -22,10 +22,11 @@ from ..errors import (DisputeStateError, InferenceTimeoutError, ModelFileUnavail
 from ..runtime import ModelRuntime
 from ..store import digest_to_cid
 from ..typed_data import VOTE_OUTPUT_MATCHES, VOTE_OUTPUT_WRONG, vote_commitment
-from ..verdict import TolerancePolicy, Verdict, judge
+from ..verdict import Verdict, judge
 from .court_events import CourtEvents
 from .file_fetcher import FileFetcher
 from .metrics import RelayerMetrics
+from .model_cards import CardTolerances
 from .registered_files import RegisteredFiles
 from .state import JurorPart, RelayerState, StoredDispute
 
@@ -36,16 +37,17 @@ _NO_COMMITMENT = bytes(32)
 # Disputes looked at per step and round, at most: each costs its challenger a bond, so few are
 # open at once; those waiting for something (a file, a deadline) must not hide the others.
 _SCAN = 200
+WEIGHT_CHECK_ROUNDS = 600  # rounds between two reads of its pool weight with no court event (minutes)
 
 
 class Juror:
     """One relayer's jury duty on the deployment's court; `step` does one round's share."""
 
     def __init__(self, hub: Any, state: RelayerState, court: CourtEvents, runtime: ModelRuntime,
-                 fetcher: FileFetcher, files: RegisteredFiles, metrics: RelayerMetrics, actions_per_round: int,
-                 stopping: Callable[[], bool] = lambda: False) -> None:
+                 fetcher: FileFetcher, files: RegisteredFiles, cards: CardTolerances, metrics: RelayerMetrics,
+                 actions_per_round: int, stopping: Callable[[], bool] = lambda: False) -> None:
         self.hub, self.state, self.court, self.runtime = hub, state, court, runtime
-        self.fetcher, self.files, self.metrics = fetcher, files, metrics
+        self.fetcher, self.files, self.cards, self.metrics = fetcher, files, cards, metrics
         self.actions_per_round = actions_per_round
         self.stopping = stopping
         self.address = hub.address
@@ -53,14 +55,17 @@ class Juror:
         self.chain_time = 0
         self._claimed_through = -1  # court.resolved when it last claimed (-1: never, so at start)
         self._past_draw: set[int] = set()  # disputes drawn (by anyone) whose JuryDrawn is not read yet
-        self._waiting_for_file: set[int] = set()  # disputes whose wait for a model file was logged
+        self._waiting_for_file: set[int] = set()  # disputes whose wait for a file was logged
+        self._weight_checked_at = -1  # court.drawn + court.resolved when it last read its pool weight
+        self._rounds = 0
 
     def step(self, head: int, chain_time: int) -> int:
         """One round: draws, verdicts and commits, reveals, resolutions, then a claim if one may
         be due, at most `actions_per_round` of them; returns how many it did."""
         self.head, self.chain_time = head, chain_time
+        self._rounds += 1
         done = 0
-        for part in (self.draw, self.vote, self.commit, self.reveal, self.resolve, self.claim):
+        for part in (self.draw, self.vote, self.commit, self.reveal, self.resolve, self.claim, self.sync_weight):
             if self.stopping():
                 break
             done += part(self.actions_per_round - done)
@@ -128,22 +133,24 @@ class Juror:
         return done
 
     def _verdict(self, d: StoredDispute) -> Verdict | None:
-        """What the juror finds, or None while the model file is fetched; InferenceTimeoutError
-        when the model runs out of time (no verdict)."""
+        """What the juror finds under the version's tolerance, or None while the model file or
+        the version's card is fetched; InferenceTimeoutError when the model runs out of time
+        (no verdict)."""
         try:
             digest = self.files.digest(d.model_id, d.version) or self.hub.version_digest(d.model_id, d.version)
         except (UnknownModelError, UnknownVersionError) as error:
             return Verdict(VOTE_OUTPUT_WRONG, f"the attested model version does not exist ({error})")
         fetch = self.fetcher.want(digest)
-        if not fetch.held:
+        policy = self.cards.policy(d.model_id, d.version)  # its card's fetch starts with the file's
+        if not fetch.held or policy is None:
             if d.dispute_id not in self._waiting_for_file:
                 self._waiting_for_file.add(d.dispute_id)
-                log.info("dispute %d: waiting for the model file %s, which this relayer is fetching",
-                         d.dispute_id, digest_to_cid(digest))
+                log.info("dispute %d: waiting for %s, which this relayer is fetching", d.dispute_id,
+                         f"the model file {digest_to_cid(digest)}" if not fetch.held
+                         else f"the model card {self.files.card_uri(d.model_id, d.version)}")
             return None
         try:
-            # The default tolerance: a version's own (its model card) is not read yet.
-            return judge(self.runtime, digest, d.input, d.output, TolerancePolicy())
+            return judge(self.runtime, digest, d.input, d.output, policy)
         except ModelFileUnavailableError:
             return None  # the store lost the file: the fetcher gets it again
 
@@ -269,6 +276,30 @@ class Juror:
             return 1
         self.metrics.dispute_payouts.inc(amount)
         log.info("claimed %d base units of dispute payouts from the court", amount)
+        return 1
+
+    # ------------------------------------------------------------------ the pool weight
+
+    def sync_weight(self, budget: int) -> int:
+        """Keeps this relayer's weight in the jury pool what the registry's rule gives (its bond
+        while active, else 0). A bond changed or slashed while a draw was pending keeps its old
+        weight until someone syncs it, and the pool thaws only at a draw: so the weight is read
+        at start, after each draw or resolution seen, and every WEIGHT_CHECK_ROUNDS rounds (a new
+        minimum bond comes in force with no event); a stale one is synced once no draw is pending."""
+        events = self.court.drawn + self.court.resolved
+        if budget <= 0 or (events == self._weight_checked_at and self._rounds % WEIGHT_CHECK_ROUNDS):
+            return 0
+        self._weight_checked_at = events
+        weight = self.hub.pool_weight()
+        if not weight.stale or weight.frozen:
+            return 0  # up to date, or frozen: the draw that thaws it is seen, and it is read again
+        try:
+            synced = self.hub.sync_pool_weight()
+        except DisputeStateError:  # a challenge froze the pool since the read: its draw is seen
+            return 1
+        self.metrics.pool_weight_syncs.inc()
+        log.info("synced its weight in the jury pool: %d -> %d (its bond while active, else 0)", weight.weight,
+                 synced.weight)
         return 1
 
     # ------------------------------------------------------------------ helpers

@@ -100,6 +100,8 @@ class RelayerMetrics:
                                          "the race)", registry=r)
         self.dispute_payouts = Counter("modelhub_dispute_payouts_base_units", "Dispute payouts claimed from the "
                                        "court (rewards, awards), in token base units", registry=r)
+        self.pool_weight_syncs = Counter("modelhub_jury_pool_weight_syncs", "Syncs of this relayer's stale weight in "
+                                         "the jury pool (a bond changed while a draw was pending)", registry=r)
 
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format."""

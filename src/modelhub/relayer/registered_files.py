@@ -1,5 +1,6 @@
-"""Every published model version's file digest, learned from the registry's events: the fast
-path knows a model's files without an RPC, and uploads are taken only of registered files.
+"""Every published model version's file digest and model card URI, learned from the registry's
+events: the fast path knows a model's files without an RPC, the juror a version's card, and
+uploads are taken only of registered files (a model file, or a card named by its content).
 
 A consumer of the chain follower; a registration costs its sender a transaction.
 """
@@ -11,13 +12,15 @@ import time
 from typing import TYPE_CHECKING
 
 from ..contracts import REGISTRY
+from ..errors import InvalidContentIdError
+from .model_cards import card_digest
 
 if TYPE_CHECKING:
     from .chain_follower import ChainEvent, ChainFollower
 
 
 class RegisteredFiles:
-    """The digest of every published model version.
+    """The digest and card URI of every published model version.
 
     Memory: one entry per published version; each costs its publisher a transaction, so the
     size is bounded by what the chain's gas lets anyone publish. Thread-safe: the follower feeds
@@ -37,12 +40,19 @@ class RegisteredFiles:
         self.versions: dict[tuple[int, int], bytes] = {}  # (model id, version) -> sha-256
         self.latest: dict[int, int] = {}  # model id -> latest version
         self.digests: set[bytes] = set()
+        self.cards: dict[tuple[int, int], str] = {}  # (model id, version) -> its metadata URI
+        self.card_digests: set[bytes] = set()  # of the cards named by content (ipfs://CID)
 
     def knows(self, digest: bytes) -> bool:
-        return digest in self.digests
+        """Whether a file with this sha-256 is a version's model file or its content-addressed card."""
+        return digest in self.digests or digest in self.card_digests
 
     def digest(self, model_id: int, version: int) -> bytes | None:
         return self.versions.get((model_id, version))
+
+    def card_uri(self, model_id: int, version: int) -> str | None:
+        """The version's metadata URI ("" when it has none); None for a version not seen."""
+        return self.cards.get((model_id, version))
 
     def take(self, events: list[ChainEvent], start: int, end: int) -> None:
         with self._lock:
@@ -52,6 +62,11 @@ class RegisteredFiles:
                 digest = bytes.fromhex(event.args["artifactDigest"][2:])
                 self.versions[(model_id, version)] = digest
                 self.digests.add(digest)
+                uri = self.cards[(model_id, version)] = event.args["metadataURI"]
+                try:
+                    self.card_digests.add(card_digest(uri))
+                except InvalidContentIdError:
+                    pass  # not named by its content: no relayer stores it, no juror honours it
                 self.latest[model_id] = max(self.latest.get(model_id, 0), version)
             self._through = max(self._through, end)
 
