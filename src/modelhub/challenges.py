@@ -1,8 +1,8 @@
-"""Challenges that cost nothing when the court would refuse them: each is checked here and then
-rehearsed against the court itself (an eth_call) before the bond is approved and it is sent.
+"""Challenges of a kept fast call (kept.py): the file's own checks against this deployment, with
+a reason a person can act on, before `Hub.challenge_fast_call` rehearses it against the court.
 
-`Hub.challenge_request` / `Hub.challenge_fast_call` send at once (an approval first); these
-wrap them for the CLI and spot checks, so a refusal is one error and no gas spent.
+Every `Hub.challenge_*` rehearses as an eth_call before approving the bond, so a refusal costs
+nothing; what this adds is the kept call's own problems (another chain, a changed file).
 """
 
 from __future__ import annotations
@@ -11,23 +11,10 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from . import errors as e
 from .kept import KeptCall, KeptCallError
 from .results import DisputeCase
 
-__all__ = ["challenge_kept", "challenge_request", "kept_call_problem"]
-
-
-def challenge_request(hub: Any, request_id: int, output: bytes | None = None) -> DisputeCase:
-    """Challenges on-chain call `request_id` with the output bytes its relayer delivered
-    (`output`; default: fetched from that relayer and checked against the settled hash)."""
-    facts = hub.settled_call(request_id)
-    call = hub.requested_call(request_id)
-    if output is None:
-        output = hub.fetch_output(request_id).output_bytes
-    output = bytes(output)
-    _rehearse(hub, hub.court.challengeRequest, facts.as_tuple(), call.input, output)
-    return hub.challenge_request(request_id, output)
+__all__ = ["challenge_kept", "kept_call_problem"]
 
 
 def kept_call_problem(hub: Any, kept: KeptCall) -> str | None:
@@ -47,17 +34,5 @@ def challenge_kept(hub: Any, kept: KeptCall) -> DisputeCase:
     if problem:
         raise KeptCallError(f"the kept call {kept.call_hex} cannot be challenged: {problem}; the court "
                             "would refuse it, so nothing was sent (was the file changed after it was kept?)")
-    _rehearse(hub, hub.court.challengeReceipt, kept.receipt.as_tuple(), kept.receipt_signature,
-              kept.attestation.as_tuple(), kept.attestation_signature, kept.input, kept.output)
     return hub.challenge_fast_call(*kept.challenge_args())
 
-
-def _rehearse(hub: Any, method: Any, *args: Any) -> None:
-    """Runs a challenge as an eth_call from the challenger: the court's own checks, for free.
-    The court takes the bond last, so a revert for want of tokens or allowance (not approved
-    yet) means every check passed; the hub then approves the bond, or says it is short."""
-    try:
-        hub._simulate(method, *args)
-    except e.ContractRevertError as error:
-        if not error.error_name.startswith(("ERC20", "ExactTransfer_")):
-            raise

@@ -67,7 +67,8 @@ class DisputeMethods:
 
     def challenge_request(self, request_id: int, output: bytes | None = None) -> DisputeCase:
         """Challenges the attestation that settled on-chain call `request_id`, posting the
-        challenge bond (approving the court first if needed); returns the dispute opened.
+        challenge bond (approving the court first if needed; a challenge the court would refuse
+        raises its refusal and sends nothing); returns the dispute opened.
         `output` is the output bytes the relayer delivered (jurors compare theirs with them);
         by default they are fetched from that relayer and checked against the settled hash."""
         facts = self.settled_call(request_id)
@@ -80,13 +81,24 @@ class DisputeMethods:
                             attestation_signature: bytes, input_bytes: bytes, output: bytes) -> DisputeCase:
         """Challenges a fast call's attestation from what its caller kept: the receipt that paid
         for it and the caller's signature, the relayer's attestation and signature, and the
-        input and output bytes; posts the challenge bond. The receipt must be settled on chain."""
+        input and output bytes; posts the challenge bond (a challenge the court would refuse
+        raises its refusal and sends nothing). The receipt must be settled on chain."""
         return self._challenge(self.court.challengeReceipt, receipt.as_tuple(), bytes(receipt_signature),
                                attestation.as_tuple(), bytes(attestation_signature), bytes(input_bytes),
                                bytes(output))
 
     def _challenge(self, method: Any, *args: Any) -> DisputeCase:
+        """Rehearses the challenge as an eth_call first, so a challenge the court would refuse
+        raises its refusal having sent nothing (not even the bond's approval); then approves the
+        bond if needed and sends it."""
         court = self.court
+        try:
+            self._simulate(method, *args)
+        except e.ContractRevertError as error:
+            # The court takes the bond last: a token revert (short of tokens, or not approved
+            # yet) means every one of its own checks passed; _spend_tokens says which is short.
+            if not error.error_name.startswith(("ERC20", "ExactTransfer_")):
+                raise
         self._spend_tokens(court, self.dispute_terms().challenge_bond, "post as a challenge bond")
         tx = self._send(method, *args)
         return _case(self._event(tx, court.DisputeOpened))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import errors as e
-from .challenges import challenge_kept, challenge_request
+from .challenges import challenge_kept
 from .kept import KeptCall, KeptCallError, KeptCalls
 from .results import DisputeCase
 from .verdict import TolerancePolicy, Verdict, judge
@@ -139,7 +139,7 @@ class SpotChecker:
         if verdict.matches:
             return SpotCheck(verdict, verdict.reason)
         try:
-            case = challenge_request(self.hub, request.id, verified.output_bytes)
+            case = self.hub.challenge_request(request.id, verified.output_bytes)
         except e.ModelHubError as error:
             self.counts.note(f"request {request.id} was not challenged: {error}")
             return SpotCheck(verdict, f"not challenged: {error}", error=error)

@@ -105,8 +105,8 @@ def test_a_fast_call_is_challenged_from_what_its_caller_kept(kit, stranger_hub, 
     assert case.refund == PRICE and case.accused == active_relayer.address
 
 
-def test_refused_challenges_say_what_was_wrong(kit, stranger_hub, juror_hubs, caller_hub, fund, request_call, caller,
-                                               active_relayer, lie):
+def test_refused_challenges_say_what_was_wrong(kit, stranger, stranger_hub, juror_hubs, caller_hub, fund, request_call,
+                                               caller, active_relayer, lie):
     fund(caller, PRICE)
     pending = request_call(lie.model_id, PRICE)
     with pytest.raises(e.ChallengeRefusedError, match=r"has not settled \(pending\)"):
@@ -115,6 +115,7 @@ def test_refused_challenges_say_what_was_wrong(kit, stranger_hub, juror_hubs, ca
         stranger_hub.challenge_request(pending.request_id + 1, b"{}")
     call = kit.settle_fast(caller, active_relayer, lie.model_id, 1, PRICE, settle=False)
     stranger_hub.faucet(2 * PARAMS.challenge_bond)
+    sent = stranger.nonce
     with pytest.raises(e.ChallengeRefusedError, match="once its receipt is settled"):
         stranger_hub.challenge_fast_call(call.receipt, call.receipt_signature, call.attestation,
                                          call.attestation_signature, call.input, call.output)
@@ -124,6 +125,9 @@ def test_refused_challenges_say_what_was_wrong(kit, stranger_hub, juror_hubs, ca
     with pytest.raises(e.ChallengeRefusedError, match="give the exact bytes the relayer delivered"):
         stranger_hub.challenge_fast_call(call.receipt, call.receipt_signature, call.attestation,
                                          call.attestation_signature, call.input, call.output + b" ")
+    # Each refusal came from a rehearsal: nothing was sent, not even the bond's approval.
+    assert stranger.nonce == sent
+    assert stranger_hub.contracts.token.allowance(stranger.address, stranger_hub.court.address) == 0
     stranger_hub.challenge_request(lie.request_id, BAD_OUTPUT)
     with pytest.raises(e.ChallengeRefusedError, match="already disputed in dispute 1"):
         stranger_hub.challenge_request(lie.request_id, BAD_OUTPUT)

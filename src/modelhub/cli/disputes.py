@@ -81,7 +81,7 @@ def open_dispute(session: Session, request_id: int | None, output_file: Path | N
                  waiting: bool) -> None:
     """Challenge the attestation of call REQUEST_ID (paid on chain), of a fast call (--fast),
     or of the wrong calls spot checks found (--waiting), posting the challenge bond."""
-    from modelhub.challenges import challenge_kept, challenge_request
+    from modelhub.challenges import challenge_kept
     from modelhub.kept import KeptCalls
 
     if (request_id is not None) + (fast_call is not None) + waiting != 1:
@@ -96,7 +96,7 @@ def open_dispute(session: Session, request_id: int | None, output_file: Path | N
     if request_id is not None:
         request_id = _full_id(session, request_id)
         output = _output_file(session, request_id, output_file) if output_file else None
-        case = challenge_request(hub, request_id, output)
+        case = hub.challenge_request(request_id, output)
         _opened(session, case, f"request {request_id}")
         return
     store = KeptCalls.of(hub)
