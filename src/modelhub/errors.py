@@ -59,6 +59,15 @@ class InvalidContentIdError(ModelHubError):
     """A string or digest is not a Model Hub content id (CIDv1, raw codec, sha2-256)."""
 
 
+class InvalidModelCardError(ModelHubError, ValueError):
+    """A model card's bytes do not declare a tolerance jurors can read (too large, not a JSON
+    object, a malformed tolerance); `kind` names which, `reason` says what is wrong."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind, self.reason = kind, reason
+
+
 class ModelFileUnavailableError(ModelHubError):
     """Base of the errors of a model file a relayer cannot have: missing, damaged or too large
     (a relayer rejects the call for its model file)."""

@@ -58,6 +58,7 @@ from .session import FastSession
 from .spotcheck import SpotChecker
 from .store import ModelStore, digest_to_cid, file_digest
 from .typed_data import MIN_RECEIPT_PRICE, Attestation, Domain, Receipt
+from .verdict import card_uri, read_card
 
 __all__ = ["Hub"]
 
@@ -153,22 +154,29 @@ class Hub(DisputeMethods):
     # ------------------------------------------------------------------ uploaders
 
     def upload_model(self, path: str | Path, name: str, price: int, metadata_uri: str = "",
-                     store: ModelStore | None = None, relayer_url: str | None = None) -> Upload:
+                     store: ModelStore | None = None, relayer_url: str | None = None,
+                     card: bytes | str | Path | None = None) -> Upload:
         """Checks the ONNX file, stores it (locally and/or at a relayer), registers it as a new
         model at `price` per call. Without `store` and `relayer_url` the file is only
         registered: make it available to relayers yourself. Relayers store only files of
         registered versions, so the file goes to `relayer_url` right after the registration
-        (an unreachable relayer is found out before it)."""
-        data, digest, cid = self._prepare_artifact(path, store, relayer_url)
+        (an unreachable relayer is found out before it). `card` (its bytes or a path), instead
+        of `metadata_uri`: a model card jurors read its tolerance from (`verdict.read_card`),
+        checked first, named by its content (`verdict.card_uri`) and stored like the file."""
+        metadata_uri, card_data = _card_and_uri(metadata_uri, card)
+        data, digest, cid = self._prepare_artifact(path, store, relayer_url, card_data)
         registry = self.contracts.registry
         tx = self._send(registry.registerModel, name, digest, metadata_uri, price)
         model_id = self._event(tx, registry.ModelRegistered).modelId
-        self._post_registered(relayer_url, data, f"model {model_id} is registered")
+        self._post_registered(relayer_url, [data, card_data], f"model {model_id} is registered")
         return Upload(model_id, digest, cid)
 
     def publish_version(self, model_id: int, path: str | Path, metadata_uri: str = "",
-                        store: ModelStore | None = None, relayer_url: str | None = None) -> Published:
-        """Publishes a new file as the latest version of a model you own."""
+                        store: ModelStore | None = None, relayer_url: str | None = None,
+                        card: bytes | str | Path | None = None) -> Published:
+        """Publishes a new file as the latest version of a model you own (`card`: as for
+        `upload_model`)."""
+        metadata_uri, card_data = _card_and_uri(metadata_uri, card)
         owner = self._model_row(model_id)[0]
         if owner != self.address:
             # Checked before the upload: storing a file for a refused transaction wastes both.
@@ -176,11 +184,11 @@ class Hub(DisputeMethods):
                 f"{self.address} does not own model {model_id} (its owner is {owner}); only "
                 "its owner may publish versions"
             )
-        data, digest, cid = self._prepare_artifact(path, store, relayer_url)
+        data, digest, cid = self._prepare_artifact(path, store, relayer_url, card_data)
         registry = self.contracts.registry
         tx = self._send(registry.publishVersion, model_id, digest, metadata_uri)
         version = self._event(tx, registry.VersionPublished).version
-        self._post_registered(relayer_url, data, f"version {version} of model {model_id} is published")
+        self._post_registered(relayer_url, [data, card_data], f"version {version} of model {model_id} is published")
         return Published(version, digest, cid)
 
     def set_price(self, model_id: int, price: int) -> None:
@@ -781,13 +789,21 @@ class Hub(DisputeMethods):
     def versions_with_file(self, digest: bytes) -> list[tuple[int, int]]:
         """(model id, version) of every version whose file has `digest` (its sha-256), from the
         registry's events, oldest first."""
+        return [(model, version) for model, version, file, _ in self._published_versions() if file == bytes(digest)]
+
+    def versions_with_card(self, uri: str) -> list[tuple[int, int]]:
+        """(model id, version) of every version whose metadata URI is `uri` (a card named by its
+        content: `verdict.card_uri`), from the registry's events, oldest first."""
+        return [(model, version) for model, version, _, card in self._published_versions() if card == uri]
+
+    def _published_versions(self) -> list[tuple[int, int, bytes, str]]:
+        """(model id, version, file digest, metadata URI) of every published version, oldest first."""
         registry = self.contracts.registry
-        found = [(int(log.modelId), 1, bytes(log.artifactDigest), log.block_number)
+        found = [(log.block_number, int(log.modelId), 1, bytes(log.artifactDigest), str(log.metadataURI))
                  for log in self._logs(registry, "ModelRegistered")]
-        found += [(int(log.modelId), int(log.version), bytes(log.artifactDigest), log.block_number)
-                  for log in self._logs(registry, "VersionPublished")]
-        return [(model, version) for model, version, file, _ in sorted(found, key=lambda row: row[3])
-                if file == bytes(digest)]
+        found += [(log.block_number, int(log.modelId), int(log.version), bytes(log.artifactDigest),
+                   str(log.metadataURI)) for log in self._logs(registry, "VersionPublished")]
+        return [row[1:] for row in sorted(found, key=lambda row: row[0])]
 
     def model_file(self, model_id: int, version: int = 0, store: ModelStore | None = None,
                    sources: Sequence[str] = (), limits: Limits | None = None) -> bytes:
@@ -859,29 +875,34 @@ class Hub(DisputeMethods):
         owner, price, latest, active, name, uri = self._call(self.contracts.registry.getModel, model_id)
         return owner, int(price), int(latest), bool(active), name, uri
 
-    def _prepare_artifact(self, path: str | Path, store: ModelStore | None,
-                          relayer_url: str | None) -> tuple[bytes, bytes, str]:
-        """Reads and checks a model file, stores it locally if asked and checks that the relayer
-        answers; (data, digest, cid)."""
+    def _prepare_artifact(self, path: str | Path, store: ModelStore | None, relayer_url: str | None,
+                          card: bytes | None = None) -> tuple[bytes, bytes, str]:
+        """Reads and checks a model file, stores it (and its card, if any) locally if asked and
+        checks that the relayer answers; (data, digest, cid)."""
         data = read_model_file(path)
         digest = file_digest(data)
         if store is not None:
             store.put(data)
+            if card is not None:
+                store.put(card)
         if relayer_url is not None:
             RelayerClient(relayer_url).check_reachable()
         return data, digest, digest_to_cid(digest)
 
     @staticmethod
-    def _post_registered(relayer_url: str | None, data: bytes, done: str) -> None:
-        """Uploads a just-registered file to the relayer; a failure says what is done already."""
+    def _post_registered(relayer_url: str | None, files: Sequence[bytes | None], done: str) -> None:
+        """Uploads a just-registered version's files (its model file, its card) to the relayer;
+        a failure says what is done already."""
         if relayer_url is None:
             return
         try:
-            post_artifact(relayer_url, data)
+            for data in files:
+                if data is not None:
+                    post_artifact(relayer_url, data)
         except e.ArtifactUploadError as error:
             raise e.ArtifactUploadError(
-                f"{done}, but {error}; upload the file again (modelhub.relayer_client.post_artifact, or "
-                "POST /v1/artifacts) or to another relayer") from None
+                f"{done}, but {error}; upload it again (`modelhub models push FILE`, "
+                "modelhub.relayer_client.post_artifact, or POST /v1/artifacts) or to another relayer") from None
 
     def _spend_tokens(self, spender: Any, amount: int, purpose: str) -> None:
         """Checks the wallet holds `amount` tokens and approves `spender` for them if needed."""
@@ -1111,6 +1132,27 @@ class Hub(DisputeMethods):
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _card_and_uri(metadata_uri: str, card: bytes | str | Path | None) -> tuple[str, bytes | None]:
+    """(the metadata URI to register, the card's bytes): `metadata_uri` as given without a card;
+    with one, the URI naming its bytes, once they read as a card jurors can honour."""
+    if card is None:
+        return metadata_uri, None
+    if metadata_uri:
+        raise ValueError("give a model card or a metadata URI, not both: a card's URI is its content id")
+    name = f"the model card {card}" if isinstance(card, (str, Path)) else "the model card"
+    try:
+        data = Path(card).read_bytes() if isinstance(card, (str, Path)) else bytes(card)
+    except OSError as error:
+        raise e.InvalidModelCardError("unreadable", f"cannot read {name}: {error.strerror}") from None
+    try:
+        read_card(data)
+    except e.InvalidModelCardError as error:
+        raise e.InvalidModelCardError(error.kind, f"{name} cannot be registered: {error.reason}; fix it "
+                                      "first, since jurors would judge this version with the default "
+                                      "tolerance") from None
+    return card_uri(data), data
 
 
 def _address(account: Any) -> str:

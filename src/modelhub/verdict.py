@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import codec
-from .errors import (InferenceTimeoutError, InvalidInputError, ModelExecutionError, ModelFileError,
-                     OutputEncodingError)
+from .errors import (InferenceTimeoutError, InvalidContentIdError, InvalidInputError, InvalidModelCardError,
+                     ModelExecutionError, ModelFileError, OutputEncodingError)
+from .store import cid_to_digest, digest_to_cid, file_digest
 from .typed_data import VOTE_OUTPUT_MATCHES, VOTE_OUTPUT_WRONG
 
-__all__ = ["DEFAULT_TOLERANCE", "Tolerance", "TolerancePolicy", "Verdict", "compare_outputs",
-           "float_outputs", "judge"]
+__all__ = ["CARD_URI_SCHEME", "DEFAULT_TOLERANCE", "MAX_CARD_BYTES", "Tolerance", "TolerancePolicy", "Verdict",
+           "card_digest", "card_uri", "compare_outputs", "float_outputs", "judge", "read_card"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,46 @@ class TolerancePolicy:
                     raise ValueError(f'the {key} of output "{name}" must be a finite number >= 0, not {value!r}')
             outputs[str(name)] = Tolerance(float(values["atol"]), float(values["rtol"]))
         return cls(outputs=outputs)
+
+
+# --- a version's model card: where it declares its tolerance ------------------------------
+
+MAX_CARD_BYTES = 256 * 1024  # a tolerance takes a few dozen bytes; the card's prose fits too
+CARD_URI_SCHEME = "ipfs://"
+
+
+def card_uri(data: bytes) -> str:
+    """The metadata URI that names a card by its content: `ipfs://` and the CIDv1 (raw, sha2-256)
+    of its bytes, what `ipfs add --cid-version 1` gives a file of one block."""
+    return CARD_URI_SCHEME + digest_to_cid(file_digest(data))
+
+
+def card_digest(uri: str) -> bytes:
+    """The sha-256 of the card a content-addressed metadata URI (`card_uri`) names.
+    InvalidContentIdError saying why any other URI is not one (a CIDv0 or dag-pb CID hashes a
+    UnixFS node, not the bytes)."""
+    if not uri.startswith(CARD_URI_SCHEME):
+        raise InvalidContentIdError(f"{uri!r} does not name the card by its content (ipfs://<CID>)")
+    return cid_to_digest(uri[len(CARD_URI_SCHEME):])
+
+
+def read_card(data: bytes) -> TolerancePolicy:
+    """The tolerance policy a card's bytes declare, as every juror reads them: at most
+    MAX_CARD_BYTES of UTF-8 JSON, an object, its "tolerance" well formed (`from_card`).
+    InvalidModelCardError (kind "too large" or "malformed") saying what is wrong otherwise."""
+    if len(data) > MAX_CARD_BYTES:
+        raise InvalidModelCardError("too large", f"the card is {len(data)} bytes, more than the "
+                                    f"{MAX_CARD_BYTES} a juror reads")
+    try:
+        card = json.loads(bytes(data).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise InvalidModelCardError("malformed", f"the card is not JSON ({error})") from None
+    if not isinstance(card, dict):
+        raise InvalidModelCardError("malformed", "the card is not a JSON object")
+    try:
+        return TolerancePolicy.from_card(card)
+    except ValueError as error:
+        raise InvalidModelCardError("malformed", f"the card's tolerance is malformed: {error}") from None
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from modelhub.errors import InvalidContentIdError
 from modelhub.fetch import Limits, Source
 from modelhub.relayer.file_fetcher import FileFetcher
 from modelhub.relayer.metrics import RelayerMetrics
-from modelhub.relayer.model_cards import CardTolerances, card_digest
+from modelhub.relayer.model_cards import CardTolerances
 from modelhub.runtime import ModelRuntime
 from modelhub.store import ModelStore, digest_to_cid, file_digest
-from modelhub.verdict import DEFAULT_TOLERANCE, Tolerance, TolerancePolicy, judge
+from modelhub.verdict import DEFAULT_TOLERANCE, Tolerance, TolerancePolicy, card_digest, judge
 
 from tests.support.file_sources import FileSource
 

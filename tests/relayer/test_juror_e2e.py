@@ -20,7 +20,7 @@ from modelhub import codec
 from modelhub.contracts import DisputeOutcome, DisputePhase
 from modelhub.deployments import deploy, save_deployment
 from modelhub.devchain import advance_time
-from modelhub.hub import Hub, post_artifact
+from modelhub.hub import Hub
 from modelhub.runtime import ModelRuntime
 from modelhub.store import ModelStore, digest_to_cid, file_digest
 from modelhub.typed_data import VOTE_OUTPUT_MATCHES, VOTE_OUTPUT_WRONG, Attestation, vote_commitment
@@ -175,9 +175,9 @@ def test_a_looser_tolerance_its_content_addressed_card_declares_is_honoured_by_t
     relayer_hub.relayer_register("http://127.0.0.1:9", BOND)  # no daemon: its CPU "rounds otherwise" in this code
     # Two juror daemons: the jury of 3 sits with the 2 the pool has besides the accused.
     first, second = start_all(daemons(*JURORS[:2]))
-    model_id = uploader_hub.upload_model(DIABETES, "diabetes", PRICE, metadata_uri=CARD_URI).model_id
-    post_artifact(first.url, DIABETES.read_bytes())
-    post_artifact(first.url, CARD)  # a relayer stores a card a version names by content, like its file
+    # The card is registered by its content id and stored at a relayer with the file.
+    model_id = uploader_hub.upload_model(DIABETES, "diabetes", PRICE, card=CARD, relayer_url=first.url).model_id
+    assert uploader_hub.get_model(model_id).metadata_uri == CARD_URI
 
     request = caller_hub.request(model_id, DIABETES_INPUT, relayer=relayer_hub.address)
     call = caller_hub.requested_call(request.id)

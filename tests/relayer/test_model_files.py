@@ -160,7 +160,7 @@ def test_models_push_checks_the_file_against_the_chain_and_models_show_reads_its
     shown = json.loads(modelhub(chain, deployments_dir, "models", "show", str(model_id), "--json").stdout)
     assert shown["inputs"] == [] and "no source served the model file" in shown["fileProblem"]
     one_error_line(modelhub(chain, deployments_dir, "models", "push", str(DIABETES)), 1,
-                   "is the file of no model version on this deployment", "modelhub models upload")
+                   "is the file or card of no model version on this deployment", "modelhub models upload")
     one_error_line(modelhub(chain, deployments_dir, "models", "push", str(IRIS), "--model", str(model_id),
                             "--version", "2"), 1, f"model {model_id} has versions 1 to 1")
     diabetes = uploader_hub.upload_model(DIABETES, "diabetes", PRICE).model_id
@@ -190,6 +190,37 @@ def test_models_push_checks_the_file_against_the_chain_and_models_show_reads_its
     shown = json.loads(modelhub(chain, deployments_dir, "models", "show", str(model_id), "--json").stdout)
     assert shown["inputs"] == [{"name": "X", "type": "tensor(float)", "shape": ["N", 4]}]
     assert shown["fileProblem"] is None and shown["exampleInput"]["X"][0] == [5.1, 3.5, 1.4, 0.2]
+
+
+def test_a_card_given_with_its_version_is_checked_registered_by_content_and_pushed_like_a_file(
+        registered_relayer, relayer, second_relayer, chain, deployments_dir, tmp_path):
+    first = registered_relayer(relayer)
+    second = registered_relayer(second_relayer)
+    card = tmp_path / "card.json"
+    card.write_bytes(b'{"tolerance": {"progression": {"rtol": 0.01}}}')
+    card_cid = digest_to_cid(file_digest(card.read_bytes()))
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"tolerance": {"progression": {"rtol": "1%"}}}')
+
+    # A card jurors could not read, or a card beside a metadata URI, registers nothing.
+    one_error_line(modelhub(chain, deployments_dir, "models", "upload", str(DIABETES), "--name", "diabetes",
+                            "--price", "0.001", "--card", str(bad)), 1,
+                   f"the model card {bad} cannot be registered", "rtol of output \"progression\"")
+    assert modelhub(chain, deployments_dir, "models", "upload", str(DIABETES), "--name", "diabetes", "--price",
+                    "0.001", "--card", str(card), "--metadata-uri", "https://example.org").returncode == 2
+    assert json.loads(modelhub(chain, deployments_dir, "models", "list", "--json").stdout)["models"] == []
+
+    uploaded = modelhub(chain, deployments_dir, "models", "upload", str(DIABETES), "--name", "diabetes",
+                        "--price", "0.001", "--card", str(card), "--relayer", first.url, "--json")
+    assert uploaded.returncode == 0, uploaded.stderr
+    upload = json.loads(uploaded.stdout)
+    assert upload["metadataURI"] == f"ipfs://{card_cid}"
+    assert stored(first) == sorted([card_cid, upload["cid"]])  # the card went with the file
+
+    pushed = modelhub(chain, deployments_dir, "models", "push", str(card))
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"card.json is the card of model {upload['modelId']} version 1 ({card_cid})" in pushed.stdout
+    assert card_cid in stored(second)
 
 
 def test_the_endpoints_asked_for_files_follow_the_registry(deployment, chain, bond, relayer, second_relayer,

@@ -132,6 +132,49 @@ def test_a_file_that_is_not_onnx_is_refused_before_registering(uploader_hub, tmp
     assert uploader_hub.list_models() == []
 
 
+CARD = b'{"name": "iris", "tolerance": {"probabilities": {"atol": 0.001, "rtol": 0.0001}}}'
+
+
+def test_a_card_is_checked_registered_by_its_content_and_posted_with_the_file(
+        uploader_hub, store, artifact_server, tmp_path):
+    card_file = tmp_path / "card.json"
+    card_file.write_bytes(CARD)
+    upload = uploader_hub.upload_model(IRIS, "iris", PRICE, store=store, relayer_url=artifact_server["url"],
+                                       card=card_file)
+    card_cid = digest_to_cid(hashlib.sha256(CARD).digest())
+    model = uploader_hub.get_model(upload.model_id)
+    assert model.metadata_uri == "ipfs://" + card_cid
+    # Jurors fetch the card by that content id, so it must be where the file is.
+    assert store.get(card_cid) == CARD and artifact_server["store"].get(card_cid) == CARD
+    assert uploader_hub.versions_with_card(model.metadata_uri) == [(upload.model_id, 1)]
+
+    published = uploader_hub.publish_version(upload.model_id, DIABETES, card=CARD + b"\n")
+    assert uploader_hub.get_model(upload.model_id).metadata_uri == "ipfs://" + digest_to_cid(
+        hashlib.sha256(CARD + b"\n").digest())
+    assert published.version == 2
+
+
+@pytest.mark.parametrize("card, message", [
+    (b"not json", "the model card cannot be registered: the card is not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"tolerance": {"probabilities": {"atol": -1}}}', "tolerance is malformed"),
+    (b" " * (256 * 1024 + 1), "more than the 262144 a juror reads"),
+])
+def test_a_card_jurors_could_not_read_is_refused_before_registering(uploader_hub, store, card, message):
+    with pytest.raises(errors.InvalidModelCardError, match=message):
+        uploader_hub.upload_model(IRIS, "iris", PRICE, store=store, card=card)
+    assert uploader_hub.list_models() == []
+    assert not store.has(digest_to_cid(hashlib.sha256(IRIS.read_bytes()).digest()))
+
+
+def test_a_card_and_a_metadata_uri_together_are_refused(uploader_hub, iris, tmp_path):
+    with pytest.raises(ValueError, match="not both"):
+        uploader_hub.upload_model(IRIS, "iris", PRICE, "ipfs://card", card=CARD)
+    with pytest.raises(errors.InvalidModelCardError, match="cannot read the model card .*missing.json"):
+        uploader_hub.publish_version(iris.model_id, DIABETES, card=tmp_path / "missing.json")
+    assert uploader_hub.get_model(iris.model_id).latest_version == 1
+
+
 def test_publish_version_makes_the_new_file_the_latest(uploader_hub, iris, store):
     version, digest, cid = uploader_hub.publish_version(iris.model_id, DIABETES, "ipfs://v2", store=store)
     model = uploader_hub.get_model(iris.model_id)

@@ -40,28 +40,58 @@ def _store(folder: Path | None):
     return ModelStore(folder)
 
 
+def _card_option(f: Any) -> Any:
+    return click.option(
+        "--card", type=FILE,
+        help="The version's model card (JSON; may declare the jurors' tolerance for float outputs): "
+             "checked, registered by its content id (ipfs://CID) instead of --metadata-uri, stored "
+             "like the file.")(f)
+
+
+def _card_uri(card: Path | None, metadata_uri: str) -> str:
+    """The metadata URI a version gets: --metadata-uri, or the content URI of --card (the hub
+    checks the card itself before registering)."""
+    if card is None:
+        return metadata_uri
+    if metadata_uri:
+        raise click.UsageError("give --card or --metadata-uri, not both: a card's URI is its content id")
+    from ..verdict import card_uri
+
+    return card_uri(card.read_bytes())
+
+
+def _card_line(card: Path | None, uri: str, relayer_url: str | None) -> str:
+    if card is None:
+        return ""
+    where = "" if relayer_url else f"; upload it to relayers with `modelhub models push {card}`"
+    return f"\n  card: {uri}{where}"
+
+
 @hub_command(models, epilog=AMOUNTS_HELP)
 @click.argument("file", type=FILE)
 @click.option("--name", required=True, help="The model's name.")
 @click.option("--price", type=AMOUNT, required=True, help="Price per call (0 = free).")
 @click.option("--metadata-uri", default="", help="URI of the model card.")
+@_card_option
 @_storage_options
-def upload(session: Session, file: Path, name: str, price, metadata_uri: str,
+def upload(session: Session, file: Path, name: str, price, metadata_uri: str, card: Path | None,
            relayer_url: str | None, store: Path | None) -> None:
     """Register the ONNX model FILE as a new model, at --price per call.
 
     Without --relayer or --store the file is only registered: make it available to relayers
-    yourself (its content id is printed).
+    yourself (its content id is printed; `modelhub models push FILE` uploads it to every
+    active relayer).
     """
     hub = session.hub
     base = session.base(price)
+    uri = _card_uri(card, metadata_uri)
     result = hub.upload_model(file, name, base, metadata_uri, store=_store(store),
-                              relayer_url=relayer_url)
+                              relayer_url=relayer_url, card=card)
     session.emit(
         {"modelId": result.model_id, "version": 1, "name": name, "price": session.money_json(base),
-         "digest": "0x" + result.digest.hex(), "cid": result.cid, "owner": hub.address},
+         "digest": "0x" + result.digest.hex(), "cid": result.cid, "owner": hub.address, "metadataURI": uri},
         f"Registered model {result.model_id} ({name}) at {session.money(base)} per call\n"
-        f"  version 1: {result.cid} (sha-256 0x{result.digest.hex()})",
+        f"  version 1: {result.cid} (sha-256 0x{result.digest.hex()})" + _card_line(card, uri, relayer_url),
     )
 
 
@@ -257,14 +287,16 @@ def _shape_text(tensor: dict) -> str:
 @click.option("--version", "version", type=click.IntRange(1), help="With --model: the version the file is.")
 def push(session: Session, file: Path, relayers: tuple[str, ...], model_id: int | None,
          version: int | None) -> None:
-    """Upload the file of an existing model version to relayers.
+    """Upload the file, or the model card, of an existing model version to relayers.
 
-    FILE's sha-256 is checked against the digests on chain first: it must be the file of a
-    version of --model (of that --version), or of some model. Relayers store only registered
-    files and fetch missing ones from each other, so one relayer holding it is enough for all.
+    FILE's sha-256 is checked against the chain first: it must be the file of a version of
+    --model (of that --version), or of some model, or the card a version names by its content
+    (registered with --card). Relayers store only registered files and fetch missing ones from
+    each other, so one relayer holding it is enough for all.
     """
     from ..relayer_client import RelayerClient
     from ..store import digest_to_cid, file_digest
+    from ..verdict import card_uri
 
     if version is not None and model_id is None:
         raise click.UsageError("--version needs --model: the model whose version FILE is")
@@ -272,7 +304,10 @@ def push(session: Session, file: Path, relayers: tuple[str, ...], model_id: int 
     data = file.read_bytes()
     digest = file_digest(data)
     what = f"{file.name} (sha-256 0x{digest.hex()}, {digest_to_cid(digest)})"
-    matches = _versions_of(hub, digest, what, model_id, version)
+    matches = [(m, v) for m, v in hub.versions_with_card(card_uri(data))
+               if model_id in (None, m) and version in (None, v)]
+    kind = "card" if matches else "file"
+    matches = matches or _versions_of(hub, digest, what, model_id, version)
     targets = _push_targets(hub, relayers)
     results = []
     for address, url in targets:
@@ -291,7 +326,7 @@ def push(session: Session, file: Path, relayers: tuple[str, ...], model_id: int 
     session.emit(
         {"digest": "0x" + digest.hex(), "cid": digest_to_cid(digest),
          "versions": [{"modelId": m, "version": v} for m, v in matches], "relayers": results},
-        "\n".join([f"{file.name} is the file of {versions} ({digest_to_cid(digest)})"]
+        "\n".join([f"{file.name} is the {kind} of {versions} ({digest_to_cid(digest)})"]
                   + [f"  {'stored at' if r['stored'] else 'NOT stored at'} {r['relayer']} {r['url']}"
                      for r in results]))
 
@@ -303,9 +338,9 @@ def _versions_of(hub: Any, digest: bytes, what: str, model_id: int | None,
     if model_id is None:
         matches = hub.versions_with_file(digest)
         if not matches:
-            raise HubError(f"{what} is the file of no model version on this deployment; register it with "
-                           "`modelhub models upload FILE` or publish it as a new version with `modelhub models "
-                           "publish ID FILE`")
+            raise HubError(f"{what} is the file or card of no model version on this deployment; register it "
+                           "with `modelhub models upload FILE` (a card: `--card FILE`) or publish it as a new "
+                           "version with `modelhub models publish ID FILE`")
         return matches
     model = hub.get_model(model_id)
     if version is not None:
@@ -339,16 +374,18 @@ def _push_targets(hub: Any, relayers: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.argument("model_id", type=MODEL)
 @click.argument("file", type=FILE)
 @click.option("--metadata-uri", default="", help="URI of this version's model card.")
+@_card_option
 @_storage_options
-def publish(session: Session, model_id: int, file: Path, metadata_uri: str,
+def publish(session: Session, model_id: int, file: Path, metadata_uri: str, card: Path | None,
             relayer_url: str | None, store: Path | None) -> None:
     """Publish the ONNX model FILE as the latest version of model MODEL_ID (owner only)."""
+    uri = _card_uri(card, metadata_uri)
     result = session.hub.publish_version(model_id, file, metadata_uri, store=_store(store),
-                                         relayer_url=relayer_url)
+                                         relayer_url=relayer_url, card=card)
     session.emit(
         {"modelId": model_id, "version": result.version, "digest": "0x" + result.digest.hex(),
-         "cid": result.cid},
-        f"Published version {result.version} of model {model_id}: {result.cid}",
+         "cid": result.cid, "metadataURI": uri},
+        f"Published version {result.version} of model {model_id}: {result.cid}" + _card_line(card, uri, relayer_url),
     )
 
 

@@ -12,33 +12,19 @@ why. A card held is read once per digest.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidContentIdError, ModelFileUnavailableError
-from ..store import ModelStore, cid_to_digest
-from ..verdict import TolerancePolicy
+from ..errors import InvalidContentIdError, InvalidModelCardError, ModelFileUnavailableError
+from ..store import ModelStore
+from ..verdict import TolerancePolicy, card_digest, read_card
 
 if TYPE_CHECKING:
     from .file_fetcher import FileFetcher
 
 log = logging.getLogger("modelhub.relayer")
-
-MAX_CARD_BYTES = 256 * 1024  # a tolerance takes a few dozen bytes; the card's prose fits too
-IPFS = "ipfs://"
-
-
-def card_digest(uri: str) -> bytes:
-    """The sha-256 of the card a content-addressed metadata URI names: `ipfs://` and a CIDv1 with
-    codec raw and a sha2-256 multihash (what `ipfs add --cid-version 1` gives a file of one
-    block), whose digest is the sha-256 of the card's bytes. InvalidContentIdError saying why
-    any other URI is not one (a CIDv0 or dag-pb CID hashes a UnixFS node, not the bytes)."""
-    if not uri.startswith(IPFS):
-        raise InvalidContentIdError(f"{uri!r} does not name the card by its content (ipfs://<CID>)")
-    return cid_to_digest(uri[len(IPFS):])
 
 
 class CardTolerances:
@@ -82,19 +68,10 @@ class CardTolerances:
         return policy
 
     def _read(self, uri: str, data: bytes) -> TolerancePolicy:
-        if len(data) > MAX_CARD_BYTES:
-            return self._default(uri, "too large",
-                                 f"the card is {len(data)} bytes, more than the {MAX_CARD_BYTES} a juror reads")
         try:
-            card = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as error:
-            return self._default(uri, "malformed", f"the card is not JSON ({error})")
-        if not isinstance(card, dict):
-            return self._default(uri, "malformed", "the card is not a JSON object")
-        try:
-            policy = TolerancePolicy.from_card(card)
-        except ValueError as error:
-            return self._default(uri, "malformed", f"the card's tolerance is malformed: {error}")
+            policy = read_card(data)
+        except InvalidModelCardError as error:
+            return self._default(uri, error.kind, error.reason)
         if policy.outputs:
             log.info("model card %s: judged with the tolerance it declares for %s", uri, ", ".join(
                 f"{name} (atol {t.atol:g}, rtol {t.rtol:g})" for name, t in sorted(policy.outputs.items())))

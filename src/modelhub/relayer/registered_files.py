@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..contracts import REGISTRY
 from ..errors import InvalidContentIdError
-from .model_cards import card_digest
+from ..verdict import card_digest
 
 if TYPE_CHECKING:
     from .chain_follower import ChainEvent, ChainFollower
