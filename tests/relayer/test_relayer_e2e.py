@@ -188,12 +188,16 @@ def test_two_relayers_on_the_same_calls_settle_each_call_once(start_relayer, bon
     model_id = upload_registered(uploader_hub, first.url, IRIS, "iris", PRICE)
     # The second relayer does not hold the model file: it fetches it from the first and checks it.
     second = start_relayer("--fetch-from", first.url, account="TEST::7", name="b")
-    ids = [caller_hub.request(model_id, IRIS_INPUT).id for _ in range(10)]
+    ids = [caller_hub.request(model_id, IRIS_INPUT, file_from=first.url).id for _ in range(10)]
 
     wait_until(lambda: all(caller_hub.get_request(i).status is RequestStatus.FULFILLED for i in ids),
                timeout=120, what="every call to be fulfilled")
-    wait_until(lambda: all(relayer_state(r, i) in ("settled", "dropped") for r in (first, second) for i in ids),
-               what="both relayers to close every call")
+    closed = lambda: all(relayer_state(r, i) in ("settled", "dropped") for r in (first, second) for i in ids)
+    try:
+        wait_until(closed, what="both relayers to close every call")
+    except AssertionError as timeout:  # say which calls stayed open where, and what each relayer logged
+        raise AssertionError(f"{timeout}; open: {_open_calls((first, second), ids)}\n"
+                             f"--- relayer a\n{first.log()[-4000:]}\n--- relayer b\n{second.log()[-4000:]}") from None
 
     settled_first, settled_second = _settled(first), _settled(second)
     assert settled_first | settled_second == set(ids)
@@ -219,6 +223,11 @@ def _run_directly(model: Path, inputs: dict) -> dict:
 
 def _settled(relayer: RelayerProcess) -> set[int]:
     return {i for i, (state, _, _) in relayer.calls().items() if state == "settled"}
+
+
+def _open_calls(relayers, ids) -> dict[str, dict[int, str | None]]:
+    return {r.url: {i: relayer_state(r, i) for i in ids if relayer_state(r, i) not in ("settled", "dropped")}
+            for r in relayers}
 
 
 def relayer_state(relayer: RelayerProcess, request_id: int) -> str | None:
