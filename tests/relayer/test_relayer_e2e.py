@@ -14,6 +14,7 @@ from modelhub import codec
 from modelhub.contracts import RequestStatus
 from modelhub.errors import CallRejectedError
 from modelhub.hub import Hub, encode_input
+from modelhub.relayer.state import CallState
 from modelhub.typed_data import Attestation, recover_signer
 
 from tests.support.relayers import RelayerProcess, upload_registered, wait_until
@@ -192,16 +193,12 @@ def test_two_relayers_on_the_same_calls_settle_each_call_once(start_relayer, bon
 
     wait_until(lambda: all(caller_hub.get_request(i).status is RequestStatus.FULFILLED for i in ids),
                timeout=120, what="every call to be fulfilled")
-    def closed() -> bool:
-        return all(relayer_state(r, i) in ("settled", "dropped") for r in (first, second) for i in ids)
-
-    try:
-        # The loser of each race closes the call at its next settlement, or once it fetched the
-        # file; on a loaded machine that may wait out a retry backoff (up to 60 s) first.
-        wait_until(closed, timeout=180, what="both relayers to close every call")
-    except AssertionError as timeout:  # say which calls stayed open where, and what each relayer logged
-        raise AssertionError(f"{timeout}; open: {_open_calls((first, second), ids)}\n"
-                             f"--- relayer a\n{first.log()[-4000:]}\n--- relayer b\n{second.log()[-4000:]}") from None
+    # The loser of each race closes the call at its next settlement, or once it fetched the file;
+    # on a loaded machine that may wait out a retry backoff (up to 60 s) first.
+    wait_until(lambda: not _open_calls((first, second), ids), timeout=180,
+               what="both relayers to close every call",
+               explain=lambda: f"open: {_open_calls((first, second), ids)}\n--- relayer a\n{first.log()[-4000:]}"
+                               f"\n--- relayer b\n{second.log()[-4000:]}")
 
     settled_first, settled_second = _settled(first), _settled(second)
     assert settled_first | settled_second == set(ids)
@@ -230,8 +227,12 @@ def _settled(relayer: RelayerProcess) -> set[int]:
 
 
 def _open_calls(relayers, ids) -> dict[str, dict[int, str | None]]:
-    return {r.url: {i: relayer_state(r, i) for i in ids if relayer_state(r, i) not in ("settled", "dropped")}
-            for r in relayers}
+    """Per relayer, the calls among `ids` its state file holds open (None: not seen at all)."""
+    found = {}
+    for relayer in relayers:
+        states = {i: row[0] for i, row in relayer.calls().items()}
+        found[relayer.url] = {i: states.get(i) for i in ids if i not in states or CallState(states[i]).open}
+    return {url: calls for url, calls in found.items() if calls}
 
 
 def relayer_state(relayer: RelayerProcess, request_id: int) -> str | None:

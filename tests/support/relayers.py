@@ -138,11 +138,12 @@ def upload_registered(hub, relayer_url: str, path: Path, name: str, price: int) 
     return model_id
 
 
-def wait_until(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+def wait_until(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition", explain=None):
+    """Polls `predicate` until it is truthy; on a timeout, `explain()` (if given) adds what was seen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"; {explain()}" if explain else ""))
